@@ -1,0 +1,224 @@
+// Package state keeps processor state in Pebble: order-preserving key
+// encodings, a counter merge operator, input offsets committed in the same
+// batch as the data they produced, and range iteration.
+//
+// Key space: the byte 0x00 opens the store's own metadata (offsets); every
+// other first byte belongs to a processor table. Processors choose their
+// table bytes and key layouts; see their packages.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.opentelemetry.io/otel/metric"
+)
+
+const (
+	metaTable  byte = 0x00
+	offsetsTag byte = 'o'
+)
+
+type cfg struct {
+	fs            vfs.FS
+	cacheSize     int64
+	logger        *slog.Logger
+	meterProvider metric.MeterProvider
+}
+
+// Opt configures Open.
+type Opt interface{ apply(*cfg) }
+
+type opt func(*cfg)
+
+func (o opt) apply(c *cfg) { o(c) }
+
+// WithFS stores the data on fs instead of the operating system's disk
+// (vfs.NewMem() in tests).
+func WithFS(fs vfs.FS) Opt { return opt(func(c *cfg) { c.fs = fs }) }
+
+// WithCacheSize sets the block cache size in bytes (default 64 MiB).
+func WithCacheSize(n int64) Opt { return opt(func(c *cfg) { c.cacheSize = n }) }
+
+// WithLogger logs Pebble's background events at debug level (default: discard).
+func WithLogger(l *slog.Logger) Opt { return opt(func(c *cfg) { c.logger = l }) }
+
+// Store is a Pebble database of processor state. It is safe for concurrent
+// use. The caller closes it.
+type Store struct {
+	db      *pebble.DB
+	dir     string
+	metrics metric.Registration
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts ...Opt) (*Store, error) {
+	c := cfg{cacheSize: 64 << 20, logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if c.cacheSize <= 0 {
+		return nil, fmt.Errorf("state: cache size %d must be positive", c.cacheSize)
+	}
+	cache := pebble.NewCache(c.cacheSize)
+	defer cache.Unref()
+	po := &pebble.Options{
+		FS:                          c.fs,
+		Cache:                       cache,
+		Merger:                      counterMerger,
+		MemTableSize:                32 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{c.logger},
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %q: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir}
+	if c.meterProvider != nil {
+		if s.metrics, err = s.instrument(c.meterProvider); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close flushes nothing extra (committed batches are already in the WAL)
+// and releases the store. Pending batches must be committed or closed first.
+func (s *Store) Close() error {
+	if s.metrics != nil {
+		_ = s.metrics.Unregister()
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("state: close %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Dir is the directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+// DiskUsage is the number of bytes the store occupies on disk.
+func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+
+func offsetKey(dst []byte, topic string, partition int32) []byte {
+	dst = append(dst, metaTable, offsetsTag)
+	dst = append(dst, topic...)
+	dst = append(dst, 0)
+	return AppendUint32(dst, uint32(partition))
+}
+
+// Offset returns the next offset to consume from topic/partition as
+// recorded by the last committed batch, and false when none was recorded.
+func (s *Store) Offset(topic string, partition int32) (int64, bool, error) {
+	v, closer, err := s.db.Get(offsetKey(nil, topic, partition))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("state: read offset %s/%d: %w", topic, partition, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("state: offset %s/%d has %d bytes, want 8", topic, partition, len(v))
+	}
+	return Int64(v, 0), true, nil
+}
+
+// Scan calls fn for every key in [lower, upper) in order; a nil upper
+// means no bound. The slices passed to fn are valid only during the call.
+// An error from fn stops the scan and is returned.
+func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("state: scan: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	return nil
+}
+
+// NewBatch starts an atomic batch of writes. The caller commits or closes it.
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+
+// Batch is a set of writes applied atomically by Commit. It is not safe
+// for concurrent use.
+type Batch struct {
+	b   *pebble.Batch
+	key []byte
+}
+
+// Merge adds the counter vector value (see AppendCounters) to key.
+func (b *Batch) Merge(key, value []byte) error { return b.b.Merge(key, value, nil) }
+
+// Set writes value under key.
+func (b *Batch) Set(key, value []byte) error { return b.b.Set(key, value, nil) }
+
+// Delete removes key.
+func (b *Batch) Delete(key []byte) error { return b.b.Delete(key, nil) }
+
+// SetOffset records that the batch reflects every input record of
+// topic/partition before offset next.
+func (b *Batch) SetOffset(topic string, partition int32, next int64) error {
+	b.key = offsetKey(b.key[:0], topic, partition)
+	return b.b.Set(b.key, AppendInt64(nil, next), nil)
+}
+
+// Len is the number of operations in the batch.
+func (b *Batch) Len() int { return int(b.b.Count()) }
+
+// Commit applies the batch atomically and releases it. Without sync the
+// write reaches the WAL in the OS page cache: it survives a process crash,
+// not a machine crash (then the offsets roll back with the data, and the
+// records are consumed again from Kafka).
+func (b *Batch) Commit(sync bool) error {
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	err := b.b.Commit(wo)
+	if cerr := b.b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("state: commit: %w", err)
+	}
+	return nil
+}
+
+// Close releases an uncommitted batch, discarding its writes.
+func (b *Batch) Close() error { return b.b.Close() }
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}
