@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/generate"
+)
+
+func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("generate", "Generates seeded, realistic listen events: Zipf song popularity, artists owning\n"+
+		"songs, users around real cities, optionally a live-drop burst and malformed\n"+
+		"lines. Writes JSON lines to --out, or produces them to Kafka when --out is not\n"+
+		"given. The same flags always give the same events.", stderr)
+	var cfg generate.Config
+	fs.Int64Var(&cfg.Seed, "seed", generate.DefaultSeed, "random seed")
+	fs.IntVar(&cfg.Events, "events", generate.DefaultEvents, "number of events")
+	fs.IntVar(&cfg.Users, "users", generate.DefaultUsers, "distinct users")
+	fs.IntVar(&cfg.Artists, "artists", generate.DefaultArtists, "artists")
+	fs.IntVar(&cfg.Songs, "songs", generate.DefaultSongs, "songs")
+	start := fs.String("start", generate.DefaultStart.Format(time.RFC3339), "event time of the first event (RFC 3339)")
+	fs.DurationVar(&cfg.Span, "span", generate.DefaultSpan, "event-time span of the events")
+	fs.Float64Var(&cfg.MalformedRate, "malformed-rate", 0, "fraction of malformed lines, e.g. 0.005")
+	fs.BoolVar(&cfg.LiveDrop, "live-drop", false, "add a live-drop burst in the middle of the stream")
+	fs.IntVar(&cfg.LiveDropListeners, "live-drop-listeners", generate.DefaultLiveDropListeners, "distinct listeners of the live drop")
+	rate := fs.Float64("rate", 0, "events per second; 0 is as fast as possible")
+	out := fs.String("out", "", "write JSON lines to this file (- is stdout) instead of producing to Kafka")
+	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers, when --out is not given")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339, *start)
+	if err != nil {
+		return usageErrorf(fs, "--start: %s", err)
+	}
+	cfg.Start = t
+	if *rate < 0 {
+		return usageErrorf(fs, "--rate must not be negative")
+	}
+	g, err := generate.New(cfg)
+	if err != nil {
+		return usageErrorf(fs, "%s", err)
+	}
+	pace := newPacer(*rate)
+	if *out != "" {
+		return generateToFile(ctx, g, cfg.Events, pace, *out, stdout)
+	}
+	bs := splitBrokers(*brokers)
+	if len(bs) == 0 {
+		return usageErrorf(fs, "--brokers is empty")
+	}
+	cl, err := kgo.NewClient(producerOpts(bs)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	p := newProducer(cl, stderr, "generate")
+	var line []byte
+	for i := 0; i < cfg.Events && ctx.Err() == nil; i++ {
+		pace.wait(ctx, i)
+		line, _ = g.Next(line[:0])
+		p.produce(ctx, line)
+	}
+	return errors.Join(ctx.Err(), p.finish(context.WithoutCancel(ctx)))
+}
+
+func generateToFile(ctx context.Context, g *generate.Generator, n int, pace *pacer, path string, stdout io.Writer) error {
+	w := stdout
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var line []byte
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		pace.wait(ctx, i)
+		line, _ = g.Next(line[:0])
+		line = append(line, '\n')
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if f, ok := w.(*os.File); ok && path != "-" {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", path, err)
+		}
+	}
+	return ctx.Err()
+}
+
+// pacer spaces events to a rate; a zero rate does not wait.
+type pacer struct {
+	rate  float64
+	start time.Time
+}
+
+func newPacer(rate float64) *pacer { return &pacer{rate: rate, start: time.Now()} }
+
+// wait blocks until event i is due.
+func (p *pacer) wait(ctx context.Context, i int) {
+	if p.rate == 0 {
+		return
+	}
+	due := p.start.Add(time.Duration(float64(i) / p.rate * float64(time.Second)))
+	if d := time.Until(due); d > time.Millisecond {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}

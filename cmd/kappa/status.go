@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// partitionCheckRecords is how many of the newest records per partition
+// status reads to check the producers' partitioning.
+const partitionCheckRecords = 100
+
+func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", "Shows the topics, the consumer groups of a version with their lag per\n"+
+		"partition, the state store sizes, and warns when recent records of listens sit in\n"+
+		"a partition their key does not hash to (murmur2, as the Java client).", stderr)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
+	data := fs.String("data", "./kappa-data", "data directory of the local instance (for store sizes)")
+	version := fs.String("version", "v1", "topology version")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	bs := splitBrokers(*brokers)
+	if len(bs) == 0 {
+		return usageErrorf(fs, "--brokers is empty")
+	}
+	if !versionRE.MatchString(*version) {
+		return usageErrorf(fs, "--version %q: want v1, v2, …", *version)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bs...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	fmt.Fprintf(stdout, "brokers %s, version %s\n\n", *brokers, *version)
+	if err := printTopics(ctx, stdout, adm); err != nil {
+		return err
+	}
+	group := "kappa." + *version + ".rollups"
+	if err := printGroupLag(ctx, stdout, adm, group); err != nil {
+		return err
+	}
+	printStores(stdout, filepath.Join(*data, *version))
+	return checkPartitioning(ctx, stdout, bs, adm)
+}
+
+func printTopics(ctx context.Context, w io.Writer, adm *kadm.Client) error {
+	starts, err := adm.ListStartOffsets(ctx, topicListens, topicDLQ)
+	if err != nil {
+		return fmt.Errorf("list offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topicListens, topicDLQ)
+	if err != nil {
+		return fmt.Errorf("list offsets: %w", err)
+	}
+	for _, t := range []string{topicListens, topicDLQ} {
+		var records int64
+		parts := 0
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Topic != t || o.Err != nil {
+				return
+			}
+			parts++
+			s, _ := starts.Lookup(t, o.Partition)
+			records += o.Offset - s.Offset
+		})
+		if parts == 0 {
+			fmt.Fprintf(w, "topic %-12s missing\n", t)
+			continue
+		}
+		fmt.Fprintf(w, "topic %-12s %3d partitions %12d records\n", t, parts, records)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+func printGroupLag(ctx context.Context, w io.Writer, adm *kadm.Client, group string) error {
+	lags, err := adm.Lag(ctx, group)
+	if err != nil {
+		return fmt.Errorf("group %s: %w", group, err)
+	}
+	l, ok := lags[group]
+	if !ok || l.State == "Dead" {
+		fmt.Fprintf(w, "group %s: not found (nothing has run this version yet)\n\n", group)
+		return nil
+	}
+	if l.Error() != nil {
+		return fmt.Errorf("group %s: %w", group, l.Error())
+	}
+	fmt.Fprintf(w, "group %s: %s, %d member(s)\n", group, l.State, len(l.Members))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "topic\tpartition\tcommitted\tend\tlag\tmember\t")
+	var total int64
+	for _, ml := range l.Lag.Sorted() {
+		member := "-"
+		if ml.Member != nil {
+			member = ml.Member.ClientID
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t\n", ml.Topic, ml.Partition, ml.Commit.At, ml.End.Offset, ml.Lag, member)
+		total += ml.Lag
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "total lag %d\n\n", total)
+	return nil
+}
+
+func printStores(w io.Writer, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		fmt.Fprintf(w, "stores in %s: none (%s)\n\n", dir, err)
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		var size int64
+		_ = filepath.WalkDir(filepath.Join(dir, e.Name()), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if info, err := d.Info(); err == nil {
+					size += info.Size()
+				}
+			}
+			return nil
+		})
+		fmt.Fprintf(w, "store %-10s %10.1f MiB  %s\n", e.Name(), float64(size)/(1<<20), filepath.Join(dir, e.Name()))
+	}
+	fmt.Fprintln(w)
+}
+
+// checkPartitioning reads the newest records of every listens partition
+// and warns about keyed records that are not where murmur2 puts them.
+func checkPartitioning(ctx context.Context, w io.Writer, brokers []string, adm *kadm.Client) error {
+	starts, err := adm.ListStartOffsets(ctx, topicListens)
+	if err != nil {
+		return fmt.Errorf("list offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topicListens)
+	if err != nil {
+		return fmt.Errorf("list offsets: %w", err)
+	}
+	from := map[string]map[int32]kgo.Offset{topicListens: {}}
+	var want int64
+	var partitions int
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			return
+		}
+		partitions++
+		s, _ := starts.Lookup(topicListens, o.Partition)
+		at := max(s.Offset, o.Offset-partitionCheckRecords)
+		if at < o.Offset {
+			from[topicListens][o.Partition] = kgo.NewOffset().At(at)
+			want += o.Offset - at
+		}
+	})
+	if want == 0 {
+		fmt.Fprintln(w, "partitioning: no records to check")
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(from))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(topicListens)
+	var seen, keyed, misplaced int64
+	var examples []string
+	for seen < want && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			seen++
+			if r.Key == nil {
+				return
+			}
+			keyed++
+			if p := int32(part.Partition(r, partitions)); p != r.Partition {
+				misplaced++
+				if len(examples) < 3 {
+					examples = append(examples, fmt.Sprintf("key %q at partition %d offset %d, murmur2 says %d", r.Key, r.Partition, r.Offset, p))
+				}
+			}
+		})
+	}
+	slices.Sort(examples)
+	if misplaced == 0 {
+		fmt.Fprintf(w, "partitioning: %d recent keyed records all sit where murmur2(key) puts them\n", keyed)
+		return nil
+	}
+	fmt.Fprintf(w, "WARNING partitioning: %d of %d recent keyed records are not in the partition murmur2(key) gives;\n"+
+		"  per-user state is only correct when every producer partitions by murmur2 of user_id\n"+
+		"  (Java client and franz-go default; librdkafka/kcat: partitioner=murmur2_random). Examples:\n", misplaced, keyed)
+	for _, e := range examples {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	return nil
+}

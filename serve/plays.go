@@ -1,0 +1,137 @@
+package serve
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/processors/rollups"
+)
+
+const (
+	dayLayout = "2006-01-02"
+	msPerDay  = 86_400_000
+)
+
+type playsResponse struct {
+	SongID   *int64 `json:"song_id,omitempty"`
+	ArtistID *int64 `json:"artist_id,omitempty"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Country  string `json:"country,omitempty"`
+	Plays    int64  `json:"plays"`
+	Streams  int64  `json:"streams"`
+	Rows     []any  `json:"rows"`
+}
+
+type dayRow struct {
+	Day     string `json:"day"`
+	Plays   int64  `json:"plays"`
+	Streams int64  `json:"streams"`
+}
+
+type countryRow struct {
+	// Country is null for listens that carried no country.
+	Country *string `json:"country"`
+	Plays   int64   `json:"plays"`
+	Streams int64   `json:"streams"`
+}
+
+func (s *Server) plays(e rollups.Entity, idField string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if status, err := s.checkVersion(r); err != nil {
+			writeError(w, status, err.Error())
+			return
+		}
+		q, err := parsePlaysQuery(r, e, idField)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		res, err := s.cfg.Rollups.Query(q)
+		if err != nil {
+			s.cfg.Logger.Error("plays query failed", "path", r.URL.Path, "err", err)
+			writeError(w, http.StatusInternalServerError, "query failed")
+			return
+		}
+		out := playsResponse{
+			From:    dayString(q.From),
+			To:      dayString(q.To),
+			Country: q.Country.String(),
+			Plays:   res.Plays,
+			Streams: res.Streams,
+			Rows:    make([]any, 0, len(res.Rows)),
+		}
+		if e == rollups.Song {
+			out.SongID = &q.ID
+		} else {
+			out.ArtistID = &q.ID
+		}
+		for _, row := range res.Rows {
+			if q.By == rollups.ByDay {
+				out.Rows = append(out.Rows, dayRow{Day: dayString(row.Day), Plays: row.Plays, Streams: row.Streams})
+				continue
+			}
+			cr := countryRow{Plays: row.Plays, Streams: row.Streams}
+			if !row.Country.IsZero() {
+				c := row.Country.String()
+				cr.Country = &c
+			}
+			out.Rows = append(out.Rows, cr)
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func parsePlaysQuery(r *http.Request, e rollups.Entity, idField string) (rollups.Query, error) {
+	q := rollups.Query{Entity: e}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		return q, badRequest(idField + " must be an integer in 1..9223372036854775807")
+	}
+	q.ID = id
+	params := r.URL.Query()
+	if q.From, err = parseDay(params, "from"); err != nil {
+		return q, err
+	}
+	if q.To, err = parseDay(params, "to"); err != nil {
+		return q, err
+	}
+	if q.From > q.To {
+		return q, badRequest("from must not be after to")
+	}
+	switch by := params.Get("by"); by {
+	case "", "day":
+		q.By = rollups.ByDay
+	case "country":
+		q.By = rollups.ByCountry
+	default:
+		return q, badRequest("by must be day or country, not " + strconv.Quote(by))
+	}
+	if c := params.Get("country"); c != "" {
+		country, ok := events.ParseCountry(c)
+		if !ok {
+			return q, badRequest("country must be an ISO 3166-1 alpha-2 code, not " + strconv.Quote(c))
+		}
+		q.Country = country
+	}
+	return q, nil
+}
+
+func parseDay(params map[string][]string, name string) (int32, error) {
+	vs := params[name]
+	if len(vs) == 0 || vs[0] == "" {
+		return 0, badRequest(name + " is required (YYYY-MM-DD)")
+	}
+	t, err := time.Parse(dayLayout, vs[0])
+	if err != nil || t.Year() < 1970 {
+		return 0, badRequest(name + " must be a date YYYY-MM-DD from 1970-01-01 on, not " + strconv.Quote(vs[0]))
+	}
+	return int32(t.UnixMilli() / msPerDay), nil
+}
+
+func dayString(day int32) string {
+	return time.UnixMilli(int64(day) * msPerDay).UTC().Format(dayLayout)
+}
+

@@ -1,0 +1,118 @@
+// Package serve is kappa's HTTP API: the materialized state endpoints of
+// CONTRACT.md, health, readiness and metrics. Answers are JSON; errors
+// are {"error": "..."} with a 4xx/5xx status.
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kappa-stream/kappa/processors/rollups"
+)
+
+// Config wires the server to the read sides of the processors.
+type Config struct {
+	// Version is the topology version this instance serves, e.g. "v1"
+	// (required). A request's version= must name it.
+	Version string
+	// Rollups answers the plays endpoints (required).
+	Rollups *rollups.Reader
+	// Ready reports readiness for /readyz (required).
+	Ready func(context.Context) (bool, error)
+	// Metrics serves /metrics (default: 404).
+	Metrics http.Handler
+	// Logger receives request failures (default: discard).
+	Logger *slog.Logger
+}
+
+// Validate reports a missing setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.Version == "":
+		return errors.New("serve: no version")
+	case c.Rollups == nil:
+		return errors.New("serve: no rollups reader")
+	case c.Ready == nil:
+		return errors.New("serve: no readiness check")
+	}
+	return nil
+}
+
+// Server is the API's http.Handler. It is safe for concurrent use.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New validates cfg and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.plays(rollups.Song, "song_id"))
+	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	ready, err := s.cfg.Ready(ctx)
+	switch {
+	case err != nil:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "readiness check failed: "+err.Error())
+	case !ready:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "not ready: stores are catching up with the log")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "version": s.cfg.Version})
+	}
+}
+
+// badRequest is a client error whose text is shown to the client.
+type badRequest string
+
+func (e badRequest) Error() string { return string(e) }
+
+// checkVersion accepts an absent version= or the served one.
+func (s *Server) checkVersion(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("version")
+	if v == "" || v == s.cfg.Version {
+		return 0, nil
+	}
+	return http.StatusNotFound, errors.New("version " + strconv.Quote(v) + " is not served here (serving " + s.cfg.Version + ")")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
