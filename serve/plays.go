@@ -134,4 +134,3 @@ func parseDay(params map[string][]string, name string) (int32, error) {
 func dayString(day int32) string {
 	return time.UnixMilli(int64(day) * msPerDay).UTC().Format(dayLayout)
 }
-

@@ -42,6 +42,10 @@ type Config struct {
 	Brokers []string
 	// Group is the consumer group id (required), e.g. "kappa.v1.rollups".
 	Group string
+	// InstanceID makes the member static (KIP-345): a member restarted
+	// with the same id gets its partitions back at once, without waiting
+	// for the session timeout of its previous incarnation. Default: none.
+	InstanceID string
 	// Topic is the input topic (required).
 	Topic string
 	// DLQTopic receives rejected records (required).

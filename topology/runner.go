@@ -78,6 +78,9 @@ func New(cfg Config) (*Runner, error) {
 		kgo.FetchMaxPartitionBytes(8 << 20),
 		kgo.WithLogger(kgoLogger{cfg.Logger}),
 	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("topology: client: %w", err)
@@ -227,10 +230,23 @@ func (r *Runner) adjustOffsets(_ context.Context, offsets map[string]map[int32]k
 			} else {
 				ps[p] = kgo.NewOffset().AtStart()
 			}
+			if w := r.worker(p); w != nil && ok && topic == r.cfg.Topic {
+				w.flushed.Store(next)
+				w.consumed.Store(next)
+				// NB: a kill between a store commit and the group commit
+				// leaves the group behind the store; catch it up.
+				r.markFlushed(p, next, -1)
+			}
 			r.cfg.Logger.Info("partition resumes", attrTopic, topic, attrPartition, p, attrOffset, next, "from_store", ok)
 		}
 	}
 	return offsets, nil
+}
+
+func (r *Runner) worker(partition int32) *worker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.workers[partition]
 }
 
 func (r *Runner) markFlushed(partition int32, next int64, epoch int32) {

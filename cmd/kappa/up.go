@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -41,6 +42,7 @@ type upConfig struct {
 	seed           int64
 	syncWrites     bool
 	logLevel       string
+	instanceID     string
 }
 
 func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
@@ -60,6 +62,7 @@ func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer)
 	fs.Int64Var(&c.seed, "seed", generate.DefaultSeed, "seed of the synthetic load")
 	fs.BoolVar(&c.syncWrites, "sync-writes", false, "fsync every batch the embedded broker receives (survives machine crashes, slower)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.instanceID, "instance-id", defaultInstanceID(), "static consumer-group member id: a restart takes the partitions back at once")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -134,6 +137,7 @@ func up(ctx context.Context, c upConfig, logger *slog.Logger) error {
 	runner, err := topology.New(topology.Config{
 		Brokers:        c.brokers,
 		Group:          "kappa." + c.version + ".rollups",
+		InstanceID:     c.instanceID,
 		Topic:          topicListens,
 		DLQTopic:       topicDLQ,
 		CommitInterval: c.commitInterval,
@@ -219,4 +223,12 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 		})
 	}
 	return nil
+}
+
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return "kappa-up-" + host
 }

@@ -1,0 +1,424 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/generate"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running kappa process whose output goes to a log file.
+type proc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func startKappa(t *testing.T, logName string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), logName)
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(kappaBin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("log of kappa %s:\n%s", strings.Join(args, " "), tail(p.log, 60))
+		}
+	})
+	return p
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stop sends sig and waits for the process to exit.
+func (p *proc) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kappa did not exit within 30 s of %s", sig)
+	}
+	if sig == syscall.SIGTERM && p.err != nil {
+		t.Fatalf("kappa exited with %v after SIGTERM, want a clean exit; log:\n%s", p.err, tail(p.log, 30))
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
+		}
+		<-tick.C
+	}
+}
+
+func waitReady(t *testing.T, httpAddr string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "/readyz", func() (bool, string) {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, string(body)
+	})
+}
+
+// groupProgress is the sum of the group's committed offsets and of the
+// end offsets of the topic, and a description of the lagging partitions.
+func groupProgress(ctx context.Context, adm *kadm.Client, group, topic string) (committed, end int64, lagging string, err error) {
+	lags, err := adm.Lag(ctx, group)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	commits := map[int32]int64{}
+	if l, ok := lags[group]; ok && l.Error() == nil {
+		for _, ml := range l.Lag.Sorted() {
+			if ml.Topic == topic && ml.Commit.At > 0 {
+				commits[ml.Partition] = ml.Commit.At
+			}
+		}
+	}
+	var b strings.Builder
+	var listed []kadm.ListedOffset
+	ends.Each(func(o kadm.ListedOffset) { listed = append(listed, o) })
+	slices.SortFunc(listed, func(a, b kadm.ListedOffset) int { return int(a.Partition - b.Partition) })
+	for _, o := range listed {
+		end += o.Offset
+		committed += commits[o.Partition]
+		if commits[o.Partition] != o.Offset {
+			fmt.Fprintf(&b, " p%d:%d/%d", o.Partition, commits[o.Partition], o.Offset)
+		}
+	}
+	return committed, end, b.String(), nil
+}
+
+// waitCaughtUp waits until the group has committed every record of the
+// topic and the topic holds want records.
+func waitCaughtUp(t *testing.T, brokers, group, topic string, want int64, timeout time.Duration) {
+	t.Helper()
+	adm := newAdmin(t, brokers)
+	waitFor(t, timeout, "lag 0 on "+group, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		committed, end, lagging, err := groupProgress(ctx, adm, group, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		return end == want && committed == end, fmt.Sprintf("committed %d of %d (want %d records); lagging:%s", committed, end, want, lagging)
+	})
+}
+
+func newAdmin(t *testing.T, brokers string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// countRecords is the number of records in topic.
+func countRecords(t *testing.T, brokers, topic string) int64 {
+	t.Helper()
+	adm := newAdmin(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		s, _ := starts.Lookup(topic, o.Partition)
+		n += o.Offset - s.Offset
+	})
+	return n
+}
+
+// dataset is a generated input: the lines, which of them the generator
+// broke on purpose, and the model of the valid ones.
+type dataset struct {
+	lines     [][]byte
+	keys      [][]byte
+	bad       []bool
+	malformed int
+	model     *model
+}
+
+func generateDataset(t *testing.T, cfg generate.Config) *dataset {
+	t.Helper()
+	g, err := generate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dataset{model: newModel()}
+	for range cfg.Events {
+		line, bad := g.Next(nil)
+		d.lines = append(d.lines, line)
+		d.keys = append(d.keys, g.Key(nil))
+		d.bad = append(d.bad, bad)
+		if bad {
+			d.malformed++
+			continue
+		}
+		if err := d.model.add(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// writeLines writes lines[from:to] to a file, one per line; with keys, as
+// "key<TAB>value" for kcat -K.
+func (d *dataset) writeLines(t *testing.T, name string, from, to int, withKeys bool) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := from; i < to; i++ {
+		if withKeys {
+			w.Write(d.keys[i])
+			w.WriteByte('\t')
+		}
+		w.Write(d.lines[i])
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// produceWithKappa runs `kappa produce` over the file.
+func produceWithKappa(t *testing.T, brokers, file string) {
+	t.Helper()
+	out, err := exec.Command(kappaBin, "produce", "--brokers", brokers, "--file", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kappa produce: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("done:")) {
+		t.Fatalf("kappa produce printed no summary:\n%s", out)
+	}
+}
+
+// produceWithKcat runs librdkafka's kcat over a key<TAB>value file, with
+// the Java-compatible partitioner CONTRACT.md asks of librdkafka clients.
+func produceWithKcat(t *testing.T, brokers, file string) {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatalf("kcat is required (apt-get install kcat; .ci/run installs it): %v", err)
+	}
+	cmd := exec.Command(kcat, "-P", "-b", brokers, "-t", "listens", "-K", "\t",
+		"-X", "partitioner=murmur2_random", "-X", "enable.idempotence=true", "-l", file)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+}
+
+// client is an HTTP client of one kappa instance.
+type client struct {
+	base string
+	hc   *http.Client
+}
+
+func newClient(addr string) *client {
+	return &client{base: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Second}}
+}
+
+func (c *client) getJSON(path string, v any) (int, error) {
+	resp, err := c.hc.Get(c.base + path)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	return resp.StatusCode, json.Unmarshal(body, v)
+}
+
+// checkAllPlays compares every song's and artist's answers, by day and by
+// country, with the model; and a few ids with no plays, which must be zeros.
+func checkAllPlays(t *testing.T, c *client, m *model) {
+	t.Helper()
+	from, to := m.minDay, m.maxDay
+	type job struct {
+		kind  string
+		id    int64
+		cells map[cell]counts
+	}
+	var jobs []job
+	for id, cells := range m.songs {
+		jobs = append(jobs, job{"songs", id, cells})
+	}
+	for id, cells := range m.artists {
+		jobs = append(jobs, job{"artists", id, cells})
+	}
+	jobs = append(jobs, job{"songs", 1 << 62, nil}, job{"artists", 1 << 62, nil})
+	var (
+		mu       sync.Mutex
+		failures []string
+		wg       sync.WaitGroup
+		next     = make(chan job)
+	)
+	fail := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, s)
+	}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				for _, by := range []string{"day", "country"} {
+					path := "/v1/" + j.kind + "/" + strconv.FormatInt(j.id, 10) + "/plays?from=" + from + "&to=" + to + "&by=" + by
+					var a playsAnswer
+					if _, err := c.getJSON(path, &a); err != nil {
+						fail(err.Error())
+						continue
+					}
+					if g, w := got(a, by), expected(j.cells, from, to, by, ""); g != w {
+						fail(fmt.Sprintf("%s\n  got  %s\n  want %s", path, g, w))
+					}
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	if len(failures) > 0 {
+		if len(failures) > 10 {
+			failures = append(failures[:10], fmt.Sprintf("… and %d more", len(failures)-10))
+		}
+		t.Fatalf("%d answers differ from the raw events:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	t.Logf("checked %d songs and %d artists by day and by country: all exact", len(m.songs), len(m.artists))
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// createTopics provisions the topics on an external cluster as an
+// operator would before pointing kappa at it.
+func createTopics(t *testing.T, brokers string) {
+	t.Helper()
+	adm := newAdmin(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, topic := range []string{"listens", "listens.dlq"} {
+		if _, err := adm.CreateTopic(ctx, 12, -1, nil, topic); err != nil {
+			t.Fatalf("create %s: %v", topic, err)
+		}
+	}
+}

@@ -1,0 +1,34 @@
+// Package e2e runs the real kappa binary against a Kafka-protocol broker
+// and checks its answers against an independent computation from the raw
+// events. Nothing here imports the code under test except the generator
+// (for input) and the embedded broker (as the external cluster).
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// kappaBin is the kappa binary built for this test run.
+var kappaBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kappa-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kappaBin = filepath.Join(dir, "kappa")
+	build := exec.Command("go", "build", "-o", kappaBin, "../cmd/kappa")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build kappa:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/broker"
+	"github.com/kappa-stream/kappa/generate"
+)
+
+const group = "kappa.v1.rollups"
+
+func testConfig(events int) generate.Config {
+	return generate.Config{
+		Seed:              42,
+		Users:             20_000,
+		Artists:           400,
+		Songs:             4_000,
+		Events:            events,
+		Span:              72 * time.Hour,
+		MalformedRate:     0.005,
+		LiveDrop:          true,
+		LiveDropListeners: 5_000,
+	}
+}
+
+// TestRollupsExact produces 200,000 generated events, half with kcat
+// (librdkafka) and half with kappa produce, into `kappa up`'s embedded
+// broker, and checks every song's and artist's answers and the DLQ.
+func TestRollupsExact(t *testing.T) {
+	const n = 200_000
+	d := generateDataset(t, testConfig(n))
+	kafka, httpAddr := freeAddr(t), freeAddr(t)
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
+	waitReady(t, httpAddr)
+
+	produceWithKcat(t, kafka, d.writeLines(t, "kcat.txt", 0, n/2, true))
+	produceWithKappa(t, kafka, d.writeLines(t, "produce.jsonl", n/2, n, false))
+	waitCaughtUp(t, kafka, group, "listens", n, 2*time.Minute)
+
+	checkDLQ(t, kafka, d, true)
+	c := newClient(httpAddr)
+	checkAllPlays(t, c, d.model)
+	checkCountryFilter(t, c, d.model)
+
+	out, err := exec.Command(kappaBin, "status", "--brokers", kafka).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kappa status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"total lag 0", "all sit where murmur2(key) puts them"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("kappa status output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// checkCountryFilter checks country= on the songs with the most countries.
+func checkCountryFilter(t *testing.T, c *client, m *model) {
+	t.Helper()
+	checked := 0
+	for id, cells := range m.songs {
+		countries := map[string]bool{}
+		for k := range cells {
+			if k.Country != "" {
+				countries[k.Country] = true
+			}
+		}
+		if len(countries) < 3 {
+			continue
+		}
+		for country := range countries {
+			for _, by := range []string{"day", "country"} {
+				path := "/v1/songs/" + itoa(id) + "/plays?from=" + m.minDay + "&to=" + m.maxDay + "&by=" + by + "&country=" + strings.ToLower(country)
+				var a playsAnswer
+				if _, err := c.getJSON(path, &a); err != nil {
+					t.Fatal(err)
+				}
+				if g, w := got(a, by), expected(cells, m.minDay, m.maxDay, by, country); g != w {
+					t.Fatalf("%s\n  got  %s\n  want %s", path, g, w)
+				}
+			}
+		}
+		if checked++; checked == 20 {
+			return
+		}
+	}
+	t.Fatalf("only %d songs have plays from 3 countries or more", checked)
+}
+
+// checkDLQ reads listens.dlq: every malformed line must be there with
+// its original bytes and both headers. With exact, nothing else may be;
+// otherwise records of the same source may repeat (the dead-letter
+// write is at-least-once across a kill -9 in this version).
+func checkDLQ(t *testing.T, brokers string, d *dataset, exact bool) {
+	t.Helper()
+	want := map[string]int{}
+	for i, line := range d.lines {
+		if d.bad[i] {
+			want[string(line)]++
+		}
+	}
+	total := countRecords(t, brokers, "listens.dlq")
+	if exact && total != int64(d.malformed) {
+		t.Fatalf("listens.dlq has %d records, want %d (the malformed lines)", total, d.malformed)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics("listens.dlq"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sources := map[string]string{}
+	var read int64
+	for read < total {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d dead letters: %v", read, total, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			var reason, source string
+			for _, h := range r.Headers {
+				switch h.Key {
+				case "kappa-error":
+					reason = string(h.Value)
+				case "kappa-source":
+					source = string(h.Value)
+				}
+			}
+			if reason == "" || !strings.HasPrefix(source, "listens/") {
+				t.Errorf("dead letter at offset %d has kappa-error %q, kappa-source %q", r.Offset, reason, source)
+			}
+			if prev, dup := sources[source]; dup {
+				if prev != string(r.Value) {
+					t.Errorf("two different dead letters claim source %s", source)
+				}
+				return
+			}
+			sources[source] = string(r.Value)
+		})
+	}
+	got := map[string]int{}
+	for _, v := range sources {
+		got[string(v)]++
+	}
+	for line, n := range want {
+		if got[line] != n {
+			t.Fatalf("malformed line %q: %d dead letters, want %d", line, got[line], n)
+		}
+	}
+	if len(sources) != d.malformed {
+		t.Fatalf("%d distinct dead letters, want %d", len(sources), d.malformed)
+	}
+}
+
+// TestRestartMidStream stops `kappa up` with SIGTERM in the middle of a
+// 1,000,000-event backlog, then kills it with SIGKILL in the middle, and
+// checks that the final answers are still exact.
+func TestRestartMidStream(t *testing.T) {
+	const n = 1_000_000
+	d := generateDataset(t, testConfig(n))
+	b, err := broker.Start(broker.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kafka := b.Addr()
+	createTopics(t, kafka)
+	produceWithKappa(t, kafka, d.writeLines(t, "all.jsonl", 0, n, false))
+
+	data, httpAddr := t.TempDir(), freeAddr(t)
+	args := []string{"up", "--brokers", kafka, "--data", data, "--http", httpAddr}
+	adm := newAdmin(t, kafka)
+	var last int64
+	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		p := startKappa(t, "up-"+sig.String()+".log", args...)
+		waitFor(t, time.Minute, "progress past "+itoa(last), func() (bool, string) {
+			committed, end, _, err := groupProgress(context.Background(), adm, group, "listens")
+			if err != nil {
+				return false, err.Error()
+			}
+			return committed > last, itoa(committed) + " of " + itoa(end)
+		})
+		p.stop(t, sig)
+		committed, _, _, err := groupProgress(context.Background(), adm, group, "listens")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if committed >= n {
+			t.Fatalf("run %d: the whole backlog was processed before %s; the kill was not mid-stream", i, sig)
+		}
+		t.Logf("%s after %d of %d records", sig, committed, n)
+		last = committed
+	}
+	startKappa(t, "up-final.log", args...)
+	waitCaughtUp(t, kafka, group, "listens", n, 3*time.Minute)
+	waitReady(t, httpAddr)
+	checkDLQ(t, kafka, d, false)
+	checkAllPlays(t, newClient(httpAddr), d.model)
+}
+
+// TestEmbeddedBrokerKill kills `kappa up` (and with it the embedded broker)
+// with SIGKILL after it has processed half the events, restarts it on the
+// same data directory, and checks the log and the stores survived: the
+// answers are exact before and after the second half is produced.
+func TestEmbeddedBrokerKill(t *testing.T) {
+	const n = 200_000
+	d := generateDataset(t, testConfig(n))
+	half := newModel()
+	for i, line := range d.lines[:n/2] {
+		if !d.bad[i] {
+			if err := half.add(line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	data, kafka, httpAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	args := []string{"up", "--data", data, "--kafka-addr", kafka, "--http", httpAddr}
+	p := startKappa(t, "up-1.log", args...)
+	waitReady(t, httpAddr)
+	produceWithKappa(t, kafka, d.writeLines(t, "first.jsonl", 0, n/2, false))
+	waitCaughtUp(t, kafka, group, "listens", n/2, 2*time.Minute)
+	p.stop(t, syscall.SIGKILL)
+
+	startKappa(t, "up-2.log", args...)
+	waitReady(t, httpAddr)
+	c := newClient(httpAddr)
+	checkAllPlays(t, c, half)
+	produceWithKcat(t, kafka, d.writeLines(t, "second.txt", n/2, n, true))
+	waitCaughtUp(t, kafka, group, "listens", n, 2*time.Minute)
+	checkDLQ(t, kafka, d, true)
+	checkAllPlays(t, c, d.model)
+}
+
+// TestBadRequests checks the API's errors: 400 with a JSON error for bad
+// parameters, zeros for unknown ids, JSON 404 for unknown paths.
+func TestBadRequests(t *testing.T) {
+	kafka, httpAddr := freeAddr(t), freeAddr(t)
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
+	waitReady(t, httpAddr)
+	c := newClient(httpAddr)
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1/songs/1/plays?from=2026-03-01&to=2026-03-02", http.StatusOK},
+		{"/v1/songs/9223372036854775807/plays?from=2026-03-01&to=2026-03-02&by=country", http.StatusOK},
+		{"/v1/songs/0/plays?from=2026-03-01&to=2026-03-02", http.StatusBadRequest},
+		{"/v1/songs/abc/plays?from=2026-03-01&to=2026-03-02", http.StatusBadRequest},
+		{"/v1/songs/9223372036854775808/plays?from=2026-03-01&to=2026-03-02", http.StatusBadRequest},
+		{"/v1/songs/1/plays?to=2026-03-02", http.StatusBadRequest},
+		{"/v1/songs/1/plays?from=2026-03-01", http.StatusBadRequest},
+		{"/v1/songs/1/plays?from=2026-3-1&to=2026-03-02", http.StatusBadRequest},
+		{"/v1/songs/1/plays?from=2026-03-05&to=2026-03-02", http.StatusBadRequest},
+		{"/v1/songs/1/plays?from=2026-03-01&to=2026-03-02&by=week", http.StatusBadRequest},
+		{"/v1/songs/1/plays?from=2026-03-01&to=2026-03-02&country=XX", http.StatusBadRequest},
+		{"/v1/artists/-4/plays?from=2026-03-01&to=2026-03-02", http.StatusBadRequest},
+		{"/v1/artists/4/plays?from=2026-03-01&to=2026-03-02&version=v9", http.StatusNotFound},
+		{"/v1/nothing", http.StatusNotFound},
+	} {
+		var body map[string]any
+		status, err := c.getJSON(tc.path, &body)
+		if status != tc.status {
+			t.Errorf("GET %s: status %d, want %d (%v)", tc.path, status, tc.status, err)
+			continue
+		}
+		if tc.status == http.StatusOK {
+			if err != nil || body["plays"] != float64(0) || body["streams"] != float64(0) {
+				t.Errorf("GET %s: %v %v, want zeros", tc.path, body, err)
+			}
+			continue
+		}
+		resp, err := http.Get(c.base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		if err := decodeJSON(resp, &e); err != nil || e.Error == "" {
+			t.Errorf("GET %s: error body without \"error\": %v", tc.path, err)
+		}
+	}
+	if out, err := exec.Command(kappaBin, "up", "--partitions", "0").CombinedOutput(); exitCode(err) != 2 || !strings.Contains(string(out), "Usage") {
+		t.Errorf("kappa up --partitions 0: exit %d, want 2 with usage:\n%s", exitCode(err), out)
+	}
+	if out, err := exec.Command(kappaBin, "frobnicate").CombinedOutput(); exitCode(err) != 2 {
+		t.Errorf("kappa frobnicate: exit %d, want 2:\n%s", exitCode(err), out)
+	}
+	if out, err := exec.Command(kappaBin, "produce", "--brokers", kafka, "--file", filepath.Join(t.TempDir(), "missing")).CombinedOutput(); exitCode(err) != 1 {
+		t.Errorf("kappa produce of a missing file: exit %d, want 1:\n%s", exitCode(err), out)
+	}
+}
