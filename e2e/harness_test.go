@@ -27,7 +27,7 @@ import (
 )
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +45,7 @@ type proc struct {
 	err  error
 }
 
-func startKappa(t *testing.T, logName string, args ...string) *proc {
+func startKappa(t testing.TB, logName string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), logName)
 	f, err := os.Create(logPath)
@@ -87,7 +87,7 @@ func tail(path string, n int) string {
 }
 
 // stop sends sig and waits for the process to exit.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) {
+func (p *proc) stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) {
 }
 
 // waitFor polls cond every 20 ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -122,7 +122,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 	}
 }
 
-func waitReady(t *testing.T, httpAddr string) {
+func waitReady(t testing.TB, httpAddr string) {
 	t.Helper()
 	waitFor(t, 60*time.Second, "/readyz", func() (bool, string) {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
@@ -170,7 +170,7 @@ func groupProgress(ctx context.Context, adm *kadm.Client, group, topic string) (
 
 // waitCaughtUp waits until the group has committed every record of the
 // topic and the topic holds want records.
-func waitCaughtUp(t *testing.T, brokers, group, topic string, want int64, timeout time.Duration) {
+func waitCaughtUp(t testing.TB, brokers, group, topic string, want int64, timeout time.Duration) {
 	t.Helper()
 	adm := newAdmin(t, brokers)
 	waitFor(t, timeout, "lag 0 on "+group, func() (bool, string) {
@@ -184,7 +184,7 @@ func waitCaughtUp(t *testing.T, brokers, group, topic string, want int64, timeou
 	})
 }
 
-func newAdmin(t *testing.T, brokers string) *kadm.Client {
+func newAdmin(t testing.TB, brokers string) *kadm.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
 	if err != nil {
@@ -195,7 +195,7 @@ func newAdmin(t *testing.T, brokers string) *kadm.Client {
 }
 
 // countRecords is the number of records in topic.
-func countRecords(t *testing.T, brokers, topic string) int64 {
+func countRecords(t testing.TB, brokers, topic string) int64 {
 	t.Helper()
 	adm := newAdmin(t, brokers)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -226,7 +226,7 @@ type dataset struct {
 	model     *model
 }
 
-func generateDataset(t *testing.T, cfg generate.Config) *dataset {
+func generateDataset(t testing.TB, cfg generate.Config) *dataset {
 	t.Helper()
 	g, err := generate.New(cfg)
 	if err != nil {
@@ -251,7 +251,7 @@ func generateDataset(t *testing.T, cfg generate.Config) *dataset {
 
 // writeLines writes lines[from:to] to a file, one per line; with keys, as
 // "key<TAB>value" for kcat -K.
-func (d *dataset) writeLines(t *testing.T, name string, from, to int, withKeys bool) string {
+func (d *dataset) writeLines(t testing.TB, name string, from, to int, withKeys bool) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	f, err := os.Create(path)
@@ -277,7 +277,7 @@ func (d *dataset) writeLines(t *testing.T, name string, from, to int, withKeys b
 }
 
 // produceWithKappa runs `kappa produce` over the file.
-func produceWithKappa(t *testing.T, brokers, file string) {
+func produceWithKappa(t testing.TB, brokers, file string) {
 	t.Helper()
 	out, err := exec.Command(kappaBin, "produce", "--brokers", brokers, "--file", file).CombinedOutput()
 	if err != nil {
@@ -290,7 +290,7 @@ func produceWithKappa(t *testing.T, brokers, file string) {
 
 // produceWithKcat runs librdkafka's kcat over a key<TAB>value file, with
 // the Java-compatible partitioner CONTRACT.md asks of librdkafka clients.
-func produceWithKcat(t *testing.T, brokers, file string) {
+func produceWithKcat(t testing.TB, brokers, file string) {
 	t.Helper()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
@@ -332,7 +332,7 @@ func (c *client) getJSON(path string, v any) (int, error) {
 
 // checkAllPlays compares every song's and artist's answers, by day and by
 // country, with the model; and a few ids with no plays, which must be zeros.
-func checkAllPlays(t *testing.T, c *client, m *model) {
+func checkAllPlays(t testing.TB, c *client, m *model) {
 	t.Helper()
 	from, to := m.minDay, m.maxDay
 	type job struct {
@@ -411,7 +411,7 @@ func decodeJSON(resp *http.Response, v any) error {
 
 // createTopics provisions the topics on an external cluster as an
 // operator would before pointing kappa at it.
-func createTopics(t *testing.T, brokers string) {
+func createTopics(t testing.TB, brokers string) {
 	t.Helper()
 	adm := newAdmin(t, brokers)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

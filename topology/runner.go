@@ -74,8 +74,8 @@ func New(cfg Config) (*Runner, error) {
 		kgo.AdjustFetchOffsetsFn(r.adjustOffsets),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(8 << 20),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(2 << 20),
 		kgo.WithLogger(kgoLogger{cfg.Logger}),
 	}
 	if cfg.InstanceID != "" {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -43,6 +44,7 @@ type upConfig struct {
 	syncWrites     bool
 	logLevel       string
 	instanceID     string
+	pprof          bool
 }
 
 func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
@@ -62,6 +64,7 @@ func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer)
 	fs.Int64Var(&c.seed, "seed", generate.DefaultSeed, "seed of the synthetic load")
 	fs.BoolVar(&c.syncWrites, "sync-writes", false, "fsync every batch the embedded broker receives (survives machine crashes, slower)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
 	fs.StringVar(&c.instanceID, "instance-id", defaultInstanceID(), "static consumer-group member id: a restart takes the partitions back at once")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -164,7 +167,17 @@ func up(ctx context.Context, c upConfig, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = api
+	if c.pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", api)
+		handler = mux
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("http api listening", "addr", ln.Addr().String(), "version", c.version)
 
 	g, gctx := errgroup.WithContext(ctx)

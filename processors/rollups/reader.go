@@ -56,51 +56,36 @@ func (r *Reader) Query(q Query) (Result, error) {
 	if q.From > q.To {
 		return res, nil
 	}
-	countryTable, dayTable := q.Entity.tables()
-	if q.By == ByDay && q.Country.IsZero() {
-		lo := dayKeyBytes(nil, dayTable, q.ID, q.From)
-		hi := dayKeyBytes(nil, dayTable, q.ID, q.To+1)
-		err := r.s.Scan(lo, hi, func(k, v []byte) error {
-			row := Row{Day: int32(state.Uint32(k, 9)), Plays: state.Counter(v, 0), Streams: state.Counter(v, 1)}
-			res.add(row)
-			return nil
-		})
-		return res, err
-	}
-	lo := dayKeyBytes(nil, countryTable, q.ID, q.From)
-	hi := dayKeyBytes(nil, countryTable, q.ID, q.To+1)
-	byCountry := map[events.Country]int{}
+	table := q.Entity.table()
+	lo := dayKey(nil, table, q.ID, q.From)
+	hi := dayKey(nil, table, q.ID, q.To+1)
+	index := map[int64]int{}
 	err := r.s.Scan(lo, hi, func(k, v []byte) error {
 		c := events.Country{k[13], k[14]}
 		if !q.Country.IsZero() && c != q.Country {
 			return nil
 		}
-		row := Row{Plays: state.Counter(v, 0), Streams: state.Counter(v, 1)}
-		res.Plays += row.Plays
-		res.Streams += row.Streams
-		if q.By == ByDay {
-			row.Day = int32(state.Uint32(k, 9))
-			res.Rows = append(res.Rows, row)
-			return nil
+		plays, streams := state.Counter(v, 0), state.Counter(v, 1)
+		res.Plays += plays
+		res.Streams += streams
+		row := Row{Day: int32(state.Uint32(k, 9))}
+		group := int64(row.Day)
+		if q.By == ByCountry {
+			row = Row{Country: c}
+			group = int64(c[0])<<8 | int64(c[1])
 		}
-		i, ok := byCountry[c]
+		i, ok := index[group]
 		if !ok {
 			i = len(res.Rows)
-			byCountry[c] = i
-			res.Rows = append(res.Rows, Row{Country: c})
+			index[group] = i
+			res.Rows = append(res.Rows, row)
 		}
-		res.Rows[i].Plays += row.Plays
-		res.Rows[i].Streams += row.Streams
+		res.Rows[i].Plays += plays
+		res.Rows[i].Streams += streams
 		return nil
 	})
 	if q.By == ByCountry {
 		slices.SortFunc(res.Rows, func(a, b Row) int { return cmp.Compare(a.Country.String(), b.Country.String()) })
 	}
 	return res, err
-}
-
-func (res *Result) add(row Row) {
-	res.Plays += row.Plays
-	res.Streams += row.Streams
-	res.Rows = append(res.Rows, row)
 }

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/generate"
+)
+
+// benchEvents is the size of the end-to-end benchmark's input.
+const benchEvents = 2_000_000
+
+// BenchmarkEndToEnd measures the whole `kappa up` process (embedded broker,
+// processors, HTTP) on 2,000,000 generated events:
+//
+//   - ingest: the benchmark generates the events and produces them with
+//     franz-go (as an upstream service would) while kappa processes them;
+//     the clock runs from the first produce until the group's lag is 0;
+//   - backlog: a fresh version (new group, empty store) processes the
+//     whole log from the start until its lag is 0.
+//
+// It reports events/s for both and the peak RSS of the kappa process.
+// Run it with -benchtime=1x; `make bench` does.
+func BenchmarkEndToEnd(b *testing.B) {
+	cfg := generate.Config{Seed: 7, Events: benchEvents, MalformedRate: 0.005, LiveDrop: true}
+	for i := 0; i < b.N; i++ {
+		data, kafka, httpAddr := b.TempDir(), freeAddr(b), freeAddr(b)
+		up := startKappa(b, "bench-up.log", "up", "--data", data, "--kafka-addr", kafka, "--http", httpAddr)
+		waitReady(b, httpAddr)
+
+		start := time.Now()
+		produceGenerated(b, kafka, cfg)
+		produced := time.Since(start)
+		waitCaughtUp(b, kafka, "kappa.v1.rollups", "listens", benchEvents, 5*time.Minute)
+		ingest := time.Since(start)
+		rss := peakRSS(b, up.cmd.Process.Pid)
+		up.stop(b, syscall.SIGTERM)
+
+		up = startKappa(b, "bench-up-v2.log", "up", "--data", data, "--kafka-addr", kafka, "--http", httpAddr, "--version", "v2")
+		start = time.Now()
+		waitCaughtUp(b, kafka, "kappa.v2.rollups", "listens", benchEvents, 5*time.Minute)
+		backlog := time.Since(start)
+		rss = max(rss, peakRSS(b, up.cmd.Process.Pid))
+		up.stop(b, syscall.SIGTERM)
+
+		b.ReportMetric(benchEvents/ingest.Seconds(), "ingest-events/s")
+		b.ReportMetric(benchEvents/produced.Seconds(), "produce-events/s")
+		b.ReportMetric(benchEvents/backlog.Seconds(), "backlog-events/s")
+		b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+	}
+}
+
+// produceGenerated generates cfg's events and produces them, keyed by
+// user, waiting for every acknowledgement.
+func produceGenerated(b *testing.B, brokers string, cfg generate.Config) {
+	b.Helper()
+	g, err := generate.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic("listens"),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(200_000),
+		kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var failed atomic.Int64
+	for range cfg.Events {
+		line, _ := g.Next(nil)
+		cl.Produce(context.Background(), &kgo.Record{Key: g.Key(nil), Value: line}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d records failed to produce", n)
+	}
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) in bytes.
+func peakRSS(b *testing.B, pid int) int64 {
+	b.Helper()
+	f, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(f))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM in /proc status")
+	return 0
+}

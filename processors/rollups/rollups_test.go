@@ -1,0 +1,147 @@
+package rollups
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/state"
+)
+
+func TestCellKeyOrderMatchesEncoding(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := []int64{1, 2, 255, 256, 257, 1 << 40, math.MaxInt64}
+	var keys []cellKey
+	for range 2000 {
+		c := events.Country{}
+		if r.IntN(4) > 0 {
+			c = events.Country{byte('A' + r.IntN(26)), byte('A' + r.IntN(26))}
+		}
+		table := tableSong
+		if r.IntN(2) == 0 {
+			table = tableArtist
+		}
+		keys = append(keys, newCellKey(table, ids[r.IntN(len(ids))], int32(r.IntN(3_000_000)), c))
+	}
+	byCompare := slices.Clone(keys)
+	slices.SortFunc(byCompare, func(a, b cellKey) int { return a.compare(b) })
+	byBytes := slices.Clone(keys)
+	slices.SortFunc(byBytes, func(a, b cellKey) int { return bytes.Compare(a.append(nil), b.append(nil)) })
+	if !slices.Equal(byCompare, byBytes) {
+		t.Fatal("compare and bytewise order of encodings differ")
+	}
+	k := newCellKey(tableSong, 0x0102030405060708, 0x0a0b0c0d, events.Country{'G', 'B'})
+	want := []byte{tableSong, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d, 'G', 'B'}
+	if got := k.append(nil); !bytes.Equal(got, want) {
+		t.Fatalf("encoding %x, want %x", got, want)
+	}
+}
+
+func day(s string) int32 {
+	var l events.Listen
+	var d events.Decoder
+	if err := d.Decode([]byte(`{"user_id":1,"song_id":1,"artist_id":1,"ts":"`+s+`T00:00:00Z"}`), &l); err != nil {
+		panic(err)
+	}
+	return l.Day()
+}
+
+func TestTaskAndReader(t *testing.T) {
+	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lines := []string{
+		`{"user_id":1,"song_id":7,"artist_id":3,"ts":"2026-03-01T10:00:00Z","ms_played":31000,"country":"gb"}`,
+		`{"user_id":2,"song_id":7,"artist_id":3,"ts":"2026-03-01T23:59:59.999-01:00","ms_played":1000,"country":"GB"}`,
+		`{"user_id":3,"song_id":7,"artist_id":3,"ts":1772409600000,"ms_played":30000}`,
+		`{"user_id":4,"song_id":8,"artist_id":3,"ts":"2026-03-03T00:00:00Z","country":"FR"}`,
+		`{"user_id":5,"song_id":7,"artist_id":3,"ts":"2026-03-05T00:00:00Z","country":"FR","ms_played":40000}`,
+		`{"user_id":0,"song_id":7,"artist_id":3,"ts":"2026-03-05T00:00:00Z"}`,
+	}
+	// Two flushes, so that merges of the same key meet in the store.
+	for _, part := range [][]string{lines[:2], lines[2:]} {
+		task := NewTask()
+		for _, l := range part {
+			_ = task.Process([]byte(l))
+		}
+		b := s.NewBatch()
+		if err := task.Flush(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		if task.Pending() != 0 {
+			t.Fatalf("pending %d after flush", task.Pending())
+		}
+	}
+	r := NewReader(s)
+	gb, fr := events.Country{'G', 'B'}, events.Country{'F', 'R'}
+	for _, tc := range []struct {
+		name string
+		q    Query
+		want Result
+	}{
+		{"song by day", Query{Entity: Song, ID: 7, From: day("2026-03-01"), To: day("2026-03-05")},
+			Result{5 - 1, 3, []Row{{Day: day("2026-03-01"), Plays: 1, Streams: 1}, {Day: day("2026-03-02"), Plays: 2, Streams: 1}, {Day: day("2026-03-05"), Plays: 1, Streams: 1}}}},
+		{"song by country", Query{Entity: Song, ID: 7, From: day("2026-03-01"), To: day("2026-03-05"), By: ByCountry},
+			Result{4, 3, []Row{{Plays: 1, Streams: 1}, {Country: fr, Plays: 1, Streams: 1}, {Country: gb, Plays: 2, Streams: 1}}}},
+		{"song one country", Query{Entity: Song, ID: 7, From: day("2026-03-01"), To: day("2026-03-05"), Country: gb},
+			Result{2, 1, []Row{{Day: day("2026-03-01"), Plays: 1, Streams: 1}, {Day: day("2026-03-02"), Plays: 1}}}},
+		{"range cuts days", Query{Entity: Song, ID: 7, From: day("2026-03-02"), To: day("2026-03-04")},
+			Result{2, 1, []Row{{Day: day("2026-03-02"), Plays: 2, Streams: 1}}}},
+		{"artist sums songs", Query{Entity: Artist, ID: 3, From: day("2026-03-01"), To: day("2026-03-31"), By: ByCountry},
+			Result{5, 3, []Row{{Plays: 1, Streams: 1}, {Country: fr, Plays: 2, Streams: 1}, {Country: gb, Plays: 2, Streams: 1}}}},
+		{"unknown id", Query{Entity: Song, ID: 99, From: day("2026-03-01"), To: day("2026-03-31")}, Result{}},
+		{"song is not artist", Query{Entity: Artist, ID: 7, From: day("2026-03-01"), To: day("2026-03-31")}, Result{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := r.Query(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Plays != tc.want.Plays || got.Streams != tc.want.Streams || !slices.Equal(got.Rows, tc.want.Rows) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func BenchmarkTaskApply(b *testing.B) {
+	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	zipf := rand.NewZipf(r, 1.1, 1, 199_999)
+	const perFlush = 5000
+	listens := make([]events.Listen, 100_000)
+	for i := range listens {
+		listens[i] = events.Listen{UserID: 1, SongID: int64(zipf.Uint64()) + 1, ArtistID: int64(r.IntN(5000)) + 1,
+			TS: 1772323200000 + int64(r.IntN(7*86_400_000)), MsPlayed: int32(r.IntN(300_000)),
+			Country: events.Country{byte('A' + r.IntN(20)), 'X'}}
+	}
+	task := NewTask()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		task.Add(&listens[i%len(listens)])
+		if (i+1)%perFlush == 0 || i == b.N-1 {
+			batch := s.NewBatch()
+			if err := task.Flush(batch); err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Commit(false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
