@@ -66,16 +66,16 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	cache := pebble.NewCache(c.cacheSize)
 	defer cache.Unref()
 	po := &pebble.Options{
-		FS:                          c.fs,
-		Cache:                       cache,
-		Merger:                      counterMerger,
-		MemTableSize:                32 << 20,
+		FS:           c.fs,
+		Cache:        cache,
+		Merger:       counterMerger,
+		MemTableSize: 32 << 20,
 		// INVARIANT: every batch that changes state also records the input
 		// offsets it reflects, so the WAL adds nothing: after a crash the
 		// store reopens at its last flushed memtable, data and offsets
 		// together, and the records after those offsets are consumed again
 		// from the log. Close flushes the memtable first.
-		DisableWAL: true,
+		DisableWAL:                  true,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,

@@ -1,0 +1,38 @@
+# kappa — the two commands are `make run` and `make test`.
+
+GO      ?= go
+BIN     := bin/kappa
+RATE    ?= 5000/s
+
+.PHONY: all build run test bench fuzz lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/kappa
+
+## run: build and start the all-in-one system with synthetic load
+run: build
+	./$(BIN) up --generate $(RATE)
+
+## test: formatting, vet, and every test (unit, fuzz seeds, e2e)
+test: lint
+	$(GO) test -count=1 -timeout 25m ./...
+
+lint:
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: micro-benchmarks, then the end-to-end benchmark (a few minutes)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./processors/... ./generate/
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 20m ./e2e/
+
+## fuzz: run each decoder fuzzer for a minute
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeListen$$' -fuzztime 60s ./events/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime 60s ./events/
+
+clean:
+	rm -rf bin kappa-data
