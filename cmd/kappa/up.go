@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kappa-stream/kappa/broker"
+	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/generate"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/serve"
@@ -223,10 +224,21 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 	defer cl.Close()
 	logger.Info("generating synthetic load", "rate", c.generateRate, "seed", c.seed)
 	pace := newPacer(c.generateRate)
-	var line, key []byte
+	var (
+		line, key []byte
+		dec       events.Decoder
+		l         events.Listen
+		hinted    bool
+	)
 	for i := 0; ctx.Err() == nil; i++ {
 		pace.wait(ctx, i)
 		line, _ = gen.Next(line[:0])
+		if !hinted && dec.Decode(line, &l) == nil {
+			hinted = true
+			today := time.Now().UTC().Format("2006-01-02")
+			logger.Info("try: curl 'http://" + c.httpAddr + "/v1/songs/" + strconv.FormatInt(l.SongID, 10) +
+				"/plays?from=" + today + "&to=" + today + "&by=country'")
+		}
 		key = gen.Key(key[:0])
 		r := &kgo.Record{Key: append([]byte(nil), key...), Value: append([]byte(nil), line...)}
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {

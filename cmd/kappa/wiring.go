@@ -70,7 +70,8 @@ func (t *telemetry) kafkaHooks() kgo.Opt {
 // producerOpts are the settings of kappa's listen producers: Java-compatible
 // murmur2 partitioning by key (franz-go's default), idempotent, no
 // compression (the CPU is the bottleneck on small machines; set it on the
-// topic for a real cluster if the network is).
+// topic for a real cluster if the network is); a record not acknowledged
+// within two minutes fails instead of retrying forever.
 func producerOpts(brokers []string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
@@ -79,5 +80,6 @@ func producerOpts(brokers []string) []kgo.Opt {
 		kgo.MaxBufferedRecords(200_000),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.RecordDeliveryTimeout(2 * time.Minute),
 	}
 }
