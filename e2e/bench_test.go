@@ -20,22 +20,23 @@ import (
 // benchEvents is the size of the end-to-end benchmark's input.
 const benchEvents = 2_000_000
 
-// BenchmarkEndToEnd measures the whole `kappa up` process (embedded broker,
-// processors, HTTP) on 2,000,000 generated events:
+// BenchmarkEndToEnd measures kappa on 2,000,000 generated events:
 //
-//   - ingest: the benchmark generates the events and produces them with
-//     franz-go (as an upstream service would) while kappa processes them;
-//     the clock runs from the first produce until the group's lag is 0;
-//   - backlog: a fresh version (new group, empty store) processes the
-//     whole log from the start until its lag is 0.
+//   - ingest: the whole `kappa up` process (embedded broker, processors,
+//     HTTP) while the benchmark generates the events and produces them
+//     with franz-go, as an upstream service would; the clock runs from the
+//     first produce until the group's lag is 0;
+//   - backlog: a second `kappa up --brokers` process builds a fresh
+//     version (new group, empty store) from the whole log, served by the
+//     first process's broker, until its lag is 0.
 //
-// It reports events/s for both and the peak RSS of the kappa process.
-// Run it with -benchtime=1x; `make bench` does.
+// It reports events/s for both and the peak RSS of each process. Run it
+// with -benchtime=1x; `make bench` does.
 func BenchmarkEndToEnd(b *testing.B) {
 	cfg := generate.Config{Seed: 7, Events: benchEvents, MalformedRate: 0.005, LiveDrop: true}
 	for i := 0; i < b.N; i++ {
-		data, kafka, httpAddr := b.TempDir(), freeAddr(b), freeAddr(b)
-		up := startKappa(b, "bench-up.log", "up", "--data", data, "--kafka-addr", kafka, "--http", httpAddr)
+		kafka, httpAddr := freeAddr(b), freeAddr(b)
+		up := startKappa(b, "bench-up.log", "up", "--data", b.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
 		waitReady(b, httpAddr)
 
 		start := time.Now()
@@ -44,19 +45,21 @@ func BenchmarkEndToEnd(b *testing.B) {
 		waitCaughtUp(b, kafka, "kappa.v1.rollups", "listens", benchEvents, 5*time.Minute)
 		ingest := time.Since(start)
 		rss := peakRSS(b, up.cmd.Process.Pid)
-		up.stop(b, syscall.SIGTERM)
 
-		up = startKappa(b, "bench-up-v2.log", "up", "--data", data, "--kafka-addr", kafka, "--http", httpAddr, "--version", "v2")
+		v2 := startKappa(b, "bench-up-v2.log", "up", "--brokers", kafka, "--data", b.TempDir(),
+			"--http", freeAddr(b), "--version", "v2", "--instance-id", "bench-v2")
 		start = time.Now()
 		waitCaughtUp(b, kafka, "kappa.v2.rollups", "listens", benchEvents, 5*time.Minute)
 		backlog := time.Since(start)
-		rss = max(rss, peakRSS(b, up.cmd.Process.Pid))
+		rssBacklog := peakRSS(b, v2.cmd.Process.Pid)
+		v2.stop(b, syscall.SIGTERM)
 		up.stop(b, syscall.SIGTERM)
 
 		b.ReportMetric(benchEvents/ingest.Seconds(), "ingest-events/s")
 		b.ReportMetric(benchEvents/produced.Seconds(), "produce-events/s")
 		b.ReportMetric(benchEvents/backlog.Seconds(), "backlog-events/s")
-		b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+		b.ReportMetric(float64(rss)/(1<<20), "up-peak-rss-MiB")
+		b.ReportMetric(float64(rssBacklog)/(1<<20), "backlog-peak-rss-MiB")
 	}
 }
 

@@ -234,6 +234,7 @@ func TestEmbeddedBrokerKill(t *testing.T) {
 
 	startKappa(t, "up-2.log", args...)
 	waitReady(t, httpAddr)
+	waitCaughtUp(t, kafka, group, "listens", n/2, 2*time.Minute)
 	c := newClient(httpAddr)
 	checkAllPlays(t, c, half)
 	produceWithKcat(t, kafka, d.writeLines(t, "second.txt", n/2, n, true))

@@ -66,16 +66,10 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	cache := pebble.NewCache(c.cacheSize)
 	defer cache.Unref()
 	po := &pebble.Options{
-		FS:           c.fs,
-		Cache:        cache,
-		Merger:       counterMerger,
-		MemTableSize: 32 << 20,
-		// INVARIANT: every batch that changes state also records the input
-		// offsets it reflects, so the WAL adds nothing: after a crash the
-		// store reopens at its last flushed memtable, data and offsets
-		// together, and the records after those offsets are consumed again
-		// from the log. Close flushes the memtable first.
-		DisableWAL:                  true,
+		FS:                          c.fs,
+		Cache:                       cache,
+		Merger:                      counterMerger,
+		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
@@ -96,15 +90,11 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	return s, nil
 }
 
-// Close flushes the memtable to disk and releases the store. Pending
-// batches must be committed or closed first.
+// Close releases the store; committed batches are already in its WAL.
+// Pending batches must be committed or closed first.
 func (s *Store) Close() error {
 	if s.metrics != nil {
 		_ = s.metrics.Unregister()
-	}
-	if err := s.db.Flush(); err != nil {
-		s.db.Close()
-		return fmt.Errorf("state: flush %q: %w", s.dir, err)
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close %q: %w", s.dir, err)
@@ -168,13 +158,12 @@ func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) erro
 }
 
 // NewBatch starts an atomic batch of writes. The caller commits or closes it.
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch(), db: s.db} }
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
 
 // Batch is a set of writes applied atomically by Commit. It is not safe
 // for concurrent use.
 type Batch struct {
 	b   *pebble.Batch
-	db  *pebble.DB
 	key []byte
 }
 
@@ -197,18 +186,20 @@ func (b *Batch) SetOffset(topic string, partition int32, next int64) error {
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return int(b.b.Count()) }
 
-// Commit applies the batch atomically and releases it. The store has no
-// WAL: a committed batch is durable once its memtable is flushed (at the
-// latest by Close). A crash before that rolls the data back together with
-// the offsets it recorded, so the input is consumed again from the log and
-// nothing is counted twice or lost. sync flushes the memtable at once.
+// Commit applies the batch atomically and releases it. Without sync the
+// write reaches the WAL in the OS page cache: it survives a crash of the
+// process (kill -9), not of the machine. Either way the data and the
+// offsets it recorded stay together, so after a machine crash the input
+// after the surviving offsets is consumed again from the log and nothing
+// is counted twice or lost. With sync the WAL is fsynced.
 func (b *Batch) Commit(sync bool) error {
-	err := b.b.Commit(pebble.NoSync)
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	err := b.b.Commit(wo)
 	if cerr := b.b.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && sync {
-		err = b.db.Flush()
 	}
 	if err != nil {
 		return fmt.Errorf("state: commit: %w", err)

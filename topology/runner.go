@@ -230,11 +230,14 @@ func (r *Runner) adjustOffsets(_ context.Context, offsets map[string]map[int32]k
 			} else {
 				ps[p] = kgo.NewOffset().AtStart()
 			}
-			if w := r.worker(p); w != nil && ok && topic == r.cfg.Topic {
-				w.flushed.Store(next)
-				w.consumed.Store(next)
-				// NB: a kill between a store commit and the group commit
-				// leaves the group behind the store; catch it up.
+			if w := r.worker(p); w != nil && topic == r.cfg.Topic {
+				if ok {
+					w.flushed.Store(next)
+					w.consumed.Store(next)
+				}
+				// NB: the group's offset can be behind the store (a kill
+				// between the store commit and the group commit) or ahead
+				// of it (a lost store): publish where the store really is.
 				r.markFlushed(p, next, -1)
 			}
 			r.cfg.Logger.Info("partition resumes", attrTopic, topic, attrPartition, p, attrOffset, next, "from_store", ok)
