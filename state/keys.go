@@ -15,9 +15,6 @@ func AppendUint32(dst []byte, v uint32) []byte { return binary.BigEndian.AppendU
 // AppendInt64 appends v so that negative values sort before positive ones.
 func AppendInt64(dst []byte, v int64) []byte { return AppendUint64(dst, uint64(v)^(1<<63)) }
 
-// AppendInt32 appends v so that negative values sort before positive ones.
-func AppendInt32(dst []byte, v int32) []byte { return AppendUint32(dst, uint32(v)^(1<<31)) }
-
 // Uint64 decodes the 8 bytes of b starting at off written by AppendUint64.
 func Uint64(b []byte, off int) uint64 { return binary.BigEndian.Uint64(b[off:]) }
 
@@ -26,19 +23,3 @@ func Uint32(b []byte, off int) uint32 { return binary.BigEndian.Uint32(b[off:]) 
 
 // Int64 decodes the 8 bytes of b starting at off written by AppendInt64.
 func Int64(b []byte, off int) int64 { return int64(Uint64(b, off) ^ (1 << 63)) }
-
-// Int32 decodes the 4 bytes of b starting at off written by AppendInt32.
-func Int32(b []byte, off int) int32 { return int32(Uint32(b, off) ^ (1 << 31)) }
-
-// PrefixEnd returns the smallest key greater than every key with the given
-// prefix, or nil (no upper bound) when the prefix is all 0xff bytes.
-func PrefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
-}

@@ -17,6 +17,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
+// blockCacheSize is the Pebble block cache of a store.
+const blockCacheSize = 64 << 20
+
 const (
 	metaTable  byte = 0x00
 	offsetsTag byte = 'o'
@@ -24,7 +27,6 @@ const (
 
 type cfg struct {
 	fs            vfs.FS
-	cacheSize     int64
 	logger        *slog.Logger
 	meterProvider metric.MeterProvider
 }
@@ -40,9 +42,6 @@ func (o opt) apply(c *cfg) { o(c) }
 // (vfs.NewMem() in tests).
 func WithFS(fs vfs.FS) Opt { return opt(func(c *cfg) { c.fs = fs }) }
 
-// WithCacheSize sets the block cache size in bytes (default 64 MiB).
-func WithCacheSize(n int64) Opt { return opt(func(c *cfg) { c.cacheSize = n }) }
-
 // WithLogger logs Pebble's background events at debug level (default: discard).
 func WithLogger(l *slog.Logger) Opt { return opt(func(c *cfg) { c.logger = l }) }
 
@@ -56,14 +55,11 @@ type Store struct {
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts ...Opt) (*Store, error) {
-	c := cfg{cacheSize: 64 << 20, logger: slog.New(slog.DiscardHandler)}
+	c := cfg{logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	if c.cacheSize <= 0 {
-		return nil, fmt.Errorf("state: cache size %d must be positive", c.cacheSize)
-	}
-	cache := pebble.NewCache(c.cacheSize)
+	cache := pebble.NewCache(blockCacheSize)
 	defer cache.Unref()
 	po := &pebble.Options{
 		FS:                          c.fs,
@@ -101,9 +97,6 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
-
-// Dir is the directory the store lives in.
-func (s *Store) Dir() string { return s.dir }
 
 // DiskUsage is the number of bytes the store occupies on disk.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
@@ -182,9 +175,6 @@ func (b *Batch) SetOffset(topic string, partition int32, next int64) error {
 	b.key = offsetKey(b.key[:0], topic, partition)
 	return b.b.Set(b.key, AppendInt64(nil, next), nil)
 }
-
-// Len is the number of operations in the batch.
-func (b *Batch) Len() int { return int(b.b.Count()) }
 
 // Commit applies the batch atomically and releases it. Without sync the
 // write reaches the WAL in the OS page cache: it survives a crash of the

@@ -31,11 +31,10 @@ type worker struct {
 	done chan struct{}
 
 	// Owned by the worker goroutine.
-	next     int64
-	epoch    int32
-	dirty    bool
-	applied  int64
-	rejected int64
+	next    int64
+	epoch   int32
+	dirty   bool
+	applied int64
 
 	dlq    sync.WaitGroup
 	dlqMu  sync.Mutex
@@ -102,7 +101,6 @@ func (w *worker) process(p kgo.FetchTopicPartition) {
 	w.dirty = true
 	n := int64(len(p.Records))
 	w.applied += n - rejected
-	w.rejected += rejected
 	w.consumed.Store(w.next)
 	w.hwm.Store(p.LastStableOffset)
 	if p.LastStableOffset-w.next <= w.r.cfg.ReadyLag {
