@@ -27,7 +27,7 @@ lint:
 ## bench: micro-benchmarks, then the end-to-end benchmark (a few minutes)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./processors/... ./generate/
-	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 20m ./e2e/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./e2e/
 
 ## fuzz: run each decoder fuzzer for a minute
 fuzz:
