@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -299,4 +301,45 @@ func TestBadRequests(t *testing.T) {
 	if out, err := exec.Command(kappaBin, "produce", "--brokers", kafka, "--file", filepath.Join(t.TempDir(), "missing")).CombinedOutput(); exitCode(err) != 1 {
 		t.Errorf("kappa produce of a missing file: exit %d, want 1:\n%s", exitCode(err), out)
 	}
+}
+
+// TestIngestHTTP posts generated events to POST /v1/listens, as JSON lines
+// and as a JSON array, and checks the answers like the Kafka path.
+func TestIngestHTTP(t *testing.T) {
+	const n = 4_000
+	d := generateDataset(t, testConfig(n))
+	kafka, httpAddr := freeAddr(t), freeAddr(t)
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
+	waitReady(t, httpAddr)
+	post := func(contentType string, body []byte) (accepted, rejected int) {
+		t.Helper()
+		resp, err := http.Post("http://"+httpAddr+"/v1/listens", contentType, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct{ Accepted, Rejected int }
+		if err := decodeJSON(resp, &out); err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /v1/listens: %d %v", resp.StatusCode, err)
+		}
+		return out.Accepted, out.Rejected
+	}
+	// An array holds only JSON values; the malformed lines that are not
+	// JSON at all go with the JSON lines.
+	asLines, inArray := d.lines[:n/2:n/2], [][]byte(nil)
+	for _, l := range d.lines[n/2:] {
+		if json.Valid(l) {
+			inArray = append(inArray, l)
+		} else {
+			asLines = append(asLines, l)
+		}
+	}
+	lines := bytes.Join(asLines, []byte("\n"))
+	array := append(append([]byte("["), bytes.Join(inArray, []byte(","))...), ']')
+	a1, r1 := post("application/x-ndjson", lines)
+	a2, r2 := post("application/json", array)
+	if a1+a2 != n-d.malformed || r1+r2 != d.malformed {
+		t.Fatalf("accepted %d, rejected %d; want %d and %d", a1+a2, r1+r2, n-d.malformed, d.malformed)
+	}
+	waitCaughtUp(t, kafka, group, "listens", int64(n-d.malformed), time.Minute)
+	checkAllPlays(t, newClient(httpAddr), d.model)
 }

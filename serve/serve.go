@@ -24,6 +24,8 @@ type Config struct {
 	Rollups *rollups.Reader
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
+	// Produce serves POST /v1/listens (default: the endpoint answers 404).
+	Produce Produce
 	// Metrics serves /metrics (default: 404).
 	Metrics http.Handler
 	// Logger receives request failures (default: discard).
@@ -60,6 +62,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.plays(rollups.Song, "song_id"))
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
+	if cfg.Produce != nil {
+		s.mux.HandleFunc("POST /v1/listens", s.ingest)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

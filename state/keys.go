@@ -23,3 +23,16 @@ func Uint32(b []byte, off int) uint32 { return binary.BigEndian.Uint32(b[off:]) 
 
 // Int64 decodes the 8 bytes of b starting at off written by AppendInt64.
 func Int64(b []byte, off int) int64 { return int64(Uint64(b, off) ^ (1 << 63)) }
+
+// PrefixEnd returns the smallest key greater than every key with the given
+// prefix, or nil (no upper bound) when the prefix is all 0xff bytes.
+func PrefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -125,6 +125,15 @@ func TestKeyOrder(t *testing.T) {
 			t.Fatalf("Int64 round trip %d -> %d", v, got)
 		}
 	}
+	for _, tc := range []struct{ in, want []byte }{
+		{[]byte{1, 2}, []byte{1, 3}},
+		{[]byte{1, 0xff}, []byte{2}},
+		{[]byte{0xff, 0xff}, nil},
+	} {
+		if got := PrefixEnd(tc.in); !bytes.Equal(got, tc.want) {
+			t.Errorf("PrefixEnd(%x) = %x, want %x", tc.in, got, tc.want)
+		}
+	}
 	for _, v := range []uint32{0, 1, 1 << 31, math.MaxUint32} {
 		if got := Uint32(AppendUint32(nil, v), 0); got != v {
 			t.Fatalf("Uint32 round trip %d -> %d", v, got)

@@ -154,10 +154,22 @@ func up(ctx context.Context, c upConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
+	if err != nil {
+		return err
+	}
+	defer ingestCl.Close()
 	api, err := serve.New(serve.Config{
 		Version: c.version,
 		Rollups: rollups.NewReader(store),
 		Ready:   runner.Ready,
+		Produce: func(ctx context.Context, users []int64, values [][]byte) error {
+			recs := make([]*kgo.Record, len(values))
+			for i, v := range values {
+				recs[i] = &kgo.Record{Key: strconv.AppendInt(nil, users[i], 10), Value: v}
+			}
+			return ingestCl.ProduceSync(ctx, recs...).FirstErr()
+		},
 		Metrics: tel.handler,
 		Logger:  logger,
 	})
