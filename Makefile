@@ -1,5 +1,8 @@
 # kappa — the two commands are `make run` and `make test`.
 
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 GO      ?= go
 BIN     := bin/kappa
 RATE    ?= 5000/s
@@ -24,10 +27,15 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: micro-benchmarks, then the end-to-end benchmark (a few minutes)
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./processors/... ./generate/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./e2e/
+## bench: the benchmark suite (a few minutes): prints one table and writes it
+## into docs/benchmarks.md with the date, the machine and this command
+bench: | bin
+	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./processors/... ./generate/ | tee bin/bench-micro.txt
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/ | tee bin/bench-e2e.txt
+	$(GO) run ./cmd/benchreport -cmd "make bench" -doc docs/benchmarks.md bin/bench-micro.txt bin/bench-e2e.txt
+
+bin:
+	mkdir -p bin
 
 ## fuzz: run each decoder fuzzer for a minute
 fuzz:
