@@ -18,8 +18,10 @@ build:
 run: build
 	./$(BIN) up --generate $(RATE)
 
-## test: formatting, vet, and every test (unit, fuzz seeds, e2e)
+## test: formatting, vet, the concurrent packages under the race detector,
+## and every test (unit, fuzz seeds, e2e)
 test: lint
+	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./processors/...
 	$(GO) test -count=1 -timeout 25m ./...
 
 lint:
