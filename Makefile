@@ -21,7 +21,7 @@ run: build
 ## test: formatting, vet, the concurrent packages under the race detector,
 ## and every test (unit, fuzz seeds, e2e)
 test: lint
-	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./processors/...
+	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./processors/... ./windows/
 	$(GO) test -count=1 -timeout 25m ./...
 
 lint:
@@ -32,7 +32,7 @@ lint:
 ## bench: the benchmark suite (a few minutes): prints one table and writes it
 ## into docs/benchmarks.md with the date, the machine and this command
 bench: | bin
-	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./processors/... ./generate/ | tee bin/bench-micro.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./processors/... ./generate/ ./windows/ | tee bin/bench-micro.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/ | tee bin/bench-e2e.txt
 	$(GO) run ./cmd/benchreport -cmd "make bench" -doc docs/benchmarks.md bin/bench-micro.txt bin/bench-e2e.txt
 
@@ -43,6 +43,7 @@ bin:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeListen$$' -fuzztime 60s ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime 60s ./events/
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime 60s ./windows/
 
 clean:
 	rm -rf bin kappa-data
