@@ -1,0 +1,106 @@
+package lsh
+
+import (
+	"iter"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// counted yields ids and counts how many the consumer pulled.
+func counted(ids []int64, pulled *int) iter.Seq[int64] {
+	return func(yield func(int64) bool) {
+		for _, id := range ids {
+			*pulled++
+			if !yield(id) {
+				return
+			}
+		}
+	}
+}
+
+func seq(from, n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(from + i)
+	}
+	return ids
+}
+
+func TestCandidatesPerBucket(t *testing.T) {
+	c := NewCandidates(3, Limits{PerBucket: 10})
+	var pulled int
+	if capped := c.Scan(counted(seq(1, 1000), &pulled)); !capped || pulled != 11 {
+		t.Fatalf("oversized bucket: capped=%v after pulling %d; want true after 11", capped, pulled)
+	}
+	// Self (3) counts towards the cap but is not a candidate.
+	if want := []int64{1, 2, 4, 5, 6, 7, 8, 9, 10}; !slices.Equal(c.IDs(), want) {
+		t.Fatalf("IDs = %v, want %v", c.IDs(), want)
+	}
+	pulled = 0
+	if capped := c.Scan(counted([]int64{9, 20, 3, 21}, &pulled)); capped || pulled != 4 {
+		t.Fatalf("small bucket: capped=%v after %d", capped, pulled)
+	}
+	if want := []int64{1, 2, 4, 5, 6, 7, 8, 9, 10, 20, 21}; !slices.Equal(c.IDs(), want) {
+		t.Fatalf("IDs = %v, want %v", c.IDs(), want)
+	}
+	if capped := c.Scan(slices.Values(seq(100, 10))); capped {
+		t.Fatal("a bucket of exactly PerBucket entries is not over it")
+	}
+	if c.Capped() != 1 || c.Full() {
+		t.Fatalf("Capped = %d, Full = %v; want 1, false", c.Capped(), c.Full())
+	}
+	c.Reset(1)
+	if len(c.IDs()) != 0 || c.Capped() != 0 {
+		t.Fatal("Reset kept state")
+	}
+	c.Scan(slices.Values([]int64{1, 2}))
+	if !slices.Equal(c.IDs(), []int64{2}) {
+		t.Fatalf("after Reset: IDs = %v", c.IDs())
+	}
+}
+
+func TestCandidatesBudget(t *testing.T) {
+	c := NewCandidates(0, Limits{PerBucket: 100, Candidates: 25})
+	c.Scan(slices.Values(seq(1, 20)))
+	var pulled int
+	if capped := c.Scan(counted(seq(11, 50), &pulled)); !capped || len(c.IDs()) != 25 || !c.Full() {
+		t.Fatalf("capped=%v, %d candidates, Full=%v; want true, 25, true", capped, len(c.IDs()), c.Full())
+	}
+	if pulled != 16 { // 10 repeats, 5 new, one more to learn there is more
+		t.Fatalf("pulled %d entries, want 16", pulled)
+	}
+	pulled = 0
+	if capped := c.Scan(counted(seq(500, 5), &pulled)); !capped || pulled != 1 || len(c.IDs()) != 25 {
+		t.Fatalf("full: capped=%v, pulled %d, %d candidates", capped, pulled, len(c.IDs()))
+	}
+	if c.Capped() != 2 {
+		t.Fatalf("Capped = %d, want 2", c.Capped())
+	}
+}
+
+func TestLimits(t *testing.T) {
+	if l := (Limits{}).withDefaults(); l.PerBucket != DefaultPerBucket || l.Candidates != DefaultCandidates {
+		t.Fatalf("defaults %+v", l)
+	}
+	for _, tc := range []struct {
+		l   Limits
+		err string
+	}{
+		{Limits{}, ""},
+		{Limits{PerBucket: 1, Candidates: 1}, ""},
+		{Limits{PerBucket: -1}, "lsh: PerBucket -1 negative"},
+		{Limits{Candidates: -2}, "lsh: Candidates -2 negative"},
+	} {
+		err := tc.l.Validate()
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%+v: Validate = %v, want %q", tc.l, err, tc.err)
+		}
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.HasPrefix(r.(string), "lsh: ") {
+			t.Fatalf("recovered %v", r)
+		}
+	}()
+	NewCandidates(1, Limits{PerBucket: -1})
+}
