@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeListen$$' -fuzztime 60s ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime 60s ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime 60s ./windows/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime 60s ./processors/fans/
 
 clean:
 	rm -rf bin kappa-data

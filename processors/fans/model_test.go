@@ -1,0 +1,95 @@
+package fans
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/kappa-stream/kappa/events"
+)
+
+// fanCounts recomputes the fan counts of a log from scratch, straight from
+// the definitions: a user's home is the location of their listen with the
+// greatest ts (later in the log on a tie); a fan has ≥ minPlays plays of
+// the artist; each fan counts once at LatLngToCell(home, r) for each r.
+// It returns them as merged deltas: sorted, nonzero.
+func fanCounts(log []events.Listen, res []int, minPlays int) []Delta {
+	type home struct {
+		ok bool
+		ts int64
+		at loc
+	}
+	homes := map[int64]home{}
+	plays := map[[2]int64]int{}
+	for _, l := range log {
+		plays[[2]int64{l.UserID, l.ArtistID}]++
+		if h := homes[l.UserID]; l.HasLoc && (!h.ok || l.TS >= h.ts) {
+			homes[l.UserID] = home{true, l.TS, loc{l.Lat, l.Lng}}
+		}
+	}
+	var ds []Delta
+	for ua, n := range plays {
+		h := homes[ua[0]]
+		if n < minPlays || !h.ok {
+			continue
+		}
+		for _, r := range res {
+			ds = append(ds, Delta{Artist: ua[1], Res: r, Cell: cellOf(h.at, r), N: 1})
+		}
+	}
+	return Merge(ds)
+}
+
+// TestModel checks the invariant of the package: after every listen of a
+// random log (several users, listens out of ts order, ties, repeated and
+// nearby locations), the sum of all deltas so far equals the fan counts
+// recomputed from scratch. The user states go through their binary form
+// between listens, as they do through the store.
+func TestModel(t *testing.T) {
+	centers := []loc{berlin, paris, {-33.8688, 151.2093}, {0, 179.9999}, {89.9, 0}}
+	seeds := 300
+	if testing.Short() {
+		seeds = 30
+	}
+	for seed := range seeds {
+		r := rand.New(rand.NewPCG(uint64(seed), 7))
+		cfg := Config{MinPlays: 1 + r.IntN(3)}
+		if r.IntN(3) == 0 {
+			cfg.Resolutions = []int{0, 7, 10, 15}
+		}
+		p, err := NewProcessor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each user moves among a few places: centers and points near them,
+		// so that some moves change only the fine resolutions.
+		var places []loc
+		for range 4 {
+			c := centers[r.IntN(len(centers))]
+			d := []float64{0, 1e-4, 2e-3, 0.05}[r.IntN(4)]
+			places = append(places, loc{min(90, c.lat+d*r.Float64()), min(180, c.lng+d*r.Float64())})
+		}
+		stored := map[int64][]byte{}
+		var log []events.Listen
+		var sum []Delta
+		for i := range 80 {
+			l := events.Listen{UserID: 1 + r.Int64N(3), SongID: 1, ArtistID: 1 + r.Int64N(6), TS: r.Int64N(20)}
+			if r.IntN(3) > 0 {
+				at := places[r.IntN(len(places))]
+				l.HasLoc, l.Lat, l.Lng = true, at.lat, at.lng
+			}
+			var u User
+			if b, ok := stored[l.UserID]; ok {
+				if err := u.Decode(b); err != nil {
+					t.Fatalf("seed %d: Decode: %v", seed, err)
+				}
+			}
+			sum = Merge(p.Apply(&u, &l, sum))
+			stored[l.UserID] = u.Append(nil)
+			log = append(log, l)
+			if want := fanCounts(log, p.res, cfg.MinPlays); !slices.Equal(sum, want) {
+				t.Fatalf("seed %d, after listen %d (%+v): summed deltas\n %v\nwant\n %v", seed, i, l, sum, want)
+			}
+		}
+	}
+}
