@@ -1,7 +1,9 @@
 // Package e2e runs the real kappa binary against a Kafka-protocol broker
 // and checks its answers against an independent computation from the raw
-// events. Nothing here imports the code under test except the generator
-// (for input) and the embedded broker (as the external cluster).
+// events. The tests import nothing under test except the generator (for
+// input) and the embedded broker (as the external cluster); the peer
+// benchmarks build their competitors on kappa's decoder and Pebble adapter
+// and are checked against the same independent model.
 package e2e
 
 import (
