@@ -3,14 +3,12 @@ package state
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/lovoo/goka/storage"
 )
 
@@ -95,35 +93,9 @@ var _ storage.Storage = (*GokaStorage)(nil)
 // 16 MiB block cache per store; bloom filters, as goka reads keys that do
 // not exist yet.
 func NewGokaStorage(dir string, opts ...Opt) (*GokaStorage, error) {
-	c := cfg{logger: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o.apply(&c)
-	}
-	cache := pebble.NewCache(gokaCacheSize)
-	defer cache.Unref()
-	po := &pebble.Options{
-		FS:                          c.fs,
-		Cache:                       cache,
-		MemTableSize:                gokaMemTableSize,
-		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
-		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pebbleLogger{c.logger},
-	}
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(dir, po)
+	s, err := open(dir, tuning{cacheSize: gokaCacheSize, memTableSize: gokaMemTableSize, bloom: true}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("state: open %q: %w", dir, err)
-	}
-	s := &Store{db: db, dir: dir}
-	if c.meterProvider != nil {
-		if s.metrics, err = s.instrument(c.meterProvider); err != nil {
-			db.Close()
-			return nil, err
-		}
+		return nil, err
 	}
 	return &GokaStorage{s: s, flushEvery: gokaRecoveryFlush, stop: make(chan struct{})}, nil
 }

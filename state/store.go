@@ -13,6 +13,7 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -55,22 +56,38 @@ type Store struct {
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts ...Opt) (*Store, error) {
+	return open(dir, tuning{cacheSize: blockCacheSize, memTableSize: 32 << 20}, opts)
+}
+
+// tuning is what differs between the Pebble settings of the stores.
+type tuning struct {
+	cacheSize    int64
+	memTableSize uint64
+	bloom        bool // bloom filters on every level, for point reads of absent keys
+}
+
+func open(dir string, t tuning, opts []Opt) (*Store, error) {
 	c := cfg{logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	cache := pebble.NewCache(blockCacheSize)
+	cache := pebble.NewCache(t.cacheSize)
 	defer cache.Unref()
 	po := &pebble.Options{
 		FS:                          c.fs,
 		Cache:                       cache,
 		Merger:                      counterMerger,
-		MemTableSize:                32 << 20,
+		MemTableSize:                t.memTableSize,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pebbleLogger{c.logger},
+	}
+	if t.bloom {
+		for i := range po.Levels {
+			po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
