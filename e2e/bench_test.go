@@ -71,12 +71,7 @@ func produceGenerated(b *testing.B, brokers string, cfg generate.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic("listens"),
-		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(200_000),
-		kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cl := newProducer(b, brokers, 5*time.Millisecond)
 	defer cl.Close()
 	var failed atomic.Int64
 	for range cfg.Events {

@@ -47,10 +47,13 @@ func liveLoad(ctx context.Context, b *testing.B, cl *kgo.Client, rate int) {
 	}
 }
 
-func newProducer(b *testing.B, brokers string) *kgo.Client {
+// newProducer is a producer of listens with the given linger: short for
+// the latency benchmarks, longer (bigger batches) for throughput.
+func newProducer(b *testing.B, brokers string, linger time.Duration) *kgo.Client {
 	b.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.DefaultProduceTopic("listens"),
-		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(time.Millisecond))
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(200_000),
+		kgo.ProducerLinger(linger))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,7 +78,7 @@ func BenchmarkFreshness(b *testing.B) {
 		kafka, httpAddr := freeAddr(b), freeAddr(b)
 		up := startKappa(b, "fresh-up.log", "up", "--data", b.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
 		waitReady(b, httpAddr)
-		bg, markers := newProducer(b, kafka), newProducer(b, kafka)
+		bg, markers := newProducer(b, kafka, time.Millisecond), newProducer(b, kafka, time.Millisecond)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -133,7 +136,7 @@ func BenchmarkQueryLatency(b *testing.B) {
 		kafka, httpAddr := freeAddr(b), freeAddr(b)
 		up := startKappa(b, "query-up.log", "up", "--data", b.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
 		waitReady(b, httpAddr)
-		bg := newProducer(b, kafka)
+		bg := newProducer(b, kafka, time.Millisecond)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Add(1)

@@ -202,20 +202,8 @@ func (g *GokaStorage) Close() error {
 
 // Has reports whether key exists.
 func (g *GokaStorage) Has(key string) (bool, error) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.closed {
-		return false, ErrGokaClosed
-	}
-	_, closer, err := g.s.db.Get(gokaKey(key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("state: goka: has %q: %w", key, err)
-	}
-	closer.Close()
-	return true, nil
+	v, err := g.Get(key)
+	return v != nil, err
 }
 
 // Get returns a copy of the value of key, or nil when key does not exist.

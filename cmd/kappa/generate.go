@@ -62,11 +62,12 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	defer cl.Close()
 	p := newProducer(cl, stderr, "generate")
-	var line []byte
+	var line, key []byte
 	for i := 0; i < cfg.Events && ctx.Err() == nil; i++ {
 		pace.wait(ctx, i)
 		line, _ = g.Next(line[:0])
-		p.produce(ctx, line)
+		key = g.Key(key[:0])
+		p.produceKeyed(ctx, key, line)
 	}
 	return errors.Join(ctx.Err(), p.finish(context.WithoutCancel(ctx)))
 }

@@ -99,15 +99,24 @@ func (p *producer) progress() {
 	}
 }
 
-// produce sends one line; line is copied.
+// produce sends one line keyed by its user_id, or unkeyed when it is not
+// a valid listen; line is copied.
 func (p *producer) produce(ctx context.Context, line []byte) {
-	value := append([]byte(nil), line...)
 	var key []byte
-	if p.dec.Decode(value, &p.l) == nil {
+	if p.dec.Decode(line, &p.l) == nil {
 		key = strconv.AppendInt(nil, p.l.UserID, 10)
 	}
+	p.produceKeyed(ctx, key, line)
+}
+
+// produceKeyed sends one line under key; both are copied.
+func (p *producer) produceKeyed(ctx context.Context, key, line []byte) {
 	p.sent.Add(1)
-	p.cl.Produce(ctx, &kgo.Record{Key: key, Value: value}, p.done)
+	r := &kgo.Record{Value: append([]byte(nil), line...)}
+	if key != nil {
+		r.Key = append([]byte(nil), key...)
+	}
+	p.cl.Produce(ctx, r, p.done)
 }
 
 func (p *producer) done(_ *kgo.Record, err error) {
