@@ -158,3 +158,11 @@ func (t *Task) Flush(b *state.Batch) error {
 	clear(t.index)
 	return nil
 }
+
+// PartitionKey is the key of e's id in the repartition topic: the stage-2
+// partition that counts an id, and so the instance that serves it, is
+// murmur2(PartitionKey) modulo the partition count.
+func PartitionKey(dst []byte, e Entity, id int64) []byte {
+	dst = append(dst, e.table())
+	return state.AppendUint64(dst, uint64(id))
+}
