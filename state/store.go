@@ -8,6 +8,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,8 @@ type cfg struct {
 	fs            vfs.FS
 	logger        *slog.Logger
 	meterProvider metric.MeterProvider
+	cache         *Cache
+	memTableSize  uint64
 }
 
 // Opt configures Open.
@@ -45,6 +48,24 @@ func WithFS(fs vfs.FS) Opt { return opt(func(c *cfg) { c.fs = fs }) }
 
 // WithLogger logs Pebble's background events at debug level (default: discard).
 func WithLogger(l *slog.Logger) Opt { return opt(func(c *cfg) { c.logger = l }) }
+
+// WithCache makes the store use a block cache shared with other stores
+// instead of a cache of its own.
+func WithCache(c *Cache) Opt { return opt(func(cf *cfg) { cf.cache = c }) }
+
+// WithMemTableSize sets the size of the store's memtables (default 32 MiB;
+// up to four can be in memory). Many small stores in one process want less.
+func WithMemTableSize(n uint64) Opt { return opt(func(c *cfg) { c.memTableSize = n }) }
+
+// Cache is a block cache that several stores share. Create it with
+// NewCache and close it when no store uses it any more.
+type Cache struct{ c *pebble.Cache }
+
+// NewCache makes a shared block cache of size bytes.
+func NewCache(size int64) *Cache { return &Cache{c: pebble.NewCache(size)} }
+
+// Close releases the caller's reference; stores still open keep theirs.
+func (c *Cache) Close() { c.c.Unref() }
 
 // Store is a Pebble database of processor state. It is safe for concurrent
 // use. The caller closes it.
@@ -71,8 +92,16 @@ func open(dir string, t tuning, opts []Opt) (*Store, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	cache := pebble.NewCache(t.cacheSize)
-	defer cache.Unref()
+	var cache *pebble.Cache
+	if c.cache != nil {
+		cache = c.cache.c
+	} else {
+		cache = pebble.NewCache(t.cacheSize)
+		defer cache.Unref()
+	}
+	if c.memTableSize != 0 {
+		t.memTableSize = c.memTableSize
+	}
 	po := &pebble.Options{
 		FS:                          c.fs,
 		Cache:                       cache,
@@ -166,6 +195,50 @@ func (s *Store) Scan(lower, upper []byte, fn func(key, value []byte) error) erro
 	}
 	return nil
 }
+
+// Get returns a copy of key's value appended to dst, and false when the
+// key is absent.
+func (s *Store) Get(dst, key []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return dst, false, nil
+	}
+	if err != nil {
+		return dst, false, fmt.Errorf("state: get: %w", err)
+	}
+	dst = append(dst, v...)
+	return dst, true, closer.Close()
+}
+
+// SortedReader reads many keys in ascending order more cheaply than Get:
+// each lookup continues from where the last one stopped. It sees the
+// store as of its creation. Close it after use.
+type SortedReader struct{ it *pebble.Iterator }
+
+// NewSortedReader opens a SortedReader.
+func (s *Store) NewSortedReader() (*SortedReader, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("state: reader: %w", err)
+	}
+	return &SortedReader{it: it}, nil
+}
+
+// Get returns key's value, valid until the next call, and false when the
+// key is absent. Keys must come in ascending order.
+func (r *SortedReader) Get(key []byte) ([]byte, bool, error) {
+	if !r.it.SeekGE(key) || !bytes.Equal(r.it.Key(), key) {
+		return nil, false, r.it.Error()
+	}
+	v, err := r.it.ValueAndErr()
+	if err != nil {
+		return nil, false, fmt.Errorf("state: reader: %w", err)
+	}
+	return v, true, nil
+}
+
+// Close releases the reader.
+func (r *SortedReader) Close() error { return r.it.Close() }
 
 // NewBatch starts an atomic batch of writes. The caller commits or closes it.
 func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }

@@ -1,13 +1,21 @@
-// Package topology runs processors as a Kafka consumer group: one task per
-// assigned input partition, records pre-aggregated in the task and flushed
-// every commit interval as one Pebble batch that also records the input
-// offsets it reflects. A task resumes from the offsets in its store, so the
-// store counts every input record exactly once, whatever Kafka's committed
-// group offsets say (those are committed after each flush, for lag tools).
+// Package topology runs processors as Kafka consumer groups with
+// exactly-once state: one task per assigned input partition, and every
+// commit interval one Kafka transaction (franz-go GroupTransactSession)
+// that holds the tasks' output records, their store changes as changelog
+// records, and the input offsets. Only after the transaction commits do
+// the changes reach the partition's local Pebble store, together with the
+// changelog offset they reflect. So a local store is never ahead of the
+// changelog, and a store that is missing, behind (a kill -9 between the
+// commit and the local write, or a partition that another instance owned
+// meanwhile) is brought up to date by replaying its changelog partition
+// from the offset it records before the task serves or processes.
 //
-// Invalid records go to a dead-letter topic with their original bytes and
-// the headers kappa-error (the reason) and kappa-source
-// (topic/partition/offset); the partition keeps going.
+// Every consumer reads read_committed: an aborted transaction's outputs
+// and changes are never seen, and its input is consumed again.
+//
+// Invalid records go to a dead-letter topic, in the same transaction, with
+// their original bytes and the headers kappa-error (the reason) and
+// kappa-source (topic/partition/offset); the partition keeps going.
 package topology
 
 import (
@@ -25,40 +33,64 @@ import (
 
 // Task is the processing logic of one input partition. The runtime calls
 // its methods from one goroutine at a time.
+//
+// A task keeps no state of its own between Prepares: whatever must last
+// goes into Prepare's Output as store changes, and is read back from the
+// store. An aborted transaction then leaves nothing behind.
 type Task interface {
-	// Process handles one input record value. A non-nil error rejects the
+	// Process handles one input record. A non-nil error rejects the
 	// record: it goes to the dead-letter topic with the error text as its
 	// reason, and the task must be left as if the record never came.
-	Process(value []byte) error
-	// Flush writes everything processed since the last Flush into b. The
-	// runtime adds the input offsets to b and commits it; Flush must not
-	// commit or close b.
-	Flush(b *state.Batch) error
+	Process(rec *kgo.Record) error
+	// Prepare moves everything processed since the last Prepare into out.
+	// The runtime writes out in the current transaction; the store sees
+	// the changes only after the transaction commits.
+	Prepare(out *Output) error
 }
 
 // Config configures a Runner. Zero fields take the documented defaults.
 type Config struct {
 	// Brokers are the seed brokers (required).
 	Brokers []string
-	// Group is the consumer group id (required), e.g. "kappa.v1.rollups".
+	// Group is the consumer group id (required), e.g. "kappa.v1.users".
 	Group string
-	// InstanceID makes the member static (KIP-345): a member restarted
-	// with the same id gets its partitions back at once, without waiting
-	// for the session timeout of its previous incarnation. Default: none.
+	// InstanceID names this member (required). It is the static group
+	// membership id (KIP-345): a member restarted with the same id gets
+	// its partitions back at once. It also makes the transactional id, so
+	// a restarted instance fences its previous incarnation's transaction
+	// instead of waiting for it to time out. Ids must be unique per group.
 	InstanceID string
 	// Topic is the input topic (required).
 	Topic string
-	// DLQTopic receives rejected records (required).
+	// DLQTopic receives rejected records. Without it a rejected record is
+	// a fatal error (for internal topics, where one is a bug).
 	DLQTopic string
-	// CommitInterval is how often tasks flush to the store (default 100 ms).
+	// Changelog is the compacted changelog topic of the tasks' stores,
+	// partitioned like Topic. Empty: the tasks are stateless and may only
+	// send records (Output.Put is an error).
+	Changelog string
+	// StoreDir is where the per-partition stores live, one directory per
+	// partition (required with Changelog).
+	StoreDir string
+	// StoreOpts are extra options for the partition stores.
+	StoreOpts []state.Opt
+	// CommitInterval is how long one transaction collects input (default
+	// 100 ms).
 	CommitInterval time.Duration
 	// ReadyLag is the lag, in records, under which a partition counts as
 	// caught up for readiness (default 1000).
 	ReadyLag int64
-	// Store keeps the state and the input offsets (required).
-	Store *state.Store
+	// SessionTimeout is the group session timeout: how long a member
+	// that died is waited for before its partitions move (default 6 s,
+	// the smallest Kafka accepts by default).
+	SessionTimeout time.Duration
+	// TransactionTimeout is how long the broker waits before aborting the
+	// open transaction of a producer that died (default 10 s). Until then
+	// the partitions it wrote to cannot be read past it.
+	TransactionTimeout time.Duration
 	// NewTask makes the task of a newly assigned partition (required).
-	NewTask func(partition int32) Task
+	// store is the partition's store, restored; nil without Changelog.
+	NewTask func(partition int32, store *state.Store) (Task, error)
 	// Logger receives runtime events (default: discard).
 	Logger *slog.Logger
 	// MeterProvider receives the runtime's metrics (default: no-op).
@@ -74,6 +106,12 @@ func (c *Config) setDefaults() {
 	if c.ReadyLag == 0 {
 		c.ReadyLag = 1000
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 6 * time.Second
+	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,7 +120,7 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports the first missing or invalid setting.
+// Validate reports every missing or invalid setting.
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 {
@@ -91,11 +129,14 @@ func (c *Config) Validate() error {
 	if c.Group == "" {
 		errs = append(errs, errors.New("no group"))
 	}
+	if c.InstanceID == "" {
+		errs = append(errs, errors.New("no instance id"))
+	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("no input topic"))
 	}
-	if c.DLQTopic == "" {
-		errs = append(errs, errors.New("no dead-letter topic"))
+	if c.Changelog != "" && c.StoreDir == "" {
+		errs = append(errs, errors.New("a changelog but no store directory"))
 	}
 	if c.CommitInterval < 0 {
 		errs = append(errs, fmt.Errorf("negative commit interval %s", c.CommitInterval))
@@ -103,8 +144,8 @@ func (c *Config) Validate() error {
 	if c.ReadyLag < 0 {
 		errs = append(errs, fmt.Errorf("negative ready lag %d", c.ReadyLag))
 	}
-	if c.Store == nil {
-		errs = append(errs, errors.New("no store"))
+	if c.SessionTimeout < 0 || c.TransactionTimeout < 0 {
+		errs = append(errs, errors.New("negative timeout"))
 	}
 	if c.NewTask == nil {
 		errs = append(errs, errors.New("no task constructor"))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Log attribute keys.
@@ -26,19 +25,16 @@ const (
 // with Run; other methods are safe for concurrent use with Run.
 type Runner struct {
 	cfg Config
-	cl  *kgo.Client
-	adm *kadm.Client
 	m   *instruments
 
-	// workers is written only by the poll loop and the rebalance
-	// callbacks, which BlockRebalanceOnPoll serializes; mu guards it for
-	// readers on other goroutines.
+	// mu guards workers and sess for readers on other goroutines; they are
+	// written only by Run's goroutine and the rebalance callbacks, which
+	// BlockRebalanceOnPoll keeps apart from record processing.
 	mu      sync.Mutex
 	workers map[int32]*worker
+	sess    *kgo.GroupTransactSession
+	adm     *kadm.Client
 	joined  atomic.Bool
-
-	commitMu sync.Mutex
-	toCommit map[int32]kgo.EpochOffset
 
 	fatalOnce sync.Once
 	fatal     chan error
@@ -51,111 +47,242 @@ func New(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	r := &Runner{
-		cfg:      cfg,
-		workers:  make(map[int32]*worker),
-		toCommit: make(map[int32]kgo.EpochOffset),
-		fatal:    make(chan error, 1),
+		cfg:     cfg,
+		workers: make(map[int32]*worker),
+		fatal:   make(chan error, 1),
 	}
 	m, err := newInstruments(cfg.MeterProvider, r)
 	if err != nil {
 		return nil, err
 	}
 	r.m = m
+	return r, nil
+}
+
+// TransactionalID is the id of the runner's transactional producer.
+func (r *Runner) TransactionalID() string { return r.cfg.Group + "." + r.cfg.InstanceID }
+
+func (r *Runner) newSession() (*kgo.GroupTransactSession, error) {
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topic),
-		kgo.DisableAutoCommit(),
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.InstanceID(r.cfg.InstanceID),
+		kgo.ConsumeTopics(r.cfg.Topic),
+		kgo.TransactionalID(r.TransactionalID()),
+		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
+		kgo.SessionTimeout(r.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(r.cfg.SessionTimeout/10, 3*time.Second)),
+		kgo.RequireStableFetchOffsets(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
-		kgo.AdjustFetchOffsetsFn(r.adjustOffsets),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// NB: with control records kept, the consumed position moves
+		// past a transaction's commit marker, so the committed offset
+		// reaches the log end instead of stopping one short of it.
+		kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(16 << 20),
 		kgo.FetchMaxPartitionBytes(2 << 20),
-		kgo.WithLogger(kgoLogger{cfg.Logger}),
+		kgo.RecordPartitioner(partitioner{manual: r.cfg.Changelog, keyed: kgo.StickyKeyPartitioner(nil)}),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(1 << 20),
+		kgo.MaxBufferedRecords(1 << 20),
+		kgo.WithLogger(kgoLogger{r.cfg.Logger}),
 	}
-	if cfg.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
-	}
-	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
+	sess, err := kgo.NewGroupTransactSession(append(opts, r.cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("topology: client: %w", err)
 	}
-	r.cl = cl
-	r.adm = kadm.NewClient(cl)
-	return r, nil
+	return sess, nil
 }
 
-// Run consumes until ctx ends or a task fails. On the way out every task
-// flushes, the offsets are committed and the member leaves the group. It
-// returns nil when ctx ended, else the first fatal error.
+// partitioner sends records of the changelog topic to the partition the
+// runtime chose (the task's own) and every other keyed record to
+// murmur2(key), as the Java client does.
+type partitioner struct {
+	manual string
+	keyed  kgo.Partitioner
+}
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == p.manual {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.keyed.ForTopic(topic)
+}
+
+// errSession marks errors of the Kafka session (the broker, the group,
+// the transaction), after which Run starts a new session; other errors
+// (a task or a store failing) end Run.
+type errSession struct{ err error }
+
+func (e errSession) Error() string { return e.err.Error() }
+func (e errSession) Unwrap() error { return e.err }
+
+// Run consumes until ctx ends or a task fails. When the Kafka session
+// fails (a broker gone for longer than the client retries, a fenced
+// transaction) it drops the uncommitted work and starts a new session,
+// which rejoins the group and resumes from the committed offsets. On the
+// way out the open transaction is committed. It returns nil when ctx
+// ended, else the first fatal error.
 func (r *Runner) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		fatalErr error
-	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		r.commitLoop(ctx)
-	}()
-	go func() {
-		defer wg.Done()
+	backoff := 250 * time.Millisecond
+	for {
+		err := r.runSession(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var se errSession
+		if !errors.As(err, &se) {
+			return err
+		}
+		r.cfg.Logger.Error("kafka session failed; starting a new one", attrGroup, r.cfg.Group, "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
-		case fatalErr = <-r.fatal:
-			cancel()
+			return nil
+		case <-time.After(backoff):
 		}
-	}()
-	r.poll(ctx)
-	cancel()
-	wg.Wait()
-	r.stopWorkers(nil)
-	closeCtx, closeCancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer closeCancel()
-	r.commitPending(closeCtx)
-	r.cl.Close()
-	if fatalErr == nil {
-		select {
-		case fatalErr = <-r.fatal:
-		default:
-		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
-	return fatalErr
 }
 
-func (r *Runner) poll(ctx context.Context) {
-	for {
-		fetches := r.cl.PollRecords(ctx, 10_000)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			r.cl.AllowRebalance()
-			return
-		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			r.cfg.Logger.Warn("fetch error", attrTopic, topic, attrPartition, partition, "err", err)
-		})
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			w := r.workers[p.Partition]
-			if w == nil {
-				return
-			}
-			select {
-			case w.recs <- p:
-			case <-w.done:
-			case <-ctx.Done():
-			}
-		})
-		r.cl.AllowRebalance()
+func (r *Runner) runSession(ctx context.Context) error {
+	sess, err := r.newSession()
+	if err != nil {
+		return err
 	}
+	r.mu.Lock()
+	r.sess = sess
+	r.adm = kadm.NewClient(sess.Client())
+	r.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- r.loop(ctx, sess) }()
+	var loopErr error
+	select {
+	case loopErr = <-errc:
+	case loopErr = <-r.fatal:
+		cancel()
+		<-errc
+	}
+	r.stopWorkers(nil)
+	sess.Close()
+	r.joined.Store(false)
+	return loopErr
+}
+
+// loop runs transactions until ctx ends or one fails: poll and dispatch
+// for a commit interval, then prepare every task that got records, write
+// their outputs, commit, and let the tasks apply their changes.
+func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	dirty := make(map[int32]*worker)
+	for {
+		if err := sess.Begin(); err != nil {
+			return errSession{fmt.Errorf("topology: begin transaction: %w", err)}
+		}
+		deadline := time.Now().Add(r.cfg.CommitInterval)
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			pollCtx, cancel := context.WithDeadline(ctx, deadline)
+			fetches := sess.PollRecords(pollCtx, 10_000)
+			cancel()
+			if fetches.IsClientClosed() {
+				return errSession{errors.New("topology: client closed")}
+			}
+			fetches.EachError(func(topic string, partition int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					r.cfg.Logger.Warn("fetch error", attrTopic, topic, attrPartition, partition, "err", err)
+				}
+			})
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if len(p.Records) == 0 {
+					return
+				}
+				w := r.worker(p.Partition)
+				if w == nil {
+					return
+				}
+				dirty[p.Partition] = w
+				w.in <- p
+			})
+		}
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
+		err := r.commit(endCtx, sess, dirty)
+		cancel()
+		clear(dirty)
+		sess.AllowRebalance()
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// commit ends the transaction of one commit interval: the dirty workers
+// prepare their outputs, the outputs are produced, and the transaction
+// commits (with the consumed offsets) or aborts. Either way the workers
+// hear the outcome before they get more records.
+func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dirty map[int32]*worker) error {
+	start := time.Now()
+	replies := make(chan error, len(dirty))
+	for _, w := range dirty {
+		w.in <- prepareMsg{reply: replies}
+	}
+	var taskErr error
+	for range dirty {
+		if err := <-replies; err != nil && taskErr == nil {
+			taskErr = err
+		}
+	}
+	if taskErr != nil {
+		_, _ = sess.End(ctx, kgo.TryAbort)
+		return taskErr
+	}
+	var (
+		produceMu  sync.Mutex
+		produceErr error
+	)
+	for _, w := range dirty {
+		for _, rec := range w.out.records {
+			sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+				if err != nil {
+					produceMu.Lock()
+					if produceErr == nil {
+						produceErr = fmt.Errorf("topology: produce to %s: %w", rec.Topic, err)
+					}
+					produceMu.Unlock()
+					return
+				}
+				if rec.Topic == r.cfg.Changelog {
+					dirty[rec.Partition].changelogNext.Store(rec.Offset + 1)
+				}
+			})
+		}
+	}
+	if err := sess.Client().Flush(ctx); err != nil {
+		produceErr = err
+	}
+	try := kgo.TryCommit
+	if produceErr != nil {
+		r.cfg.Logger.Warn("aborting transaction: a record could not be produced", attrGroup, r.cfg.Group, "err", produceErr)
+		try = kgo.TryAbort
+	}
+	committed, err := sess.End(ctx, try)
+	outcome := commitMsg{committed: committed && err == nil}
+	for _, w := range dirty {
+		w.in <- outcome
+	}
+	if outcome.committed {
+		r.m.commitSeconds.Record(ctx, time.Since(start).Seconds())
+	} else {
+		r.m.aborts.Add(ctx, 1)
+	}
+	if err != nil {
+		return errSession{fmt.Errorf("topology: end transaction: %w", err)}
+	}
+	return nil
 }
 
 // fail records the first fatal task error and stops Run.
@@ -166,125 +293,69 @@ func (r *Runner) fail(err error) {
 	})
 }
 
-func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (r *Runner) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var restoring []int32
 	for _, p := range assigned[r.cfg.Topic] {
 		if r.workers[p] != nil {
 			continue
 		}
-		w := newWorker(r, p)
+		w := newWorker(r, cl, p)
 		r.workers[p] = w
-		go w.run()
+		if w.stateful() {
+			restoring = append(restoring, p)
+		}
 		r.cfg.Logger.Info("partition assigned", attrGroup, r.cfg.Group, attrTopic, r.cfg.Topic, attrPartition, p)
+	}
+	if len(restoring) > 0 {
+		// NB: paused before the first fetch, so no record of a partition
+		// is polled (and its offset committed) before its store is restored.
+		cl.PauseFetchPartitions(map[string][]int32{r.cfg.Topic: restoring})
+	}
+	for _, p := range assigned[r.cfg.Topic] {
+		if w := r.workers[p]; !w.started {
+			w.started = true
+			go w.run()
+		}
 	}
 	r.joined.Store(true)
 }
 
-func (r *Runner) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (r *Runner) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	r.stopWorkers(revoked[r.cfg.Topic])
-	r.commitPending(ctx)
 }
 
 func (r *Runner) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	r.stopWorkers(lost[r.cfg.Topic])
 }
 
-// stopWorkers stops the workers of partitions (all when nil) and waits for
-// their last flush.
+// stopWorkers stops the workers of partitions (all when nil), waits for
+// them and closes their stores.
 func (r *Runner) stopWorkers(partitions []int32) {
 	r.mu.Lock()
-	var stopping []*worker
 	if partitions == nil {
 		for p := range r.workers {
 			partitions = append(partitions, p)
 		}
 	}
+	var stopping []*worker
 	for _, p := range partitions {
 		if w := r.workers[p]; w != nil {
-			close(w.quit)
 			stopping = append(stopping, w)
 			delete(r.workers, p)
 		}
 	}
 	r.mu.Unlock()
 	for _, w := range stopping {
-		<-w.done
-		r.cfg.Logger.Info("partition released", attrTopic, r.cfg.Topic, attrPartition, w.partition, attrOffset, w.flushed.Load())
+		w.stop()
+		r.cfg.Logger.Info("partition released", attrGroup, r.cfg.Group, attrTopic, r.cfg.Topic, attrPartition, w.partition,
+			attrOffset, w.committed.Load())
 	}
-}
-
-// adjustOffsets starts every assigned partition at the offset its store
-// reflects, or at the start of the log when the store has none: Kafka's
-// committed offsets never decide what the store has counted.
-func (r *Runner) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	for topic, ps := range offsets {
-		for p := range ps {
-			next, ok, err := r.cfg.Store.Offset(topic, p)
-			if err != nil {
-				r.fail(err)
-				return nil, err
-			}
-			if ok {
-				ps[p] = kgo.NewOffset().At(next).WithEpoch(-1)
-			} else {
-				ps[p] = kgo.NewOffset().AtStart()
-			}
-			if w := r.worker(p); w != nil && topic == r.cfg.Topic {
-				if ok {
-					w.flushed.Store(next)
-					w.consumed.Store(next)
-				}
-				// NB: the group's offset can be behind the store (a kill
-				// between the store commit and the group commit) or ahead
-				// of it (a lost store): publish where the store really is.
-				r.markFlushed(p, next, -1)
-			}
-			r.cfg.Logger.Info("partition resumes", attrTopic, topic, attrPartition, p, attrOffset, next, "from_store", ok)
-		}
-	}
-	return offsets, nil
 }
 
 func (r *Runner) worker(partition int32) *worker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.workers[partition]
-}
-
-func (r *Runner) markFlushed(partition int32, next int64, epoch int32) {
-	r.commitMu.Lock()
-	r.toCommit[partition] = kgo.EpochOffset{Epoch: epoch, Offset: next}
-	r.commitMu.Unlock()
-}
-
-func (r *Runner) commitLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.commitPending(ctx)
-		}
-	}
-}
-
-// commitPending commits the flushed offsets to the group, so that Kafka
-// lag tools see the progress. The store's offsets stay authoritative.
-func (r *Runner) commitPending(ctx context.Context) {
-	r.commitMu.Lock()
-	if len(r.toCommit) == 0 {
-		r.commitMu.Unlock()
-		return
-	}
-	offsets := map[string]map[int32]kgo.EpochOffset{r.cfg.Topic: r.toCommit}
-	r.toCommit = make(map[int32]kgo.EpochOffset)
-	r.commitMu.Unlock()
-	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			r.cfg.Logger.Warn("group offset commit failed", attrGroup, r.cfg.Group, "err", err)
-		}
-	})
 }

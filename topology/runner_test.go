@@ -3,12 +3,12 @@ package topology
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -18,53 +18,87 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// sumTask counts records per key in the store; a value "bad" is rejected.
-type sumTask struct {
-	partition int32
-	pending   map[string]int64
-}
+// forwardTask sends every record value to the topic "mid", keyed by
+// itself; the value "bad" is rejected.
+type forwardTask struct{ pending [][]byte }
 
-func (t *sumTask) Process(v []byte) error {
-	if string(v) == "bad" {
+func (t *forwardTask) Process(rec *kgo.Record) error {
+	if string(rec.Value) == "bad" {
 		return errors.New("bad: not a number")
 	}
-	t.pending[string(v)]++
+	t.pending = append(t.pending, rec.Value)
 	return nil
 }
 
-func (t *sumTask) Flush(b *state.Batch) error {
-	for k, n := range t.pending {
-		if err := b.Merge([]byte("k"+k), state.AppendCounters(nil, n)); err != nil {
+func (t *forwardTask) Prepare(out *Output) error {
+	for _, v := range t.pending {
+		out.Send("mid", v, v)
+	}
+	t.pending = t.pending[:0]
+	return nil
+}
+
+// countTask counts record values in its store under "k"+value.
+type countTask struct {
+	store   *state.Store
+	pending map[string]int64
+}
+
+func (t *countTask) Process(rec *kgo.Record) error {
+	t.pending[string(rec.Value)]++
+	return nil
+}
+
+func (t *countTask) Prepare(out *Output) error {
+	for v, n := range t.pending {
+		key := []byte("k" + v)
+		cur, ok, err := t.store.Get(nil, key)
+		if err != nil {
 			return err
 		}
+		if ok {
+			n += state.Counter(cur, 0)
+		}
+		out.Put(key, state.AppendCounters(nil, n))
 	}
 	clear(t.pending)
 	return nil
 }
 
-func counted(t *testing.T, s *state.Store) map[string]int64 {
+// counted sums the counts of every store in dir's partition stores, by
+// value, through the runner's read access.
+func counted(t *testing.T, r *Runner, partitions int32) (map[string]int64, bool) {
 	t.Helper()
 	out := map[string]int64{}
-	if err := s.Scan([]byte("k"), []byte("l"), func(k, v []byte) error {
-		out[string(k[1:])] = state.Counter(v, 0)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	for p := range partitions {
+		s, release, ok := r.Store(p)
+		if !ok {
+			return nil, false
+		}
+		err := s.Scan([]byte("k"), []byte("l"), func(k, v []byte) error {
+			out[string(k[1:])] += state.Counter(v, 0)
+			return nil
+		})
+		release()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	return out
+	return out, true
 }
 
-func produce(t *testing.T, cl *kgo.Client, topic string, n int, bad map[int]bool) {
+func produce(t *testing.T, cl *kgo.Client, topic string, from, n int, bad map[int]bool) {
 	t.Helper()
-	for i := range n {
+	var recs []*kgo.Record
+	for i := from; i < from+n; i++ {
 		v := strconv.Itoa(i % 10)
 		if bad[i] {
 			v = "bad"
 		}
-		r := &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: []byte(v)}
-		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -79,8 +113,71 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestRunnerCountsOnceAcrossRestartsAndRejects(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "in.dlq"))
+type pipeline struct {
+	first, second *Runner
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	errs          [2]error
+}
+
+func startPipeline(t *testing.T, brokers []string, storeDir string) *pipeline {
+	t.Helper()
+	first, err := New(Config{
+		Brokers: brokers, Group: "first", InstanceID: "i1", Topic: "in", DLQTopic: "in.dlq",
+		CommitInterval: 20 * time.Millisecond,
+		NewTask:        func(int32, *state.Store) (Task, error) { return &forwardTask{}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(Config{
+		Brokers: brokers, Group: "second", InstanceID: "i1", Topic: "mid", Changelog: "mid.changelog",
+		StoreDir: storeDir, CommitInterval: 20 * time.Millisecond,
+		NewTask: func(_ int32, s *state.Store) (Task, error) {
+			return &countTask{store: s, pending: map[string]int64{}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pipeline{first: first, second: second, cancel: cancel}
+	for i, r := range []*Runner{first, second} {
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); p.errs[i] = r.Run(ctx) }()
+	}
+	return p
+}
+
+func (p *pipeline) stop(t *testing.T) {
+	t.Helper()
+	p.cancel()
+	p.wg.Wait()
+	for _, err := range p.errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitCounts(t *testing.T, r *Runner, want map[string]int64) {
+	t.Helper()
+	waitUntil(t, "counts", func() bool {
+		got, ok := counted(t, r, 3)
+		if !ok || len(got) != len(want) {
+			return false
+		}
+		for k, n := range want {
+			if got[k] != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestPipelineExactlyOnceAcrossRestartsAndLostStores(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "in.dlq", "mid", "mid.changelog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,72 +187,45 @@ func TestRunnerCountsOnceAcrossRestartsAndRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	fs := vfs.NewMem()
-
-	run := func(wantTotal int64) {
-		s, err := state.Open("db", state.WithFS(fs))
-		if err != nil {
-			t.Fatal(err)
+	dir := t.TempDir()
+	want := func(total int, bad ...int) map[string]int64 {
+		out := map[string]int64{}
+		for i := range total {
+			out[strconv.Itoa(i%10)]++
 		}
-		r, err := New(Config{
-			Brokers: c.ListenAddrs(), Group: "g", Topic: "in", DLQTopic: "in.dlq",
-			CommitInterval: 20 * time.Millisecond, Store: s,
-			NewTask: func(p int32) Task { return &sumTask{partition: p, pending: map[string]int64{}} },
-		})
-		if err != nil {
-			t.Fatal(err)
+		for _, i := range bad {
+			out[strconv.Itoa(i%10)]--
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		var runErr error
-		wg.Add(1)
-		go func() { defer wg.Done(); runErr = r.Run(ctx) }()
-		waitUntil(t, "all records counted", func() bool {
-			var total int64
-			for _, n := range counted(t, s) {
-				total += n
-			}
-			return total == wantTotal
-		})
-		waitUntil(t, "ready", func() bool { ok, _ := r.Ready(ctx); return ok })
-		st := r.Status()
-		if len(st) != 3 {
-			t.Fatalf("status has %d partitions, want 3", len(st))
-		}
-		cancel()
-		wg.Wait()
-		if runErr != nil {
-			t.Fatal(runErr)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
+		return out
 	}
 
-	produce(t, prod, "in", 100, map[int]bool{3: true, 50: true})
-	run(98)
-	produce(t, prod, "in", 50, map[int]bool{7: true})
-	run(98 + 49)
+	produce(t, prod, "in", 0, 100, map[int]bool{3: true, 50: true})
+	p := startPipeline(t, c.ListenAddrs(), filepath.Join(dir, "a"))
+	waitCounts(t, p.second, want(100, 3, 50))
+	waitUntil(t, "ready", func() bool { ok, _ := p.second.Ready(context.Background()); return ok })
+	p.stop(t)
 
-	s, err := state.Open("db", state.WithFS(fs))
-	if err != nil {
-		t.Fatal(err)
+	// The same stores again: they resume where they were.
+	produce(t, prod, "in", 100, 50, map[int]bool{107: true})
+	p = startPipeline(t, c.ListenAddrs(), filepath.Join(dir, "a"))
+	waitCounts(t, p.second, want(150, 3, 50, 107))
+	p.stop(t)
+
+	// No stores at all: they are rebuilt from the changelog.
+	produce(t, prod, "in", 150, 50, nil)
+	p = startPipeline(t, c.ListenAddrs(), filepath.Join(dir, "b"))
+	waitCounts(t, p.second, want(200, 3, 50, 107))
+	var restored int64
+	for _, s := range p.second.Status() {
+		restored += s.RestoreTotal
 	}
-	defer s.Close()
-	got := counted(t, s)
-	for d := range 10 {
-		want := int64(15)
-		switch d {
-		case 3, 0, 7:
-			want--
-		}
-		if got[strconv.Itoa(d)] != want {
-			t.Errorf("count of %d = %d, want %d", d, got[strconv.Itoa(d)], want)
-		}
+	if restored == 0 {
+		t.Error("status shows no restore of the empty stores")
 	}
+	p.stop(t)
 
 	cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("in.dlq"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,23 +251,18 @@ func TestRunnerCountsOnceAcrossRestartsAndRejects(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ok := Config{Brokers: []string{"x:1"}, Group: "g", Topic: "t", DLQTopic: "d", Store: s,
-		NewTask: func(int32) Task { return nil }}
+	ok := Config{Brokers: []string{"x:1"}, Group: "g", InstanceID: "i", Topic: "t",
+		NewTask: func(int32, *state.Store) (Task, error) { return nil, nil }}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
 	}{
 		{"no brokers", func(c *Config) { c.Brokers = nil }},
 		{"no group", func(c *Config) { c.Group = "" }},
+		{"no instance", func(c *Config) { c.InstanceID = "" }},
 		{"no topic", func(c *Config) { c.Topic = "" }},
-		{"no dlq", func(c *Config) { c.DLQTopic = "" }},
+		{"changelog without store dir", func(c *Config) { c.Changelog = "cl" }},
 		{"negative interval", func(c *Config) { c.CommitInterval = -time.Second }},
-		{"no store", func(c *Config) { c.Store = nil }},
 		{"no task", func(c *Config) { c.NewTask = nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,9 +273,7 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	r, err := New(ok)
-	if err != nil {
+	if _, err := New(ok); err != nil {
 		t.Fatal(err)
 	}
-	r.cl.Close()
 }

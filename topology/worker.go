@@ -3,14 +3,17 @@ package topology
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/kappa-stream/kappa/state"
 )
 
 // Header keys of dead-letter records.
@@ -19,105 +22,189 @@ const (
 	HeaderSource = "kappa-source"
 )
 
-// worker runs the task of one partition on its own goroutine.
+// Messages from the poll loop to a worker, in the order of the loop: any
+// number of record batches, then one prepareMsg, then one commitMsg.
+type (
+	prepareMsg struct{ reply chan<- error }
+	commitMsg  struct{ committed bool }
+)
+
+// worker runs the task of one partition on its own goroutine: it restores
+// the partition's store, then processes what the poll loop sends it.
 type worker struct {
 	r         *Runner
+	cl        *kgo.Client
 	partition int32
-	task      Task
 	attrs     metric.MeasurementOption
+	started   bool // guarded by Runner.mu
 
-	recs chan kgo.FetchTopicPartition
-	quit chan struct{}
-	done chan struct{}
+	in       chan any
+	ctx      context.Context // ends when the worker is stopped
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
 
-	// Owned by the worker goroutine.
-	next    int64
-	epoch   int32
-	dirty   bool
-	applied int64
+	// Owned by the worker goroutine (out also by the poll loop between a
+	// prepare reply and the commit message).
+	task      Task
+	out       Output
+	next      int64 // next input offset after the records processed
+	processed int64 // valid records since the last commit
+	rejected  int64
 
-	dlq    sync.WaitGroup
-	dlqMu  sync.Mutex
-	dlqErr error
+	// storeMu guards store against closing while a reader uses it.
+	storeMu sync.RWMutex
+	store   *state.Store
 
 	// Read by other goroutines.
-	flushed  atomic.Int64 // next offset reflected by the store
-	consumed atomic.Int64 // next offset processed in memory
-	hwm      atomic.Int64 // last high watermark seen, or -1
-	caughtUp atomic.Bool
+	changelogNext atomic.Int64 // next changelog offset after this transaction's changes
+	consumed      atomic.Int64 // next input offset processed in memory, or -1
+	committed     atomic.Int64 // next input offset committed, or -1
+	end           atomic.Int64 // last stable offset last seen, or -1
+	caughtUp      atomic.Bool
+	ready         atomic.Bool // restored: the task runs and the store may be read
+	restoreDone   atomic.Int64
+	restoreTotal  atomic.Int64
 }
 
-func newWorker(r *Runner, partition int32) *worker {
+func newWorker(r *Runner, cl *kgo.Client, partition int32) *worker {
 	w := &worker{
 		r:         r,
+		cl:        cl,
 		partition: partition,
-		task:      r.cfg.NewTask(partition),
 		attrs: metric.WithAttributeSet(attribute.NewSet(
 			attribute.String(attrTopic, r.cfg.Topic),
 			attribute.Int(attrPartition, int(partition)))),
-		recs: make(chan kgo.FetchTopicPartition, 4),
-		quit: make(chan struct{}),
+		in:   make(chan any, 4),
 		done: make(chan struct{}),
+		next: -1,
 	}
-	w.hwm.Store(-1)
-	w.next = -1
-	w.flushed.Store(-1)
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.consumed.Store(-1)
+	w.committed.Store(-1)
+	w.end.Store(-1)
+	w.changelogNext.Store(-1)
 	return w
+}
+
+func (w *worker) stateful() bool { return w.r.cfg.Changelog != "" }
+
+func (w *worker) storeDir() string {
+	return filepath.Join(w.r.cfg.StoreDir, fmt.Sprintf("p-%04d", w.partition))
+}
+
+// stop ends the worker and closes its store. Only the poll loop's own
+// goroutine or a rebalance callback calls it, never during a transaction.
+func (w *worker) stop() {
+	w.stopOnce.Do(func() {
+		w.cancel()
+		close(w.in)
+		<-w.done
+		w.ready.Store(false)
+		w.storeMu.Lock()
+		defer w.storeMu.Unlock()
+		if w.store != nil {
+			if err := w.store.Close(); err != nil {
+				w.r.cfg.Logger.Error("closing store", attrPartition, w.partition, "err", err)
+			}
+			w.store = nil
+		}
+	})
 }
 
 func (w *worker) run() {
 	defer close(w.done)
-	t := time.NewTicker(w.r.cfg.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case p := <-w.recs:
-			w.process(p)
-		case <-t.C:
-			if err := w.flush(); err != nil {
+	if err := w.start(); err != nil {
+		if w.ctx.Err() == nil {
+			w.r.fail(err)
+		}
+		for range w.in {
+		}
+		return
+	}
+	for m := range w.in {
+		switch m := m.(type) {
+		case kgo.FetchTopicPartition:
+			w.process(m)
+		case prepareMsg:
+			m.reply <- w.prepare()
+		case commitMsg:
+			if err := w.finish(m.committed); err != nil {
 				w.r.fail(err)
-				return
 			}
-		case <-w.quit:
-			if err := w.flush(); err != nil {
-				w.r.fail(err)
-			}
-			return
 		}
 	}
+}
+
+// start opens and restores the store, makes the task and resumes fetching.
+func (w *worker) start() error {
+	var store *state.Store
+	if w.stateful() {
+		if err := os.MkdirAll(w.r.cfg.StoreDir, 0o755); err != nil {
+			return fmt.Errorf("topology: store directory: %w", err)
+		}
+		s, err := w.restore()
+		if err != nil {
+			return err
+		}
+		store = s
+		w.storeMu.Lock()
+		w.store = s
+		w.storeMu.Unlock()
+	}
+	task, err := w.r.cfg.NewTask(w.partition, store)
+	if err != nil {
+		return fmt.Errorf("topology: task %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+	}
+	w.task = task
+	if next, ok := w.groupOffset(); ok {
+		w.committed.Store(next)
+	}
+	w.ready.Store(true)
+	if w.stateful() {
+		w.cl.ResumeFetchPartitions(map[string][]int32{w.r.cfg.Topic: {w.partition}})
+	}
+	return nil
+}
+
+// groupOffset is the group's committed offset of the partition, as the
+// client knows it.
+func (w *worker) groupOffset() (int64, bool) {
+	eo, ok := w.cl.CommittedOffsets()[w.r.cfg.Topic][w.partition]
+	return eo.Offset, ok && eo.Offset >= 0
 }
 
 func (w *worker) process(p kgo.FetchTopicPartition) {
-	var rejected int64
+	var n, rejected int64
 	for _, rec := range p.Records {
-		if err := w.task.Process(rec.Value); err != nil {
+		w.next = rec.Offset + 1
+		if rec.Attrs.IsControl() {
+			continue
+		}
+		n++
+		if err := w.task.Process(rec); err != nil {
 			w.reject(rec, err)
 			rejected++
 		}
-		w.next = rec.Offset + 1
-		w.epoch = rec.LeaderEpoch
 	}
-	w.dirty = true
-	n := int64(len(p.Records))
-	w.applied += n - rejected
+	w.processed += n - rejected
+	w.rejected += rejected
 	w.consumed.Store(w.next)
-	w.hwm.Store(p.LastStableOffset)
+	w.end.Store(p.LastStableOffset)
 	if p.LastStableOffset-w.next <= w.r.cfg.ReadyLag {
 		w.caughtUp.Store(true)
 	}
-	ctx := context.Background()
-	w.r.m.eventsIn.Add(ctx, n, w.attrs)
-	if rejected > 0 {
-		w.r.m.rejected.Add(ctx, rejected, w.attrs)
-	}
+	w.r.m.eventsIn.Add(context.Background(), n, w.attrs)
 }
 
-// reject sends rec to the dead-letter topic; flush waits for the write
-// before the store moves past rec's offset, so no rejected record is lost.
+// reject adds a dead letter for rec to the transaction.
 func (w *worker) reject(rec *kgo.Record, reason error) {
 	source := rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
-	dead := &kgo.Record{
+	if w.r.cfg.DLQTopic == "" {
+		w.r.fail(fmt.Errorf("topology: record %s rejected and no dead-letter topic: %w", source, reason))
+		return
+	}
+	w.out.records = append(w.out.records, &kgo.Record{
 		Topic:     w.r.cfg.DLQTopic,
 		Key:       rec.Key,
 		Value:     rec.Value,
@@ -126,51 +213,79 @@ func (w *worker) reject(rec *kgo.Record, reason error) {
 			{Key: HeaderError, Value: []byte(reason.Error())},
 			{Key: HeaderSource, Value: []byte(source)},
 		},
-	}
-	w.dlq.Add(1)
-	w.r.cl.Produce(context.Background(), dead, func(_ *kgo.Record, err error) {
-		if err != nil {
-			w.dlqMu.Lock()
-			if w.dlqErr == nil {
-				w.dlqErr = fmt.Errorf("topology: dead-letter %s: %w", source, err)
-			}
-			w.dlqMu.Unlock()
-		}
-		w.dlq.Done()
 	})
 }
 
-// flush commits the task's pending state and the input offset in one batch.
-func (w *worker) flush() error {
-	if !w.dirty {
+// prepare asks the task for its outputs and turns its store changes into
+// changelog records.
+func (w *worker) prepare() error {
+	if err := w.task.Prepare(&w.out); err != nil {
+		return fmt.Errorf("topology: prepare %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+	}
+	if len(w.out.changes) > 0 && !w.stateful() {
+		return fmt.Errorf("topology: task of %s/%d changed its store, but it has no changelog", w.r.cfg.Topic, w.partition)
+	}
+	for _, c := range w.out.changes {
+		w.out.records = append(w.out.records,
+			&kgo.Record{Topic: w.r.cfg.Changelog, Partition: w.partition, Key: c.key, Value: c.value})
+	}
+	return nil
+}
+
+// finish applies a committed transaction's changes to the store, with the
+// changelog and input offsets they reflect, or forgets an aborted one's.
+func (w *worker) finish(committed bool) error {
+	defer w.out.reset()
+	ctx := context.Background()
+	if !committed {
+		// The session rewinds to the committed offsets: what was
+		// processed comes again.
+		w.next = w.committed.Load()
+		w.consumed.Store(w.next)
+		w.processed, w.rejected = 0, 0
 		return nil
 	}
-	w.dlq.Wait()
-	w.dlqMu.Lock()
-	err := w.dlqErr
-	w.dlqMu.Unlock()
-	if err != nil {
-		return err
+	if w.stateful() && len(w.out.changes) > 0 {
+		b := w.store.NewBatch()
+		for _, c := range w.out.changes {
+			var err error
+			if c.value == nil {
+				err = b.Delete(c.key)
+			} else {
+				err = b.Set(c.key, c.value)
+			}
+			if err != nil {
+				b.Close()
+				return fmt.Errorf("topology: apply %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+			}
+		}
+		if err := b.SetOffset(w.r.cfg.Changelog, w.partition, w.changelogNext.Load()); err != nil {
+			b.Close()
+			return err
+		}
+		if err := b.SetOffset(w.r.cfg.Topic, w.partition, w.next); err != nil {
+			b.Close()
+			return err
+		}
+		if err := b.Commit(false); err != nil {
+			return fmt.Errorf("topology: apply %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+		}
 	}
-	start := time.Now()
-	b := w.r.cfg.Store.NewBatch()
-	if err := w.task.Flush(b); err != nil {
-		b.Close()
-		return fmt.Errorf("topology: flush %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+	w.committed.Store(w.next)
+	w.r.m.eventsOut.Add(ctx, w.processed, w.attrs)
+	if w.rejected > 0 {
+		w.r.m.rejected.Add(ctx, w.rejected, w.attrs)
 	}
-	if err := b.SetOffset(w.r.cfg.Topic, w.partition, w.next); err != nil {
-		b.Close()
-		return fmt.Errorf("topology: flush %s/%d: %w", w.r.cfg.Topic, w.partition, err)
-	}
-	if err := b.Commit(false); err != nil {
-		return fmt.Errorf("topology: flush %s/%d: %w", w.r.cfg.Topic, w.partition, err)
-	}
-	w.dirty = false
-	w.flushed.Store(w.next)
-	ctx := context.Background()
-	w.r.m.commitSeconds.Record(ctx, time.Since(start).Seconds(), w.attrs)
-	w.r.m.eventsOut.Add(ctx, w.applied, w.attrs)
-	w.applied = 0
-	w.r.markFlushed(w.partition, w.next, w.epoch)
+	w.processed, w.rejected = 0, 0
 	return nil
+}
+
+// readStore runs fn on the partition's store if the worker is ready.
+func (w *worker) readStore() (*state.Store, func(), bool) {
+	w.storeMu.RLock()
+	if !w.ready.Load() || w.store == nil {
+		w.storeMu.RUnlock()
+		return nil, nil, false
+	}
+	return w.store, w.storeMu.RUnlock, true
 }

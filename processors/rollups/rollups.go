@@ -19,8 +19,11 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
 )
 
 const (
@@ -89,27 +92,61 @@ type cell struct {
 	c counts
 }
 
-// Task pre-aggregates the listens of one input partition between flushes.
-// It is not safe for concurrent use; memory is bounded by the number of
-// distinct (song, day, country) cells seen in one commit interval.
-type Task struct {
+// cells accumulates counts per cellKey between Prepares. Memory is bounded
+// by the number of distinct cells seen in one commit interval.
+type cells struct {
+	index map[cellKey]int32 // position of a pending cell in list
+	list  []cell
+}
+
+func (cs *cells) add(k cellKey, c counts) {
+	if cs.index == nil {
+		cs.index = make(map[cellKey]int32)
+	}
+	i, ok := cs.index[k]
+	if !ok {
+		i = int32(len(cs.list))
+		cs.index[k] = i
+		cs.list = append(cs.list, cell{k: k})
+	}
+	cs.list[i].c.add(c)
+}
+
+// sorted returns the pending cells in key order.
+//
+// NB: writes in key order are much cheaper for Pebble than random ones:
+// its batch inserter and iterators start where the last one ended.
+func (cs *cells) sorted() []cell {
+	slices.SortFunc(cs.list, func(x, y cell) int { return x.k.compare(y.k) })
+	return cs.list
+}
+
+func (cs *cells) reset() {
+	cs.list = cs.list[:0]
+	clear(cs.index)
+}
+
+// UserTask is stage 1 of the rollups, run on a partition of the listens
+// topic: it decodes and validates each listen, pre-aggregates per (song |
+// artist, day, country) for one commit interval, and sends one delta
+// record per song and per artist to the repartition topic. A song played
+// a million times in an interval costs stage 2 one record per partition.
+type UserTask struct {
+	topic string
 	dec   events.Decoder
 	l     events.Listen
-	index map[cellKey]int32 // position of a pending cell in cells
-	cells []cell
+	cells cells
 	key   []byte
 	val   []byte
 }
 
-// NewTask returns an empty task.
-func NewTask() *Task {
-	return &Task{index: make(map[cellKey]int32)}
-}
+// NewUserTask returns a task that sends its deltas to topic.
+func NewUserTask(topic string) *UserTask { return &UserTask{topic: topic} }
 
 // Process decodes one JSON listen and counts it. An invalid listen returns
 // its *events.InvalidError and changes nothing.
-func (t *Task) Process(value []byte) error {
-	if err := t.dec.Decode(value, &t.l); err != nil {
+func (t *UserTask) Process(rec *kgo.Record) error {
+	if err := t.dec.Decode(rec.Value, &t.l); err != nil {
 		return err
 	}
 	t.Add(&t.l)
@@ -117,45 +154,83 @@ func (t *Task) Process(value []byte) error {
 }
 
 // Add counts one valid listen.
-func (t *Task) Add(l *events.Listen) {
+func (t *UserTask) Add(l *events.Listen) {
 	c := counts{plays: 1}
 	if l.IsStream() {
 		c.streams = 1
 	}
 	day := l.Day()
-	t.add(newCellKey(tableSong, l.SongID, day, l.Country), c)
-	t.add(newCellKey(tableArtist, l.ArtistID, day, l.Country), c)
+	t.cells.add(newCellKey(tableSong, l.SongID, day, l.Country), c)
+	t.cells.add(newCellKey(tableArtist, l.ArtistID, day, l.Country), c)
 }
 
-func (t *Task) add(k cellKey, c counts) {
-	i, ok := t.index[k]
-	if !ok {
-		i = int32(len(t.cells))
-		t.index[k] = i
-		t.cells = append(t.cells, cell{k: k})
+// Prepare sends the pending counts as delta records, one per song and
+// per artist, and resets the task.
+func (t *UserTask) Prepare(out *topology.Output) error {
+	list := t.cells.sorted()
+	for i := 0; i < len(list); {
+		j := i + 1
+		for j < len(list) && list[j].k.entity() == list[i].k.entity() {
+			j++
+		}
+		t.key = list[i].k.entity().append(t.key[:0])
+		t.val = appendDeltas(t.val[:0], list[i:j])
+		out.Send(t.topic, t.key, t.val)
+		i = j
 	}
-	t.cells[i].c.add(c)
+	t.cells.reset()
+	return nil
 }
 
-// Pending is the number of cells waiting for Flush.
-func (t *Task) Pending() int { return len(t.cells) }
+// AggregateTask is stage 2 of the rollups, run on a partition of the
+// repartition topic: it sums the deltas of its songs and artists and
+// writes the new totals to its store (and so to the changelog).
+type AggregateTask struct {
+	store *state.Store
+	cells cells
+	key   []byte
+	val   []byte
+}
 
-// Flush adds the pending counts to b as merges, in key order, and resets
-// the task.
-//
-// NB: sorted merges are much cheaper for Pebble than random ones: its
-// batch inserter starts each skiplist search where the last one ended.
-func (t *Task) Flush(b *state.Batch) error {
-	slices.SortFunc(t.cells, func(x, y cell) int { return x.k.compare(y.k) })
-	for _, e := range t.cells {
+// NewAggregateTask returns a task over the partition's store.
+func NewAggregateTask(s *state.Store) *AggregateTask { return &AggregateTask{store: s} }
+
+// Process adds one delta record.
+func (t *AggregateTask) Process(rec *kgo.Record) error {
+	e, err := parseEntity(rec.Key)
+	if err != nil {
+		return err
+	}
+	return forDeltas(rec.Value, func(day int32, c events.Country, n counts) {
+		t.cells.add(e.cell(day, c), n)
+	})
+}
+
+// Prepare writes the new totals of the cells that changed.
+func (t *AggregateTask) Prepare(out *topology.Output) error {
+	list := t.cells.sorted()
+	if len(list) == 0 {
+		return nil
+	}
+	r, err := t.store.NewSortedReader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, e := range list {
 		t.key = e.k.append(t.key[:0])
-		t.val = state.AppendCounters(t.val[:0], e.c.plays, e.c.streams)
-		if err := b.Merge(t.key, t.val); err != nil {
+		v, ok, err := r.Get(t.key)
+		if err != nil {
 			return err
 		}
+		total := e.c
+		if ok {
+			total.add(counts{plays: state.Counter(v, 0), streams: state.Counter(v, 1)})
+		}
+		t.val = state.AppendCounters(t.val[:0], total.plays, total.streams)
+		out.Put(t.key, t.val)
 	}
-	t.cells = t.cells[:0]
-	clear(t.index)
+	t.cells.reset()
 	return nil
 }
 
@@ -163,6 +238,5 @@ func (t *Task) Flush(b *state.Batch) error {
 // partition that counts an id, and so the instance that serves it, is
 // murmur2(PartitionKey) modulo the partition count.
 func PartitionKey(dst []byte, e Entity, id int64) []byte {
-	dst = append(dst, e.table())
-	return state.AppendUint64(dst, uint64(id))
+	return entity{table: e.table(), id: id}.append(dst)
 }

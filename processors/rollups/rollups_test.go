@@ -2,15 +2,20 @@ package rollups
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
 )
 
 func TestCellKeyOrderMatchesEncoding(t *testing.T) {
@@ -65,22 +70,9 @@ func TestTaskAndReader(t *testing.T) {
 		`{"user_id":5,"song_id":7,"artist_id":3,"ts":"2026-03-05T00:00:00Z","country":"FR","ms_played":40000}`,
 		`{"user_id":0,"song_id":7,"artist_id":3,"ts":"2026-03-05T00:00:00Z"}`,
 	}
-	// Two flushes, so that merges of the same key meet in the store.
+	// Two transactions, so that totals of the same key add up.
 	for _, part := range [][]string{lines[:2], lines[2:]} {
-		task := NewTask()
-		for _, l := range part {
-			_ = task.Process([]byte(l))
-		}
-		b := s.NewBatch()
-		if err := task.Flush(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(false); err != nil {
-			t.Fatal(err)
-		}
-		if task.Pending() != 0 {
-			t.Fatalf("pending %d after flush", task.Pending())
-		}
+		applyListens(t, s, part)
 	}
 	r := NewReader(s)
 	gb, fr := events.Country{'G', 'B'}, events.Country{'F', 'R'}
@@ -114,7 +106,92 @@ func TestTaskAndReader(t *testing.T) {
 	}
 }
 
-func BenchmarkTaskApply(b *testing.B) {
+// applyListens runs lines through stage 1 and its deltas through stage 2,
+// and writes stage 2's changes to s, as one committed transaction would.
+func applyListens(t testing.TB, s *state.Store, lines []string) {
+	t.Helper()
+	users := NewUserTask("deltas")
+	for _, l := range lines {
+		_ = users.Process(&kgo.Record{Value: []byte(l)})
+	}
+	var deltas topology.Output
+	if err := users.Prepare(&deltas); err != nil {
+		t.Fatal(err)
+	}
+	agg := NewAggregateTask(s)
+	for _, rec := range deltas.Records() {
+		if rec.Topic != "deltas" {
+			t.Fatalf("delta sent to %q", rec.Topic)
+		}
+		if err := agg.Process(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var changes topology.Output
+	if err := agg.Prepare(&changes); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	for k, v := range changes.Changes() {
+		if err := b.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeltaRecordsGroupByEntity(t *testing.T) {
+	users := NewUserTask("deltas")
+	for _, l := range []string{
+		`{"user_id":1,"song_id":7,"artist_id":3,"ts":"2026-03-01T10:00:00Z","ms_played":31000,"country":"gb"}`,
+		`{"user_id":2,"song_id":7,"artist_id":3,"ts":"2026-03-01T11:00:00Z","country":"GB"}`,
+		`{"user_id":3,"song_id":7,"artist_id":3,"ts":"2026-03-02T10:00:00Z"}`,
+		`{"user_id":4,"song_id":8,"artist_id":3,"ts":"2026-03-02T10:00:00Z"}`,
+	} {
+		if err := users.Process(&kgo.Record{Value: []byte(l)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out topology.Output
+	if err := users.Prepare(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, rec := range out.Records() {
+		e, err := parseEntity(rec.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cells []string
+		if err := forDeltas(rec.Value, func(day int32, c events.Country, n counts) {
+			cells = append(cells, fmt.Sprintf("%d/%s:%d,%d", day, c, n.plays, n.streams))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got[fmt.Sprintf("%x/%d", e.table, e.id)] = strings.Join(cells, " ")
+		if !bytes.Equal(rec.Key, PartitionKey(nil, map[byte]Entity{tableSong: Song, tableArtist: Artist}[e.table], e.id)) {
+			t.Errorf("key %x is not the partition key", rec.Key)
+		}
+	}
+	d1, d2 := day("2026-03-01"), day("2026-03-02")
+	want := map[string]string{
+		"10/7": fmt.Sprintf("%d/GB:2,1 %d/:1,0", d1, d2),
+		"10/8": fmt.Sprintf("%d/:1,0", d2),
+		"12/3": fmt.Sprintf("%d/GB:2,1 %d/:2,0", d1, d2),
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("deltas %v, want %v", got, want)
+	}
+	for _, bad := range [][]byte{nil, {9}, {deltaFormat, 1}, {deltaFormat, 2, 'G', 'B', 0x80}} {
+		if err := forDeltas(bad, func(int32, events.Country, counts) {}); err == nil {
+			t.Errorf("delta %x accepted", bad)
+		}
+	}
+}
+
+func BenchmarkAggregate(b *testing.B) {
 	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
 	if err != nil {
 		b.Fatal(err)
@@ -129,14 +206,29 @@ func BenchmarkTaskApply(b *testing.B) {
 			TS: 1772323200000 + int64(r.IntN(7*86_400_000)), MsPlayed: int32(r.IntN(300_000)),
 			Country: events.Country{byte('A' + r.IntN(20)), 'X'}}
 	}
-	task := NewTask()
+	users := NewUserTask("deltas")
+	agg := NewAggregateTask(s)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		task.Add(&listens[i%len(listens)])
+		users.Add(&listens[i%len(listens)])
 		if (i+1)%perFlush == 0 || i == b.N-1 {
-			batch := s.NewBatch()
-			if err := task.Flush(batch); err != nil {
+			var deltas, changes topology.Output
+			if err := users.Prepare(&deltas); err != nil {
 				b.Fatal(err)
+			}
+			for _, rec := range deltas.Records() {
+				if err := agg.Process(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := agg.Prepare(&changes); err != nil {
+				b.Fatal(err)
+			}
+			batch := s.NewBatch()
+			for k, v := range changes.Changes() {
+				if err := batch.Set(k, v); err != nil {
+					b.Fatal(err)
+				}
 			}
 			if err := batch.Commit(false); err != nil {
 				b.Fatal(err)

@@ -1,0 +1,212 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/state"
+)
+
+// restoreBatch is how many changelog records go into one store batch.
+const restoreBatch = 64 << 10
+
+// restoreIdle is how long a restore waits without a record before it
+// checks whether it has read everything there is.
+const restoreIdle = time.Second
+
+// restore opens the partition's store and replays its changelog partition
+// from the offset the store reflects up to the changelog's last stable
+// offset. A store whose offset lies outside the changelog (the topic was
+// recreated or truncated) is wiped and rebuilt from the start.
+func (w *worker) restore() (*state.Store, error) {
+	ctx := w.ctx
+	topic, p := w.r.cfg.Changelog, w.partition
+	dir := w.storeDir()
+	s, err := state.Open(dir, w.r.cfg.StoreOpts...)
+	if err != nil {
+		return nil, err
+	}
+	from, ok, err := s.Offset(topic, p)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	start, end, err := w.changelogBounds(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if ok && (from < start || from > end) {
+		w.r.cfg.Logger.Warn("store does not match its changelog; rebuilding it", attrTopic, topic, attrPartition, p,
+			"store_offset", from, "changelog_start", start, "changelog_end", end)
+		if err := s.Close(); err != nil {
+			return nil, err
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("topology: wipe %s: %w", dir, err)
+		}
+		if s, err = state.Open(dir, w.r.cfg.StoreOpts...); err != nil {
+			return nil, err
+		}
+		ok = false
+	}
+	if !ok {
+		from = start
+	}
+	w.restoreTotal.Store(max(end-from, 0))
+	if from >= end {
+		return s, nil
+	}
+	began := time.Now()
+	n, err := w.replay(ctx, s, from, end)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	w.r.m.restored.Add(ctx, n, w.attrs)
+	w.r.cfg.Logger.Info("store restored from changelog", attrTopic, topic, attrPartition, p,
+		"from", from, "to", end, "records", n, "took", time.Since(began).Round(time.Millisecond))
+	return s, nil
+}
+
+func (w *worker) changelogBounds(ctx context.Context) (start, end int64, err error) {
+	adm := kadm.NewClient(w.cl)
+	topic, p := w.r.cfg.Changelog, w.partition
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("topology: changelog %s start offsets: %w", topic, err)
+	}
+	so, ok := starts.Lookup(topic, p)
+	if !ok {
+		return 0, 0, fmt.Errorf("topology: changelog %s has no partition %d: it must be partitioned like %s", topic, p, w.r.cfg.Topic)
+	}
+	end, err = w.stableEnd(ctx, adm)
+	return so.Offset, end, err
+}
+
+// stableEnd is the changelog partition's last stable offset: everything
+// before it belongs to finished transactions.
+func (w *worker) stableEnd(ctx context.Context, adm *kadm.Client) (int64, error) {
+	topic, p := w.r.cfg.Changelog, w.partition
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("topology: changelog %s end offsets: %w", topic, err)
+	}
+	eo, ok := ends.Lookup(topic, p)
+	if !ok {
+		return 0, fmt.Errorf("topology: changelog %s has no partition %d", topic, p)
+	}
+	return eo.Offset, nil
+}
+
+// replay copies the committed changelog records in [from, end) into s, in
+// batches that each record the changelog offset they reach.
+func (w *worker) replay(ctx context.Context, s *state.Store, from, end int64) (int64, error) {
+	topic, p := w.r.cfg.Changelog, w.partition
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(w.r.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxPartitionBytes(32<<20),
+		kgo.WithLogger(kgoLogger{w.r.cfg.Logger}),
+	)
+	if err != nil {
+		return 0, fmt.Errorf("topology: restore client: %w", err)
+	}
+	defer cl.Close()
+	var (
+		n    int64
+		next = from
+		b    = s.NewBatch()
+		inB  int
+	)
+	defer func() { b.Close() }()
+	commit := func() error {
+		if err := b.SetOffset(topic, p, next); err != nil {
+			return err
+		}
+		if err := b.Commit(false); err != nil {
+			return err
+		}
+		b, inB = s.NewBatch(), 0
+		w.restoreDone.Store(next - from)
+		return nil
+	}
+	for next < end {
+		pollCtx, cancel := context.WithTimeout(ctx, restoreIdle)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		var fetchErr error
+		fetches.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && fetchErr == nil {
+				fetchErr = err
+			}
+		})
+		if fetchErr != nil {
+			w.r.cfg.Logger.Warn("changelog fetch error during restore", attrTopic, topic, attrPartition, p, "err", fetchErr)
+		}
+		got := 0
+		fetches.EachRecord(func(rec *kgo.Record) {
+			got++
+			next = rec.Offset + 1
+			if rec.Offset >= end || rec.Attrs.IsControl() {
+				return
+			}
+			var err error
+			if rec.Value == nil {
+				err = b.Delete(rec.Key)
+			} else {
+				err = b.Set(rec.Key, rec.Value)
+			}
+			if err != nil && fetchErr == nil {
+				fetchErr = err
+			}
+			n++
+			inB++
+		})
+		if got > 0 && fetchErr != nil {
+			return n, fmt.Errorf("topology: restore %s/%d: %w", topic, p, fetchErr)
+		}
+		if inB >= restoreBatch {
+			if err := commit(); err != nil {
+				return n, err
+			}
+		}
+		if got == 0 {
+			// NB: the last records before end can be an aborted
+			// transaction's, whose marker lies past end: nothing more
+			// will come below end. The consumer fetches up to the last
+			// stable offset, so once it stays idle and that offset has
+			// not moved, everything there is has been read.
+			lso, err := w.stableEnd(ctx, kadm.NewClient(cl))
+			if err != nil {
+				return n, err
+			}
+			if lso == end {
+				next = end
+			}
+		}
+	}
+	next = min(next, end)
+	if err := commit(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
