@@ -95,6 +95,9 @@ func checkBaseURL(s string) error {
 	if s == "" {
 		return errors.New("empty")
 	}
+	if !strings.Contains(s, "://") {
+		return fmt.Errorf("%q: want http://host:port", s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return err
