@@ -1,0 +1,129 @@
+package topology
+
+import (
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// failNth makes the cluster answer the nth request of kind key (counting
+// from 1) with an error built by respond, once, and pass every other
+// request through. It returns how many requests failed.
+func failNth(c *kfake.Cluster, key int16, nth int64, respond func(kmsg.Request) kmsg.Response) *atomic.Int64 {
+	var seen, failed atomic.Int64
+	c.ControlKey(key, func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if seen.Add(1) != nth {
+			return nil, nil, false
+		}
+		failed.Add(1)
+		return respond(req), nil, true
+	})
+	return &failed
+}
+
+func failProduce(code int16) func(kmsg.Request) kmsg.Response {
+	return func(r kmsg.Request) kmsg.Response {
+		req := r.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+}
+
+func failEndTxn(code int16) func(kmsg.Request) kmsg.Response {
+	return func(r kmsg.Request) kmsg.Response {
+		resp := r.(*kmsg.EndTxnRequest).ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = code
+		return resp
+	}
+}
+
+func failTxnOffsetCommit(code int16) func(kmsg.Request) kmsg.Response {
+	return func(r kmsg.Request) kmsg.Response {
+		req := r.(*kmsg.TxnOffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewTxnOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+}
+
+// TestFaultsAreRetriedWithoutDuplicates fails one produce, EndTxn or
+// TxnOffsetCommit request in the middle of a run, with retriable and
+// fatal errors, and checks that every record is still counted once and
+// dead-lettered once.
+func TestFaultsAreRetriedWithoutDuplicates(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		key     int16
+		nth     int64
+		respond func(kmsg.Request) kmsg.Response
+	}{
+		{"produce retriable", kmsg.Produce.Int16(), 1, failProduce(kerr.NotEnoughReplicas.Code)},
+		{"produce fails the records", kmsg.Produce.Int16(), 1, failProduce(kerr.MessageTooLarge.Code)},
+		{"end txn retriable", kmsg.EndTxn.Int16(), 1, failEndTxn(kerr.CoordinatorLoadInProgress.Code)},
+		{"end txn fatal", kmsg.EndTxn.Int16(), 1, failEndTxn(kerr.InvalidTxnState.Code)},
+		{"txn offset commit abortable", kmsg.TxnOffsetCommit.Int16(), 1, failTxnOffsetCommit(kerr.IllegalGeneration.Code)},
+		{"txn offset commit fatal", kmsg.TxnOffsetCommit.Int16(), 1, failTxnOffsetCommit(kerr.InvalidProducerEpoch.Code)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "in.dlq", "mid", "mid.changelog"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prod.Close()
+			const n = 3000
+			bad := map[int]bool{10: true, 1500: true, 2999: true}
+			produce(t, prod, "in", 0, n, bad)
+
+			failed := failNth(c, tc.key, tc.nth, tc.respond)
+			p := startPipeline(t, c.ListenAddrs(), filepath.Join(t.TempDir(), "stores"))
+			want := map[string]int64{}
+			for i := range n {
+				if !bad[i] {
+					want[strconv.Itoa(i%10)]++
+				}
+			}
+			waitCounts(t, p.second, want)
+			p.stop(t)
+			if failed.Load() != 1 {
+				t.Fatalf("%d requests failed, want 1: the fault was not injected", failed.Load())
+			}
+			dead := readAll(t, c.ListenAddrs(), "in.dlq")
+			if len(dead) != len(bad) {
+				t.Fatalf("%d committed dead letters, want %d", len(dead), len(bad))
+			}
+		})
+	}
+}
