@@ -17,10 +17,14 @@ type Placement interface {
 type Location struct {
 	// Store is set when this instance owns the partition and its store is
 	// restored and current. The caller reads it and then calls Release;
-	// the store stays open until then.
+	// the store stays open until then. Release is set whenever Store is,
+	// and the server calls it exactly once per Locate that returned a
+	// Store, also when the read fails.
 	Store   *state.Store
 	Release func()
 	// Owner is the base URL ("http://10.0.0.7:8080") of the instance that
-	// owns the partition, when that is another instance.
+	// owns the partition, when that is another instance. The server
+	// forwards the request there, once: a request that was already
+	// forwarded and finds another owner here gets 503.
 	Owner string
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/state"
 )
 
 const (
@@ -49,39 +50,48 @@ func (s *Server) plays(e rollups.Entity, idField string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		res, err := s.cfg.Rollups.Query(q)
-		if err != nil {
-			s.cfg.Logger.Error("plays query failed", "path", r.URL.Path, "err", err)
-			writeError(w, http.StatusInternalServerError, "query failed")
-			return
-		}
-		out := playsResponse{
-			From:    dayString(q.From),
-			To:      dayString(q.To),
-			Country: q.Country.String(),
-			Plays:   res.Plays,
-			Streams: res.Streams,
-			Rows:    make([]any, 0, len(res.Rows)),
-		}
-		if e == rollups.Song {
-			out.SongID = &q.ID
-		} else {
-			out.ArtistID = &q.ID
-		}
-		for _, row := range res.Rows {
-			if q.By == rollups.ByDay {
-				out.Rows = append(out.Rows, dayRow{Day: dayString(row.Day), Plays: row.Plays, Streams: row.Streams})
-				continue
+		key := rollups.PartitionKey(nil, e, q.ID)
+		what := idField + " " + strconv.FormatInt(q.ID, 10)
+		s.routed(w, r, s.cfg.Rollups, key, what, func(store *state.Store) {
+			res, err := rollups.NewReader(store).Query(q)
+			if err != nil {
+				s.cfg.Logger.Error("plays query failed", "path", r.URL.Path, "err", err)
+				writeError(w, http.StatusInternalServerError, "query failed")
+				return
 			}
-			cr := countryRow{Plays: row.Plays, Streams: row.Streams}
-			if !row.Country.IsZero() {
-				c := row.Country.String()
-				cr.Country = &c
-			}
-			out.Rows = append(out.Rows, cr)
-		}
-		writeJSON(w, http.StatusOK, out)
+			writeJSON(w, http.StatusOK, newPlaysResponse(q, res))
+		})
 	}
+}
+
+// newPlaysResponse shapes the answer to q.
+func newPlaysResponse(q rollups.Query, res rollups.Result) playsResponse {
+	out := playsResponse{
+		From:    dayString(q.From),
+		To:      dayString(q.To),
+		Country: q.Country.String(),
+		Plays:   res.Plays,
+		Streams: res.Streams,
+		Rows:    make([]any, 0, len(res.Rows)),
+	}
+	if q.Entity == rollups.Song {
+		out.SongID = &q.ID
+	} else {
+		out.ArtistID = &q.ID
+	}
+	for _, row := range res.Rows {
+		if q.By == rollups.ByDay {
+			out.Rows = append(out.Rows, dayRow{Day: dayString(row.Day), Plays: row.Plays, Streams: row.Streams})
+			continue
+		}
+		cr := countryRow{Plays: row.Plays, Streams: row.Streams}
+		if !row.Country.IsZero() {
+			c := row.Country.String()
+			cr.Country = &c
+		}
+		out.Rows = append(out.Rows, cr)
+	}
+	return out
 }
 
 func parsePlaysQuery(r *http.Request, e rollups.Entity, idField string) (rollups.Query, error) {

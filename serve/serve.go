@@ -1,6 +1,12 @@
 // Package serve is kappa's HTTP API: the materialized state endpoints of
 // CONTRACT.md, health, readiness and metrics. Answers are JSON; errors
 // are {"error": "..."} with a 4xx/5xx status.
+//
+// Any instance answers any key: a Placement says whether the key's store
+// is here, on which other instance, or nowhere servable right now. A
+// request for another instance's key is forwarded there once; one whose
+// partition is rebalancing or restoring gets 503 with Retry-After, never
+// an answer from a store that is not current.
 package serve
 
 import (
@@ -20,8 +26,10 @@ type Config struct {
 	// Version is the topology version this instance serves, e.g. "v1"
 	// (required). A request's version= must name it.
 	Version string
-	// Rollups answers the plays endpoints (required).
-	Rollups *rollups.Reader
+	// Rollups locates the store that answers a plays query, by the
+	// rollups.PartitionKey of its song or artist (required). A query
+	// whose store is on another instance is forwarded there.
+	Rollups Placement
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
 	// Produce serves POST /v1/listens (default: the endpoint answers 404).
@@ -38,7 +46,7 @@ func (c *Config) Validate() error {
 	case c.Version == "":
 		return errors.New("serve: no version")
 	case c.Rollups == nil:
-		return errors.New("serve: no rollups reader")
+		return errors.New("serve: no rollups placement")
 	case c.Ready == nil:
 		return errors.New("serve: no readiness check")
 	}
@@ -49,6 +57,8 @@ func (c *Config) Validate() error {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	// peers forwards requests to the instances that own their keys.
+	peers *http.Client
 }
 
 // New validates cfg and builds the routes.
@@ -59,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), peers: &http.Client{Timeout: forwardTimeout}}
 	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.plays(rollups.Song, "song_id"))
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
 	if cfg.Produce != nil {

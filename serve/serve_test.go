@@ -6,13 +6,17 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
 )
 
 type fakeLog struct {
@@ -32,32 +36,90 @@ func (f *fakeLog) produce(_ context.Context, users []int64, values [][]byte) err
 	return nil
 }
 
-func newTestServer(t *testing.T, log *fakeLog) *Server {
+// fakePlacement locates every key in store when it is set, else at
+// owner. It records the keys it was asked for and counts releases.
+type fakePlacement struct {
+	store *state.Store
+	owner string
+
+	mu       sync.Mutex
+	keys     []string
+	releases int
+}
+
+func (f *fakePlacement) Locate(key []byte) Location {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys = append(f.keys, string(key))
+	if f.store == nil {
+		return Location{Owner: f.owner}
+	}
+	return Location{Store: f.store, Release: func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.releases++
+	}}
+}
+
+// counts returns the keys located so far and the releases.
+func (f *fakePlacement) counts() ([]string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.keys), f.releases
+}
+
+// testListens are the listens in the store of newStore.
+var testListens = []string{
+	`{"user_id":1,"song_id":7,"artist_id":3,"ts":"2026-03-01T10:00:00Z","ms_played":31000,"country":"GB"}`,
+	`{"user_id":2,"song_id":7,"artist_id":3,"ts":"2026-03-02T10:00:00Z"}`,
+}
+
+// newStore returns an in-memory store with the rollups of testListens,
+// run through both stages as the topology would.
+func newStore(t *testing.T) *state.Store {
 	t.Helper()
 	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	task := rollups.NewTask()
-	for _, l := range []string{
-		`{"user_id":1,"song_id":7,"artist_id":3,"ts":"2026-03-01T10:00:00Z","ms_played":31000,"country":"GB"}`,
-		`{"user_id":2,"song_id":7,"artist_id":3,"ts":"2026-03-02T10:00:00Z"}`,
-	} {
-		if err := task.Process([]byte(l)); err != nil {
+	users := rollups.NewUserTask("deltas")
+	for _, l := range testListens {
+		if err := users.Process(&kgo.Record{Value: []byte(l)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := s.NewBatch()
-	if err := task.Flush(b); err != nil {
+	var deltas topology.Output
+	if err := users.Prepare(&deltas); err != nil {
 		t.Fatal(err)
+	}
+	agg := rollups.NewAggregateTask(s)
+	for _, rec := range deltas.Records() {
+		if err := agg.Process(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var changes topology.Output
+	if err := agg.Prepare(&changes); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	for k, v := range changes.Changes() {
+		if err := b.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := b.Commit(false); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func newServer(t *testing.T, p Placement, log *fakeLog) *Server {
+	t.Helper()
 	srv, err := New(Config{
 		Version: "v1",
-		Rollups: rollups.NewReader(s),
+		Rollups: p,
 		Ready:   func(context.Context) (bool, error) { return true, nil },
 		Produce: log.produce,
 	})
@@ -65,6 +127,11 @@ func newTestServer(t *testing.T, log *fakeLog) *Server {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+func newTestServer(t *testing.T, log *fakeLog) *Server {
+	t.Helper()
+	return newServer(t, &fakePlacement{store: newStore(t)}, log)
 }
 
 func do(t *testing.T, h http.Handler, method, target, body string) (int, string) {
@@ -78,35 +145,52 @@ func do(t *testing.T, h http.Handler, method, target, body string) (int, string)
 }
 
 func TestPlays(t *testing.T) {
-	srv := newTestServer(t, &fakeLog{})
+	place := &fakePlacement{store: newStore(t)}
+	srv := newServer(t, place, &fakeLog{})
+	song7 := rollups.PartitionKey(nil, rollups.Song, 7)
 	for _, tc := range []struct {
 		target string
 		status int
 		body   string
+		// key is the partition key the request must locate (and
+		// release) once; nil: it must touch no store.
+		key []byte
 	}{
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-31", 200,
-			`{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"day":"2026-03-01","plays":1,"streams":1},{"day":"2026-03-02","plays":1,"streams":0}]}`},
+			`{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"day":"2026-03-01","plays":1,"streams":1},{"day":"2026-03-02","plays":1,"streams":0}]}`, song7},
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-31&by=country", 200,
-			`{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"country":null,"plays":1,"streams":0},{"country":"GB","plays":1,"streams":1}]}`},
+			`{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"country":null,"plays":1,"streams":0},{"country":"GB","plays":1,"streams":1}]}`, song7},
 		{"/v1/artists/3/plays?from=2026-03-02&to=2026-03-02&country=gb", 200,
-			`{"artist_id":3,"from":"2026-03-02","to":"2026-03-02","country":"GB","plays":0,"streams":0,"rows":[]}`},
+			`{"artist_id":3,"from":"2026-03-02","to":"2026-03-02","country":"GB","plays":0,"streams":0,"rows":[]}`,
+			rollups.PartitionKey(nil, rollups.Artist, 3)},
 		{"/v1/songs/8/plays?from=2026-03-01&to=2026-03-31&version=v1", 200,
-			`{"song_id":8,"from":"2026-03-01","to":"2026-03-31","plays":0,"streams":0,"rows":[]}`},
+			`{"song_id":8,"from":"2026-03-01","to":"2026-03-31","plays":0,"streams":0,"rows":[]}`,
+			rollups.PartitionKey(nil, rollups.Song, 8)},
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-31&version=v2", 404,
-			`{"error":"version \"v2\" is not served here (serving v1)"}`},
-		{"/v1/songs/7/plays?from=2026-03-01", 400, `{"error":"to is required (YYYY-MM-DD)"}`},
+			`{"error":"version \"v2\" is not served here (serving v1)"}`, nil},
+		{"/v1/songs/7/plays?from=2026-03-01", 400, `{"error":"to is required (YYYY-MM-DD)"}`, nil},
 		{"/v1/songs/7/plays?from=1969-12-31&to=2026-03-01", 400,
-			`{"error":"from must be a date YYYY-MM-DD from 1970-01-01 on, not \"1969-12-31\""}`},
+			`{"error":"from must be a date YYYY-MM-DD from 1970-01-01 on, not \"1969-12-31\""}`, nil},
 		{"/v1/songs/x/plays?from=2026-03-01&to=2026-03-01", 400,
-			`{"error":"song_id must be an integer in 1..9223372036854775807"}`},
-		{"/v1/nope", 404, `{"error":"no such endpoint: GET /v1/nope"}`},
-		{"/readyz", 200, `{"ready":true,"version":"v1"}`},
-		{"/healthz", 200, `{"status":"ok"}`},
+			`{"error":"song_id must be an integer in 1..9223372036854775807"}`, nil},
+		{"/v1/nope", 404, `{"error":"no such endpoint: GET /v1/nope"}`, nil},
+		{"/readyz", 200, `{"ready":true,"version":"v1"}`, nil},
+		{"/healthz", 200, `{"status":"ok"}`, nil},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
+			keysBefore, releasesBefore := place.counts()
 			status, body := do(t, srv, http.MethodGet, tc.target, "")
 			if status != tc.status || body != tc.body {
 				t.Fatalf("got %d %s\nwant %d %s", status, body, tc.status, tc.body)
+			}
+			keys, releases := place.counts()
+			located, released := keys[len(keysBefore):], releases-releasesBefore
+			want, wantReleased := []string{string(tc.key)}, 1
+			if tc.key == nil {
+				want, wantReleased = []string{}, 0
+			}
+			if !slices.Equal(located, want) || released != wantReleased {
+				t.Fatalf("located %q and released %d stores, want %q and %d", located, released, want, wantReleased)
 			}
 		})
 	}
