@@ -93,8 +93,9 @@ func New(cfg Config) (*Directory, error) {
 
 // Run advertises this instance, follows the directory topic and describes
 // the groups every RefreshInterval, until ctx ends; then it returns nil.
-// Failures to reach the brokers are logged and retried, never returned.
-// Once Run has returned, Owner knows no owner. Run may be called once.
+// Failures to reach the brokers are logged and retried, never returned;
+// Run fails only when ClientOpts are invalid or when it is called a
+// second time. Once Run has returned, Owner knows no owner.
 func (d *Directory) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return errors.New("cluster: Run called twice")
