@@ -42,14 +42,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 		start := time.Now()
 		produceGenerated(b, kafka, cfg)
 		produced := time.Since(start)
-		waitCaughtUp(b, kafka, "kappa.v1.rollups", "listens", benchEvents, 5*time.Minute)
+		waitCaughtUp(b, kafka, benchEvents, 5*time.Minute)
 		ingest := time.Since(start)
 		rss := peakRSS(b, up.cmd.Process.Pid)
 
 		v2 := startKappa(b, "bench-up-v2.log", "up", "--brokers", kafka, "--data", b.TempDir(),
 			"--http", freeAddr(b), "--version", "v2", "--instance-id", "bench-v2")
 		start = time.Now()
-		waitCaughtUp(b, kafka, "kappa.v2.rollups", "listens", benchEvents, 5*time.Minute)
+		waitVersionCaughtUp(b, kafka, "v2", benchEvents, 5*time.Minute)
 		backlog := time.Since(start)
 		rssBacklog := peakRSS(b, v2.cmd.Process.Pid)
 		v2.stop(b, syscall.SIGTERM)

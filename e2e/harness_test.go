@@ -168,20 +168,42 @@ func groupProgress(ctx context.Context, adm *kadm.Client, group, topic string) (
 	return committed, end, b.String(), nil
 }
 
-// waitCaughtUp waits until the group has committed every record of the
-// topic and the topic holds want records.
-func waitCaughtUp(t testing.TB, brokers, group, topic string, want int64, timeout time.Duration) {
+// The stage-1 group of version v1.
+const usersGroup = "kappa.v1.users"
+
+// waitCaughtUp waits until version v1 has processed every record of
+// listens, which holds want records.
+func waitCaughtUp(t testing.TB, brokers string, want int64, timeout time.Duration) {
+	t.Helper()
+	waitVersionCaughtUp(t, brokers, "v1", want, timeout)
+}
+
+// waitVersionCaughtUp waits until stage 1 of version has committed every
+// record of listens, which holds want records, and then stage 2 every
+// delta stage 1 wrote.
+func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, timeout time.Duration) {
 	t.Helper()
 	adm := newAdmin(t, brokers)
-	waitFor(t, timeout, "lag 0 on "+group, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		committed, end, lagging, err := groupProgress(ctx, adm, group, topic)
-		if err != nil {
-			return false, err.Error()
-		}
-		return end == want && committed == end, fmt.Sprintf("committed %d of %d (want %d records); lagging:%s", committed, end, want, lagging)
-	})
+	for _, stage := range []struct {
+		group, topic string
+		want         int64
+	}{
+		{"kappa." + version + ".users", "listens", want},
+		{"kappa." + version + ".aggregates", "kappa." + version + ".song-deltas", -1},
+	} {
+		waitFor(t, timeout, "lag 0 on "+stage.group, func() (bool, string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			committed, end, lagging, err := groupProgress(ctx, adm, stage.group, stage.topic)
+			if err != nil {
+				return false, err.Error()
+			}
+			if stage.want >= 0 && end != stage.want {
+				return false, fmt.Sprintf("%s holds %d records, want %d", stage.topic, end, stage.want)
+			}
+			return committed == end, fmt.Sprintf("committed %d of %d; lagging:%s", committed, end, lagging)
+		})
+	}
 }
 
 func newAdmin(t testing.TB, brokers string) *kadm.Client {
@@ -194,26 +216,50 @@ func newAdmin(t testing.TB, brokers string) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
-// countRecords is the number of records in topic.
-func countRecords(t testing.TB, brokers, topic string) int64 {
+// readCommitted reads every committed data record of topic, up to the
+// last stable offsets at the time of the call.
+func readCommitted(t testing.TB, brokers, topic string) []*kgo.Record {
 	t.Helper()
 	adm := newAdmin(t, brokers)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	starts, err := adm.ListStartOffsets(ctx, topic)
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
+	pending := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
-		s, _ := starts.Lookup(topic, o.Partition)
-		n += o.Offset - s.Offset
+		if o.Offset > 0 {
+			pending[o.Partition] = o.Offset
+		}
 	})
-	return n
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(pending) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading %s: %v; partitions left (partition: end): %v", topic, err, pending)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := pending[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if r.Offset+1 >= end {
+				delete(pending, r.Partition)
+			}
+		})
+	}
+	return out
 }
 
 // dataset is a generated input: the lines, which of them the generator

@@ -143,7 +143,7 @@ func BenchmarkQueryLatency(b *testing.B) {
 		go func() { defer wg.Done(); liveLoad(ctx, b, bg, liveRate) }()
 		adm := newAdmin(b, kafka)
 		waitFor(b, time.Minute, "100,000 events processed before measuring", func() (bool, string) {
-			committed, _, _, err := groupProgress(context.Background(), adm, group, "listens")
+			committed, _, _, err := groupProgress(context.Background(), adm, usersGroup, "listens")
 			return err == nil && committed >= 100_000, fmt.Sprint(committed, err)
 		})
 

@@ -107,7 +107,7 @@ func setUpPeerBroker(b *testing.B) string {
 	startKappa(b, "peer-up.log", "up", "--data", b.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
 	waitReady(b, httpAddr)
 	produceGenerated(b, kafka, peerConfig)
-	waitCaughtUp(b, kafka, "kappa.v1.rollups", "listens", peerEvents, 5*time.Minute)
+	waitCaughtUp(b, kafka, peerEvents, 5*time.Minute)
 	return kafka
 }
 

@@ -20,6 +20,7 @@ Usage:
 
 Commands:
   up        all-in-one: embedded broker, processors, HTTP API, optional synthetic load
+  process   one processing instance against a Kafka cluster; start several to scale out
   produce   produce JSON lines from a file or stdin to the listens topic
   generate  synthetic, seeded listen events to a file, stdout or Kafka
   status    groups, lag per partition and store sizes
@@ -46,6 +47,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	commands := []command{
 		{"up", runUp},
+		{"process", runProcess},
 		{"produce", runProduce},
 		{"generate", runGenerate},
 		{"status", runStatus},

@@ -46,27 +46,31 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	adm := kadm.NewClient(cl)
 
 	fmt.Fprintf(stdout, "brokers %s, version %s\n\n", *brokers, *version)
-	if err := printTopics(ctx, stdout, adm); err != nil {
+	if err := printTopics(ctx, stdout, adm, topicListens, topicDLQ, versionNames(*data, *version).deltas); err != nil {
 		return err
 	}
-	group := "kappa." + *version + ".rollups"
-	if err := printGroupLag(ctx, stdout, adm, group); err != nil {
-		return err
+	n := versionNames(*data, *version)
+	for _, group := range []string{n.usersGroup, n.aggregatesGroup} {
+		if err := printGroupLag(ctx, stdout, adm, group); err != nil {
+			return err
+		}
 	}
-	printStores(stdout, filepath.Join(*data, *version))
+	printStores(stdout, n.aggregatesDir)
 	return checkPartitioning(ctx, stdout, bs, adm)
 }
 
-func printTopics(ctx context.Context, w io.Writer, adm *kadm.Client) error {
-	starts, err := adm.ListStartOffsets(ctx, topicListens, topicDLQ)
+// printTopics prints the partitions and the number of offsets (records,
+// and markers of transactions) of topics.
+func printTopics(ctx context.Context, w io.Writer, adm *kadm.Client, topics ...string) error {
+	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("list offsets: %w", err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topicListens, topicDLQ)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("list offsets: %w", err)
 	}
-	for _, t := range []string{topicListens, topicDLQ} {
+	for _, t := range topics {
 		var records int64
 		parts := 0
 		ends.Each(func(o kadm.ListedOffset) {
@@ -78,10 +82,10 @@ func printTopics(ctx context.Context, w io.Writer, adm *kadm.Client) error {
 			records += o.Offset - s.Offset
 		})
 		if parts == 0 {
-			fmt.Fprintf(w, "topic %-12s missing\n", t)
+			fmt.Fprintf(w, "topic %-22s missing\n", t)
 			continue
 		}
-		fmt.Fprintf(w, "topic %-12s %3d partitions %12d records\n", t, parts, records)
+		fmt.Fprintf(w, "topic %-22s %3d partitions %12d offsets\n", t, parts, records)
 	}
 	fmt.Fprintln(w)
 	return nil

@@ -21,6 +21,8 @@ import (
 const (
 	topicListens = "listens"
 	topicDLQ     = "listens.dlq"
+	// topicInstances is where instances advertise their HTTP address.
+	topicInstances = "kappa.instances"
 )
 
 func splitBrokers(s string) []string {

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kappa-stream/kappa/cluster"
+	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/serve"
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+)
+
+// instanceConfig is one processing instance: both stages of every
+// processor and the HTTP API, against a Kafka cluster.
+type instanceConfig struct {
+	brokers            []string
+	data               string
+	version            string
+	instanceID         string
+	httpAddr           string
+	advertise          string
+	partitions         int
+	commitInterval     time.Duration
+	sessionTimeout     time.Duration
+	transactionTimeout time.Duration
+	pprof              bool
+}
+
+// names are the versioned group, topic and directory names of one
+// topology version (DESIGN.md, "Versions and replay").
+type names struct {
+	usersGroup, aggregatesGroup string
+	deltas, changelog           string
+	aggregatesDir               string
+}
+
+func versionNames(data, version string) names {
+	p := "kappa." + version + "."
+	return names{
+		usersGroup:      p + "users",
+		aggregatesGroup: p + "aggregates",
+		deltas:          p + "song-deltas",
+		changelog:       p + "rollups-changelog",
+		aggregatesDir:   filepath.Join(data, version, "aggregates"),
+	}
+}
+
+// storeCacheSize is the block cache all partition stores of an instance share.
+const storeCacheSize = 128 << 20
+
+// storeMemTableSize is the memtable size of one partition store.
+const storeMemTableSize = 8 << 20
+
+func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
+	n := versionNames(c.data, c.version)
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	provisionCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	partitions, err := provision(provisionCtx, adm, logger, n, c.partitions)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("provision topics on %s: %w", strings.Join(c.brokers, ","), err)
+	}
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	defer ln.Close()
+	advertise := c.advertise
+	if advertise == "" {
+		advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
+	}
+
+	cache := state.NewCache(storeCacheSize)
+	defer cache.Close()
+	common := topology.Config{
+		Brokers:            c.brokers,
+		InstanceID:         c.instanceID,
+		CommitInterval:     c.commitInterval,
+		SessionTimeout:     c.sessionTimeout,
+		TransactionTimeout: c.transactionTimeout,
+		Logger:             logger,
+		MeterProvider:      tel.provider,
+		ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
+	}
+	users := common
+	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
+	users.NewTask = func(int32, *state.Store) (topology.Task, error) { return rollups.NewUserTask(n.deltas), nil }
+	stage1, err := topology.New(users)
+	if err != nil {
+		return err
+	}
+	aggregates := common
+	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.aggregatesGroup, n.deltas, n.changelog
+	aggregates.StoreDir = n.aggregatesDir
+	aggregates.StoreOpts = []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
+		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
+	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) { return rollups.NewAggregateTask(s), nil }
+	stage2, err := topology.New(aggregates)
+	if err != nil {
+		return err
+	}
+
+	dir, err := cluster.New(cluster.Config{
+		Brokers:    c.brokers,
+		Topic:      topicInstances,
+		InstanceID: c.instanceID,
+		HTTP:       advertise,
+		Groups:     map[string]string{n.aggregatesGroup: n.deltas},
+		Logger:     logger,
+		ClientOpts: []kgo.Opt{tel.kafkaHooks()},
+	})
+	if err != nil {
+		return err
+	}
+
+	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
+	if err != nil {
+		return err
+	}
+	defer ingestCl.Close()
+	api, err := serve.New(serve.Config{
+		Version: c.version,
+		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
+			topic: n.deltas, partitions: partitions},
+		Ready: func(ctx context.Context) (bool, error) {
+			for _, r := range []*topology.Runner{stage1, stage2} {
+				if ok, err := r.Ready(ctx); !ok || err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		},
+		Produce: func(ctx context.Context, users []int64, values [][]byte) error {
+			recs := make([]*kgo.Record, len(values))
+			for i, v := range values {
+				recs[i] = &kgo.Record{Key: strconv.AppendInt(nil, users[i], 10), Value: v}
+			}
+			return ingestCl.ProduceSync(ctx, recs...).FirstErr()
+		},
+		Metrics: tel.handler,
+		Logger:  logger,
+	})
+	if err != nil {
+		return err
+	}
+	var handler http.Handler = api
+	if c.pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", api)
+		handler = mux
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", advertise, "version", c.version, "instance", c.instanceID)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return stage1.Run(gctx) })
+	g.Go(func() error { return stage2.Run(gctx) })
+	g.Go(func() error { return dir.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutCtx)
+	})
+	return g.Wait()
+}
+
+// provision creates the topics of version n that are missing and returns
+// the partition count of the listens topic, which every internal topic
+// shares.
+func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n names, partitions int) (int32, error) {
+	forever := map[string]string{"retention.ms": "-1"}
+	if err := topology.Provision(ctx, adm, logger,
+		topology.TopicSpec{Name: topicListens, Partitions: int32(partitions), Configs: forever},
+		topology.TopicSpec{Name: topicDLQ, Partitions: int32(partitions), Configs: forever},
+	); err != nil {
+		return 0, err
+	}
+	details, err := adm.ListTopics(ctx, topicListens)
+	if err != nil {
+		return 0, err
+	}
+	d, ok := details[topicListens]
+	if !ok || d.Err != nil || len(d.Partitions) == 0 {
+		return 0, fmt.Errorf("topic %s: not found after creating it", topicListens)
+	}
+	p := int32(len(d.Partitions))
+	// NB: deltas are kept as long as listens: a stage 2 that was down
+	// for a week still finds every delta it has not counted.
+	return p, topology.Provision(ctx, adm, logger,
+		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
+		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: forever},
+		topology.TopicSpec{Name: n.changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
+	)
+}
+
+// advertisedURL is the base URL other instances reach the API at: the
+// listen address, or the host name when it listens on every interface.
+func advertisedURL(addr *net.TCPAddr) string {
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = hostname()
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
+// placement locates the stage-2 partition of a rollups key: this
+// instance's store when it owns the partition and the store is restored,
+// else the owner the directory knows, else nothing (a rebalance).
+type placement struct {
+	runner     *topology.Runner
+	dir        *cluster.Directory
+	self       string
+	group      string
+	topic      string
+	partitions int32
+}
+
+func (pl *placement) Locate(key []byte) serve.Location {
+	p := int32(kgo.StickyKeyPartitioner(nil).ForTopic(pl.topic).Partition(&kgo.Record{Key: key}, int(pl.partitions)))
+	if s, release, ok := pl.runner.Store(p); ok {
+		return serve.Location{Store: s, Release: release}
+	}
+	if id, url, ok := pl.dir.Owner(pl.group, p); ok && id != pl.self {
+		return serve.Location{Owner: url}
+	}
+	return serve.Location{}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"regexp"
+	"time"
+)
+
+var (
+	versionRE    = regexp.MustCompile(`^v[1-9][0-9]*$`)
+	instanceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+)
+
+// instanceFlags declares the flags every processing instance has.
+func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
+	fs.StringVar(&c.data, "data", "./kappa-data", "data directory: state stores (and the embedded broker's log)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "HTTP API listen address")
+	fs.StringVar(&c.advertise, "advertise", "", "base URL other instances forward queries to (default: http://<--http address>)")
+	fs.StringVar(&c.version, "version", "v1", "topology version: consumer groups, internal topics and state directories carry it")
+	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the listens topic (and the internal topics) when it is created")
+	fs.DurationVar(&c.commitInterval, "commit-interval", 100*time.Millisecond, "how long one transaction collects input")
+	fs.DurationVar(&c.sessionTimeout, "session-timeout", 6*time.Second, "how long the group waits for a dead instance before moving its partitions")
+	fs.DurationVar(&c.transactionTimeout, "transaction-timeout", 10*time.Second, "how long the broker waits before aborting a dead instance's open transaction")
+	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
+}
+
+// checkInstance validates the instance flags.
+func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
+	switch {
+	case !versionRE.MatchString(c.version):
+		return usageErrorf(fs, "--version %q: want v1, v2, …", c.version)
+	case !instanceIDRE.MatchString(c.instanceID):
+		return usageErrorf(fs, "--instance-id %q: want letters, digits, '.', '_' or '-'", c.instanceID)
+	case c.partitions < 1 || c.partitions > 10_000:
+		return usageErrorf(fs, "--partitions %d: want 1…10000", c.partitions)
+	case c.commitInterval <= 0:
+		return usageErrorf(fs, "--commit-interval must be positive")
+	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:
+		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
+	}
+	return nil
+}
+
+func runProcess(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+	fs := newFlagSet("process", "Runs one processing instance against a Kafka cluster: every processor's\n"+
+		"stages as members of their consumer groups, and the HTTP API, which answers for\n"+
+		"any key (forwarding to the instance that owns it). Start several with distinct\n"+
+		"--instance-id to scale out; they share the work and take over from each other.", stderr)
+	var c instanceConfig
+	var brokers, logLevel string
+	instanceFlags(fs, &c, hostname())
+	fs.StringVar(&brokers, "brokers", "", "comma-separated seed brokers (required)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if c.brokers = splitBrokers(brokers); len(c.brokers) == 0 {
+		return usageErrorf(fs, "--brokers is required")
+	}
+	if err := checkInstance(fs, &c); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, logLevel)
+	if err != nil {
+		return usageErrorf(fs, "--log-level: %s", err)
+	}
+	tel, err := newTelemetry()
+	if err != nil {
+		return err
+	}
+	defer tel.provider.Shutdown(context.WithoutCancel(ctx))
+	err = runInstance(ctx, c, tel, logger)
+	logger.Info("stopped", "err", err)
+	return err
+}
