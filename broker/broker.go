@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -55,6 +56,10 @@ func splitAddr(addr string) (string, int, error) {
 	return host, port, nil
 }
 
+// minSessionTimeout is the shortest group session timeout the broker
+// accepts.
+const minSessionTimeout = time.Second
+
 // Broker is a running embedded broker. Close stops it.
 type Broker struct {
 	c *kfake.Cluster
@@ -78,6 +83,9 @@ func Start(cfg Config) (*Broker, error) {
 			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
 		}),
 		kfake.WithLogger(logAdapter{logger}),
+		// NB: Kafka's default floor is 6 s; one machine's members can
+		// be declared dead sooner, for a faster failover.
+		kfake.GroupMinSessionTimeout(minSessionTimeout),
 	}
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
