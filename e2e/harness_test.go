@@ -429,11 +429,11 @@ func checkAllPlays(t testing.TB, c *client, m *model) {
 	}
 	close(next)
 	wg.Wait()
-	if len(failures) > 0 {
-		if len(failures) > 10 {
-			failures = append(failures[:10], fmt.Sprintf("… and %d more", len(failures)-10))
+	if n := len(failures); n > 0 {
+		if n > 10 {
+			failures = append(failures[:10], fmt.Sprintf("… and %d more", n-10))
 		}
-		t.Fatalf("%d answers differ from the raw events:\n%s", len(failures), strings.Join(failures, "\n"))
+		t.Fatalf("%d of %d answers differ from the raw events:\n%s", n, 2*len(jobs), strings.Join(failures, "\n"))
 	}
 	t.Logf("checked %d songs and %d artists by day and by country: all exact", len(m.songs), len(m.artists))
 }
