@@ -169,7 +169,7 @@ func (r *Runner) runSession(ctx context.Context) error {
 		cancel()
 		<-errc
 	}
-	r.stopWorkers(nil)
+	r.stopAllWorkers()
 	sess.Close()
 	r.joined.Store(false)
 	return loopErr
@@ -330,15 +330,24 @@ func (r *Runner) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	r.stopWorkers(lost[r.cfg.Topic])
 }
 
-// stopWorkers stops the workers of partitions (all when nil), waits for
-// them and closes their stores.
+// stopAllWorkers stops every worker.
+func (r *Runner) stopAllWorkers() {
+	r.mu.Lock()
+	var all []int32
+	for p := range r.workers {
+		all = append(all, p)
+	}
+	r.mu.Unlock()
+	r.stopWorkers(all)
+}
+
+// stopWorkers stops the workers of partitions, waits for them and closes
+// their stores.
+//
+// NB: a cooperative rebalance calls the revoke callback with no
+// partitions at all; that stops nothing.
 func (r *Runner) stopWorkers(partitions []int32) {
 	r.mu.Lock()
-	if partitions == nil {
-		for p := range r.workers {
-			partitions = append(partitions, p)
-		}
-	}
 	var stopping []*worker
 	for _, p := range partitions {
 		if w := r.workers[p]; w != nil {
