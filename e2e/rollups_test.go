@@ -49,11 +49,13 @@ func TestRollupsExact(t *testing.T) {
 	checkAllPlays(t, c, d.model)
 	checkCountryFilter(t, c, d.model)
 
-	out, err := exec.Command(kappaBin, "status", "--brokers", kafka).CombinedOutput()
+	out, err := exec.Command(kappaBin, "status", "--brokers", kafka, "--http", httpAddr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kappa status: %v\n%s", err, out)
 	}
-	for _, want := range []string{"total lag 0", "all sit where murmur2(key) puts them"} {
+	for _, want := range []string{"total lag 0", "all sit where murmur2(key) puts them",
+		"kappa.v1.users: partitions [0 1 2 3 4 5 6 7 8 9 10 11], lag 0",
+		"kappa.v1.aggregates: partitions [0 1 2 3 4 5 6 7 8 9 10 11], lag 0"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kappa status output lacks %q:\n%s", want, out)
 		}

@@ -36,6 +36,9 @@ type Config struct {
 	Produce Produce
 	// Metrics serves /metrics (default: 404).
 	Metrics http.Handler
+	// Status answers GET /v1/status with the instance's own view: its
+	// partitions, their progress and restores (default: 404).
+	Status func() any
 	// Logger receives request failures (default: discard).
 	Logger *slog.Logger
 }
@@ -79,6 +82,11 @@ func New(cfg Config) (*Server, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if cfg.Status != nil {
+		s.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, cfg.Status())
+		})
+	}
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
 	}

@@ -157,7 +157,16 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			return ingestCl.ProduceSync(ctx, recs...).FirstErr()
 		},
 		Metrics: tel.handler,
-		Logger:  logger,
+		Status: func() any {
+			return instanceStatus{
+				Instance: c.instanceID, Version: c.version, HTTP: advertise,
+				Stages: []stageStatus{
+					{Group: n.usersGroup, Topic: topicListens, Partitions: stage1.Status()},
+					{Group: n.aggregatesGroup, Topic: n.deltas, Partitions: stage2.Status()},
+				},
+			}
+		},
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -221,6 +230,20 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n nam
 		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: forever},
 		topology.TopicSpec{Name: n.changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
 	)
+}
+
+// instanceStatus is the body of GET /v1/status.
+type instanceStatus struct {
+	Instance string        `json:"instance"`
+	Version  string        `json:"version"`
+	HTTP     string        `json:"http"`
+	Stages   []stageStatus `json:"stages"`
+}
+
+type stageStatus struct {
+	Group      string                     `json:"group"`
+	Topic      string                     `json:"topic"`
+	Partitions []topology.PartitionStatus `json:"partitions"`
 }
 
 // advertisedURL is the base URL other instances reach the API at: the

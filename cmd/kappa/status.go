@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +30,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	data := fs.String("data", "./kappa-data", "data directory of the local instance (for store sizes)")
 	version := fs.String("version", "v1", "topology version")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of an instance to ask for its partitions and restores (empty: skip)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +59,9 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		if err := printGroupLag(ctx, stdout, adm, group); err != nil {
 			return err
 		}
+	}
+	if *httpAddr != "" {
+		printInstance(ctx, stdout, *httpAddr)
 	}
 	printStores(stdout, n.aggregatesDir)
 	return checkPartitioning(ctx, stdout, bs, adm)
@@ -119,6 +127,45 @@ func printGroupLag(ctx context.Context, w io.Writer, adm *kadm.Client, group str
 	tw.Flush()
 	fmt.Fprintf(w, "total lag %d\n\n", total)
 	return nil
+}
+
+// printInstance prints what the instance at addr says of its partitions:
+// which it owns per stage, their lag, and the restores in progress.
+func printInstance(ctx context.Context, w io.Writer, addr string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	if err != nil {
+		fmt.Fprintf(w, "instance at %s: %v\n\n", addr, err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(w, "instance at %s: not reachable (%v)\n\n", addr, err)
+		return
+	}
+	defer resp.Body.Close()
+	var st instanceStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(w, "instance at %s: no status (HTTP %d, %v)\n\n", addr, resp.StatusCode, err)
+		return
+	}
+	fmt.Fprintf(w, "instance %s (%s, version %s)\n", st.Instance, st.HTTP, st.Version)
+	for _, sg := range st.Stages {
+		var owned, restoring []string
+		var lag int64
+		for _, p := range sg.Partitions {
+			owned = append(owned, strconv.Itoa(int(p.Partition)))
+			lag += p.Lag()
+			if p.Restoring {
+				restoring = append(restoring, fmt.Sprintf("p%d %d/%d", p.Partition, p.RestoreDone, p.RestoreTotal))
+			}
+		}
+		fmt.Fprintf(w, "  %s: partitions [%s], lag %d", sg.Group, strings.Join(owned, " "), lag)
+		if len(restoring) > 0 {
+			fmt.Fprintf(w, ", restoring %s", strings.Join(restoring, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
 }
 
 func printStores(w io.Writer, dir string) {
