@@ -83,7 +83,7 @@ func newStore(t *testing.T) *state.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	users := rollups.NewUserTask("deltas")
+	users := rollups.NewUserTask("deltas", 4)
 	for _, l := range testListens {
 		if err := users.Process(&kgo.Record{Value: []byte(l)}); err != nil {
 			t.Fatal(err)

@@ -69,6 +69,9 @@ type Config struct {
 	// partitioned like Topic. Empty: the tasks are stateless and may only
 	// send records (Output.Put is an error).
 	Changelog string
+	// ManualTopics are the output topics whose records the tasks send to
+	// a partition of their choosing (Output.SendTo).
+	ManualTopics []string
 	// StoreDir is where the per-partition stores live, one directory per
 	// partition (required with Changelog).
 	StoreDir string

@@ -25,6 +25,12 @@ func (o *Output) Send(topic string, key, value []byte) {
 	o.records = append(o.records, &kgo.Record{Topic: topic, Key: o.copy(key), Value: o.copy(value)})
 }
 
+// SendTo adds a record for partition p of topic, which must be one of
+// the runner's Config.ManualTopics.
+func (o *Output) SendTo(topic string, p int32, key, value []byte) {
+	o.records = append(o.records, &kgo.Record{Topic: topic, Partition: p, Key: o.copy(key), Value: o.copy(value)})
+}
+
 // Put sets key to value in the task's store (and its changelog).
 func (o *Output) Put(key, value []byte) {
 	o.changes = append(o.changes, change{key: o.copy(key), value: o.copy(value)})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,10 @@ func (r *Runner) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(16 << 20),
 		kgo.FetchMaxPartitionBytes(2 << 20),
-		kgo.RecordPartitioner(partitioner{manual: r.cfg.Changelog, keyed: kgo.StickyKeyPartitioner(nil)}),
+		kgo.RecordPartitioner(partitioner{
+			manual: append([]string{r.cfg.Changelog}, r.cfg.ManualTopics...),
+			keyed:  kgo.StickyKeyPartitioner(nil),
+		}),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.MaxBufferedRecords(1 << 20),
@@ -99,16 +103,16 @@ func (r *Runner) newSession() (*kgo.GroupTransactSession, error) {
 	return sess, nil
 }
 
-// partitioner sends records of the changelog topic to the partition the
-// runtime chose (the task's own) and every other keyed record to
+// partitioner sends records of the changelog topic and of the manual
+// topics to the partition they name, and every other keyed record to
 // murmur2(key), as the Java client does.
 type partitioner struct {
-	manual string
+	manual []string
 	keyed  kgo.Partitioner
 }
 
 func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	if topic == p.manual {
+	if slices.Contains(p.manual, topic) {
 		return kgo.ManualPartitioner().ForTopic(topic)
 	}
 	return p.keyed.ForTopic(topic)

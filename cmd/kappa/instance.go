@@ -103,7 +103,10 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	}
 	users := common
 	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
-	users.NewTask = func(int32, *state.Store) (topology.Task, error) { return rollups.NewUserTask(n.deltas), nil }
+	users.ManualTopics = []string{n.deltas}
+	users.NewTask = func(int32, *state.Store) (topology.Task, error) {
+		return rollups.NewUserTask(n.deltas, partitions), nil
+	}
 	stage1, err := topology.New(users)
 	if err != nil {
 		return err

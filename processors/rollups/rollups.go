@@ -128,20 +128,31 @@ func (cs *cells) reset() {
 
 // UserTask is stage 1 of the rollups, run on a partition of the listens
 // topic: it decodes and validates each listen, pre-aggregates per (song |
-// artist, day, country) for one commit interval, and sends one delta
-// record per song and per artist to the repartition topic. A song played
-// a million times in an interval costs stage 2 one record per partition.
+// artist, day, country) for one commit interval, and sends the deltas to
+// the repartition topic, one record per stage-2 partition. A song played
+// a million times in an interval costs stage 2 one delta.
 type UserTask struct {
-	topic string
-	dec   events.Decoder
-	l     events.Listen
-	cells cells
-	key   []byte
-	val   []byte
+	topic      string
+	partitions int
+	route      kgo.TopicPartitioner
+	dec        events.Decoder
+	l          events.Listen
+	cells      cells
+	key        []byte
+	byPart     [][]byte // delta record value per stage-2 partition
+	rec        kgo.Record
 }
 
-// NewUserTask returns a task that sends its deltas to topic.
-func NewUserTask(topic string) *UserTask { return &UserTask{topic: topic} }
+// NewUserTask returns a task that sends its deltas to topic, which has
+// the given number of partitions.
+func NewUserTask(topic string, partitions int32) *UserTask {
+	return &UserTask{
+		topic:      topic,
+		partitions: int(partitions),
+		route:      kgo.StickyKeyPartitioner(nil).ForTopic(topic),
+		byPart:     make([][]byte, partitions),
+	}
+}
 
 // Process decodes one JSON listen and counts it. An invalid listen returns
 // its *events.InvalidError and changes nothing.
@@ -164,19 +175,30 @@ func (t *UserTask) Add(l *events.Listen) {
 	t.cells.add(newCellKey(tableArtist, l.ArtistID, day, l.Country), c)
 }
 
-// Prepare sends the pending counts as delta records, one per song and
-// per artist, and resets the task.
+// Prepare sends the pending counts, one delta record per stage-2
+// partition, and resets the task.
 func (t *UserTask) Prepare(out *topology.Output) error {
 	list := t.cells.sorted()
 	for i := 0; i < len(list); {
+		e := list[i].k.entity()
 		j := i + 1
-		for j < len(list) && list[j].k.entity() == list[i].k.entity() {
+		for j < len(list) && list[j].k.entity() == e {
 			j++
 		}
-		t.key = list[i].k.entity().append(t.key[:0])
-		t.val = appendDeltas(t.val[:0], list[i:j])
-		out.Send(t.topic, t.key, t.val)
+		t.key = e.append(t.key[:0])
+		t.rec.Key = t.key
+		p := t.route.Partition(&t.rec, t.partitions)
+		if len(t.byPart[p]) == 0 {
+			t.byPart[p] = append(t.byPart[p], deltaFormat)
+		}
+		t.byPart[p] = appendDeltas(t.byPart[p], e, list[i:j])
 		i = j
+	}
+	for p, v := range t.byPart {
+		if len(v) > 0 {
+			out.SendTo(t.topic, int32(p), nil, v)
+			t.byPart[p] = v[:0]
+		}
 	}
 	t.cells.reset()
 	return nil
@@ -197,11 +219,7 @@ func NewAggregateTask(s *state.Store) *AggregateTask { return &AggregateTask{sto
 
 // Process adds one delta record.
 func (t *AggregateTask) Process(rec *kgo.Record) error {
-	e, err := parseEntity(rec.Key)
-	if err != nil {
-		return err
-	}
-	return forDeltas(rec.Value, func(day int32, c events.Country, n counts) {
+	return forDeltas(rec.Value, func(e entity, day int32, c events.Country, n counts) {
 		t.cells.add(e.cell(day, c), n)
 	})
 }

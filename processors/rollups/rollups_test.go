@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -110,7 +109,7 @@ func TestTaskAndReader(t *testing.T) {
 // and writes stage 2's changes to s, as one committed transaction would.
 func applyListens(t testing.TB, s *state.Store, lines []string) {
 	t.Helper()
-	users := NewUserTask("deltas")
+	users := NewUserTask("deltas", 4)
 	for _, l := range lines {
 		_ = users.Process(&kgo.Record{Value: []byte(l)})
 	}
@@ -143,7 +142,7 @@ func applyListens(t testing.TB, s *state.Store, lines []string) {
 }
 
 func TestDeltaRecordsGroupByEntity(t *testing.T) {
-	users := NewUserTask("deltas")
+	users := NewUserTask("deltas", 4)
 	for _, l := range []string{
 		`{"user_id":1,"song_id":7,"artist_id":3,"ts":"2026-03-01T10:00:00Z","ms_played":31000,"country":"gb"}`,
 		`{"user_id":2,"song_id":7,"artist_id":3,"ts":"2026-03-01T11:00:00Z","country":"GB"}`,
@@ -159,20 +158,25 @@ func TestDeltaRecordsGroupByEntity(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
+	route := kgo.StickyKeyPartitioner(nil).ForTopic("deltas")
+	seen := map[int32]bool{}
 	for _, rec := range out.Records() {
-		e, err := parseEntity(rec.Key)
-		if err != nil {
-			t.Fatal(err)
+		if rec.Topic != "deltas" || seen[rec.Partition] {
+			t.Fatalf("record for %s/%d: want one record per partition of deltas", rec.Topic, rec.Partition)
 		}
-		var cells []string
-		if err := forDeltas(rec.Value, func(day int32, c events.Country, n counts) {
-			cells = append(cells, fmt.Sprintf("%d/%s:%d,%d", day, c, n.plays, n.streams))
+		seen[rec.Partition] = true
+		if err := forDeltas(rec.Value, func(e entity, day int32, c events.Country, n counts) {
+			id := fmt.Sprintf("%x/%d", e.table, e.id)
+			if got[id] != "" {
+				got[id] += " "
+			}
+			got[id] += fmt.Sprintf("%d/%s:%d,%d", day, c, n.plays, n.streams)
+			entity := map[byte]Entity{tableSong: Song, tableArtist: Artist}[e.table]
+			if p := route.Partition(&kgo.Record{Key: PartitionKey(nil, entity, e.id)}, 4); int32(p) != rec.Partition {
+				t.Errorf("%s sent to partition %d, murmur2 of its key says %d", id, rec.Partition, p)
+			}
 		}); err != nil {
 			t.Fatal(err)
-		}
-		got[fmt.Sprintf("%x/%d", e.table, e.id)] = strings.Join(cells, " ")
-		if !bytes.Equal(rec.Key, PartitionKey(nil, map[byte]Entity{tableSong: Song, tableArtist: Artist}[e.table], e.id)) {
-			t.Errorf("key %x is not the partition key", rec.Key)
 		}
 	}
 	d1, d2 := day("2026-03-01"), day("2026-03-02")
@@ -184,9 +188,12 @@ func TestDeltaRecordsGroupByEntity(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Fatalf("deltas %v, want %v", got, want)
 	}
-	for _, bad := range [][]byte{nil, {9}, {deltaFormat, 1}, {deltaFormat, 2, 'G', 'B', 0x80}} {
-		if err := forDeltas(bad, func(int32, events.Country, counts) {}); err == nil {
-			t.Errorf("delta %x accepted", bad)
+	good := appendDeltas([]byte{deltaFormat}, entity{tableSong, 7}, []cell{{k: newCellKey(tableSong, 7, 3, events.Country{'G', 'B'}), c: counts{2, 1}}})
+	for _, bad := range [][]byte{nil, {9}, {deltaFormat, 1}, good[:len(good)-1], append(good[:len(good):len(good)], 0x10),
+		append([]byte{deltaFormat, 0x11}, good[2:]...)} {
+		calls := 0
+		if err := forDeltas(bad, func(entity, int32, events.Country, counts) { calls++ }); err == nil || calls > 0 {
+			t.Errorf("delta %x accepted (%d cells, error %v)", bad, calls, err)
 		}
 	}
 }
@@ -206,7 +213,7 @@ func BenchmarkAggregate(b *testing.B) {
 			TS: 1772323200000 + int64(r.IntN(7*86_400_000)), MsPlayed: int32(r.IntN(300_000)),
 			Country: events.Country{byte('A' + r.IntN(20)), 'X'}}
 	}
-	users := NewUserTask("deltas")
+	users := NewUserTask("deltas", 4)
 	agg := NewAggregateTask(s)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
