@@ -63,7 +63,7 @@ func versionNames(data, version string) names {
 const storeCacheSize = 128 << 20
 
 // storeMemTableSize is the memtable size of one partition store.
-const storeMemTableSize = 8 << 20
+const storeMemTableSize = 32 << 20
 
 func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
 	n := versionNames(c.data, c.version)
