@@ -56,33 +56,33 @@ func (r *Reader) Query(q Query) (Result, error) {
 	if q.From > q.To {
 		return res, nil
 	}
-	table := q.Entity.table()
-	lo := dayKey(nil, table, q.ID, q.From)
-	hi := dayKey(nil, table, q.ID, q.To+1)
+	e := entity{table: q.Entity.table(), id: q.ID}
+	lo := dayKey(nil, e, q.From)
+	hi := dayKey(nil, e, q.To+1)
 	index := map[int64]int{}
 	err := r.s.Scan(lo, hi, func(k, v []byte) error {
-		c := events.Country{k[13], k[14]}
-		if !q.Country.IsZero() && c != q.Country {
-			return nil
-		}
-		plays, streams := state.Counter(v, 0), state.Counter(v, 1)
-		res.Plays += plays
-		res.Streams += streams
-		row := Row{Day: int32(state.Uint32(k, 9))}
-		group := int64(row.Day)
-		if q.By == ByCountry {
-			row = Row{Country: c}
-			group = int64(c[0])<<8 | int64(c[1])
-		}
-		i, ok := index[group]
-		if !ok {
-			i = len(res.Rows)
-			index[group] = i
-			res.Rows = append(res.Rows, row)
-		}
-		res.Rows[i].Plays += plays
-		res.Rows[i].Streams += streams
-		return nil
+		day := int32(state.Uint32(k, 9))
+		return forRow(v, func(re rowEntry) {
+			if !q.Country.IsZero() && re.c != q.Country {
+				return
+			}
+			res.Plays += re.n.plays
+			res.Streams += re.n.streams
+			row := Row{Day: day}
+			group := int64(day)
+			if q.By == ByCountry {
+				row = Row{Country: re.c}
+				group = int64(re.c[0])<<8 | int64(re.c[1])
+			}
+			i, ok := index[group]
+			if !ok {
+				i = len(res.Rows)
+				index[group] = i
+				res.Rows = append(res.Rows, row)
+			}
+			res.Rows[i].Plays += re.n.plays
+			res.Rows[i].Streams += re.n.streams
+		})
 	})
 	if q.By == ByCountry {
 		slices.SortFunc(res.Rows, func(a, b Row) int { return cmp.Compare(a.Country.String(), b.Country.String()) })

@@ -5,14 +5,15 @@
 // the UTC date of the event time. Counts are exact: every valid listen adds
 // exactly one play to its song and to its artist.
 //
-// Tables (first key byte), both counter vectors [plays, streams]:
+// Processing is in two stages (see UserTask and AggregateTask); the stores
+// of stage 2 hold the tables (first key byte)
 //
-//	0x10 song   | day | country
-//	0x12 artist | day | country
+//	0x10 song   | day  →  day row
+//	0x12 artist | day  →  day row
 //
-// with ids as 8-byte and days as 4-byte big-endian integers and the country
-// as its two upper-case letters (two zero bytes when absent), so a day
-// range of one id is one contiguous scan.
+// with ids as 8-byte and days as 4-byte big-endian integers, so a day
+// range of one id is one contiguous scan; a day row holds the plays and
+// streams of each country (row.go).
 package rollups
 
 import (
@@ -74,9 +75,10 @@ func (k cellKey) append(dst []byte) []byte {
 		byte(k.lo>>24), byte(k.lo>>16), byte(k.lo>>8))
 }
 
-func dayKey(dst []byte, table byte, id int64, day int32) []byte {
-	dst = append(dst, table)
-	dst = state.AppendUint64(dst, uint64(id))
+func (k cellKey) day() int32 { return int32(uint32(k.lo >> 24)) }
+
+func dayKey(dst []byte, e entity, day int32) []byte {
+	dst = e.append(dst)
 	return state.AppendUint32(dst, uint32(day))
 }
 
@@ -212,6 +214,7 @@ type AggregateTask struct {
 	cells cells
 	key   []byte
 	val   []byte
+	row   []rowEntry
 }
 
 // NewAggregateTask returns a task over the partition's store.
@@ -224,7 +227,7 @@ func (t *AggregateTask) Process(rec *kgo.Record) error {
 	})
 }
 
-// Prepare writes the new totals of the cells that changed.
+// Prepare writes the new day rows of the songs and artists that changed.
 func (t *AggregateTask) Prepare(out *topology.Output) error {
 	list := t.cells.sorted()
 	if len(list) == 0 {
@@ -235,18 +238,22 @@ func (t *AggregateTask) Prepare(out *topology.Output) error {
 		return err
 	}
 	defer r.Close()
-	for _, e := range list {
-		t.key = e.k.append(t.key[:0])
-		v, ok, err := r.Get(t.key)
+	for i := 0; i < len(list); {
+		day := list[i].k.day()
+		j := i + 1
+		for j < len(list) && list[j].k.hi == list[i].k.hi && list[j].k.lo>>56 == list[i].k.lo>>56 && list[j].k.day() == day {
+			j++
+		}
+		t.key = dayKey(t.key[:0], list[i].k.entity(), day)
+		old, _, err := r.Get(t.key)
 		if err != nil {
 			return err
 		}
-		total := e.c
-		if ok {
-			total.add(counts{plays: state.Counter(v, 0), streams: state.Counter(v, 1)})
+		if t.val, err = mergeRow(t.val[:0], old, list[i:j], &t.row); err != nil {
+			return err
 		}
-		t.val = state.AppendCounters(t.val[:0], total.plays, total.streams)
 		out.Put(t.key, t.val)
+		i = j
 	}
 	t.cells.reset()
 	return nil

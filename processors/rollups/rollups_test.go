@@ -244,3 +244,35 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestMergeRow(t *testing.T) {
+	gb, fr, none := events.Country{'G', 'B'}, events.Country{'F', 'R'}, events.Country{}
+	cellOf := func(c events.Country, plays, streams int64) cell {
+		return cell{k: newCellKey(tableSong, 7, 3, c), c: counts{plays, streams}}
+	}
+	entries := func(row []byte) []rowEntry {
+		var out []rowEntry
+		if err := forRow(row, func(e rowEntry) { out = append(out, e) }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var scratch []rowEntry
+	row, err := mergeRow(nil, nil, []cell{cellOf(fr, 2, 1), cellOf(gb, 1, 0)}, &scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err = mergeRow(nil, row, []cell{cellOf(none, 5, 5), cellOf(gb, 3, 3)}, &scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []rowEntry{{none, counts{5, 5}}, {fr, counts{2, 1}}, {gb, counts{4, 3}}}
+	if got := entries(row); !slices.Equal(got, want) {
+		t.Fatalf("row %v, want %v", got, want)
+	}
+	for _, bad := range [][]byte{{'G'}, {'G', 'B'}, {'G', 'B', 1}, {'G', 'B', 0x80}} {
+		if _, err := mergeRow(nil, bad, nil, &scratch); err == nil {
+			t.Errorf("row %x accepted", bad)
+		}
+	}
+}
