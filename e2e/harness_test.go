@@ -54,6 +54,9 @@ func startKappa(t testing.TB, logName string, args ...string) *proc {
 	}
 	cmd := exec.Command(kappaBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// NB: a test binary killed by -timeout runs no cleanup; its kappa
+	// processes must not outlive it and load the machine.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
