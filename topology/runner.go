@@ -185,6 +185,7 @@ func (r *Runner) runSession(ctx context.Context) error {
 func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 	dirty := make(map[int32]*worker)
 	for {
+		orphaned := false
 		if err := sess.Begin(); err != nil {
 			return errSession{fmt.Errorf("topology: begin transaction: %w", err)}
 		}
@@ -207,6 +208,11 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 				}
 				w := r.worker(p.Partition)
 				if w == nil {
+					// NB: the session would commit these records'
+					// offsets though no task counted them.
+					r.cfg.Logger.Error("records of a partition without a task; aborting the transaction",
+						attrTopic, p.Topic, attrPartition, p.Partition)
+					orphaned = true
 					return
 				}
 				dirty[p.Partition] = w
@@ -214,7 +220,7 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 			})
 		}
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
-		err := r.commit(endCtx, sess, dirty)
+		err := r.commit(endCtx, sess, dirty, orphaned)
 		cancel()
 		clear(dirty)
 		sess.AllowRebalance()
@@ -226,9 +232,10 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 
 // commit ends the transaction of one commit interval: the dirty workers
 // prepare their outputs, the outputs are produced, and the transaction
-// commits (with the consumed offsets) or aborts. Either way the workers
-// hear the outcome before they get more records.
-func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dirty map[int32]*worker) error {
+// commits (with the consumed offsets) or, when a record failed or abort
+// is set, aborts. Either way the workers hear the outcome before they get
+// more records.
+func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dirty map[int32]*worker, abort bool) error {
 	start := time.Now()
 	replies := make(chan error, len(dirty))
 	for _, w := range dirty {
@@ -250,6 +257,8 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 	)
 	for _, w := range dirty {
 		for _, rec := range w.out.records {
+			// NB: after a failed flush a promise can run once commit
+			// has returned; it touches only its own worker.
 			sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 				if err != nil {
 					produceMu.Lock()
@@ -260,17 +269,25 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 					return
 				}
 				if rec.Topic == r.cfg.Changelog {
-					dirty[rec.Partition].changelogNext.Store(rec.Offset + 1)
+					w.changelogNext.Store(rec.Offset + 1)
 				}
 			})
 		}
 	}
 	if err := sess.Client().Flush(ctx); err != nil {
-		produceErr = err
+		produceMu.Lock()
+		produceErr = fmt.Errorf("topology: flush: %w", err)
+		produceMu.Unlock()
 	}
+	produceMu.Lock()
+	failed := produceErr
+	produceMu.Unlock()
 	try := kgo.TryCommit
-	if produceErr != nil {
-		r.cfg.Logger.Warn("aborting transaction: a record could not be produced", attrGroup, r.cfg.Group, "err", produceErr)
+	if failed != nil {
+		r.cfg.Logger.Warn("aborting transaction: a record could not be produced", attrGroup, r.cfg.Group, "err", failed)
+		try = kgo.TryAbort
+	}
+	if abort {
 		try = kgo.TryAbort
 	}
 	committed, err := sess.End(ctx, try)
