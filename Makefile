@@ -21,7 +21,7 @@ run: build
 ## test: formatting, vet, the concurrent packages under the race detector,
 ## and every test (unit, fuzz seeds, e2e)
 test: lint
-	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./processors/... ./windows/
+	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./cluster/ ./processors/... ./windows/
 	$(GO) test -count=1 -timeout 25m ./...
 
 lint:
