@@ -8,7 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -93,16 +92,7 @@ func TestFaultsAreRetriedWithoutDuplicates(t *testing.T) {
 		{"txn offset commit fatal", kmsg.TxnOffsetCommit.Int16(), 1, failTxnOffsetCommit(kerr.InvalidProducerEpoch.Code)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "in.dlq", "mid", "mid.changelog"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer prod.Close()
+			c, prod := newCluster(t, 3, "in", "in.dlq", "mid", "mid.changelog")
 			const n = 3000
 			bad := map[int]bool{10: true, 1500: true, 2999: true}
 			produce(t, prod, "in", 0, n, bad)

@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/kappa-stream/kappa/state"
 )
 
@@ -17,17 +14,7 @@ import (
 // only the stores of its own partitions, and when one member leaves the
 // other takes its partitions over, stores restored, counts exact.
 func TestRebalanceMovesPartitionsAndState(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "mid", "mid.changelog"),
-		kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	c, prod := newCluster(t, 4, "mid", "mid.changelog")
 	dir := t.TempDir()
 	start := func(id string) (*Runner, func()) {
 		r, err := New(Config{

@@ -114,6 +114,24 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// newCluster starts an in-process broker with topics of the given
+// partition count and a producer for it; both close with the test.
+func newCluster(t *testing.T, partitions int32, topics ...string) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
+		kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return c, prod
+}
+
 type pipeline struct {
 	first, second *Runner
 	cancel        context.CancelFunc
@@ -178,16 +196,7 @@ func waitCounts(t *testing.T, r *Runner, want map[string]int64) {
 }
 
 func TestPipelineExactlyOnceAcrossRestartsAndLostStores(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "in.dlq", "mid", "mid.changelog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	c, prod := newCluster(t, 3, "in", "in.dlq", "mid", "mid.changelog")
 	dir := t.TempDir()
 	want := func(total int, bad ...int) map[string]int64 {
 		out := map[string]int64{}
