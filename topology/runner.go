@@ -317,6 +317,7 @@ func (r *Runner) fail(err error) {
 func (r *Runner) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var fresh []*worker
 	var restoring []int32
 	for _, p := range assigned[r.cfg.Topic] {
 		if r.workers[p] != nil {
@@ -324,6 +325,7 @@ func (r *Runner) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 		}
 		w := newWorker(r, cl, p)
 		r.workers[p] = w
+		fresh = append(fresh, w)
 		if w.stateful() {
 			restoring = append(restoring, p)
 		}
@@ -334,11 +336,8 @@ func (r *Runner) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 		// is polled (and its offset committed) before its store is restored.
 		cl.PauseFetchPartitions(map[string][]int32{r.cfg.Topic: restoring})
 	}
-	for _, p := range assigned[r.cfg.Topic] {
-		if w := r.workers[p]; !w.started {
-			w.started = true
-			go w.run()
-		}
+	for _, w := range fresh {
+		go w.run()
 	}
 	r.joined.Store(true)
 }

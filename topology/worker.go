@@ -36,7 +36,6 @@ type worker struct {
 	cl        *kgo.Client
 	partition int32
 	attrs     metric.MeasurementOption
-	started   bool // guarded by Runner.mu
 
 	in       chan any
 	ctx      context.Context // ends when the worker is stopped
@@ -280,7 +279,8 @@ func (w *worker) finish(committed bool) error {
 	return nil
 }
 
-// readStore runs fn on the partition's store if the worker is ready.
+// readStore gives the partition's store and its release when the worker
+// is ready; the store stays open until release.
 func (w *worker) readStore() (*state.Store, func(), bool) {
 	w.storeMu.RLock()
 	if !w.ready.Load() || w.store == nil {

@@ -143,7 +143,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	api, err := serve.New(serve.Config{
 		Version: c.version,
 		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
-			topic: n.deltas, partitions: partitions},
+			route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
 		Ready: func(ctx context.Context) (bool, error) {
 			for _, r := range []*topology.Runner{stage1, stage2} {
 				if ok, err := r.Ready(ctx); !ok || err != nil {
@@ -274,12 +274,12 @@ type placement struct {
 	dir        *cluster.Directory
 	self       string
 	group      string
-	topic      string
-	partitions int32
+	route      kgo.TopicPartitioner // murmur2 of the key, as stage 1 routes deltas
+	partitions int
 }
 
 func (pl *placement) Locate(key []byte) serve.Location {
-	p := int32(kgo.StickyKeyPartitioner(nil).ForTopic(pl.topic).Partition(&kgo.Record{Key: key}, int(pl.partitions)))
+	p := int32(pl.route.Partition(&kgo.Record{Key: key}, pl.partitions))
 	if s, release, ok := pl.runner.Store(p); ok {
 		return serve.Location{Store: s, Release: release}
 	}

@@ -54,66 +54,55 @@ func appendDeltas(dst []byte, e entity, cells []cell) []byte {
 	dst = e.append(dst)
 	dst = binary.AppendUvarint(dst, uint64(len(cells)))
 	for _, c := range cells {
-		day := int32(uint32(c.k.lo >> 24))
-		dst = binary.AppendVarint(dst, int64(day))
-		dst = append(dst, byte(c.k.lo>>16), byte(c.k.lo>>8))
-		dst = binary.AppendUvarint(dst, uint64(c.c.plays))
-		dst = binary.AppendUvarint(dst, uint64(c.c.streams))
+		dst = binary.AppendVarint(dst, int64(c.k.day()))
+		dst = appendCounts(append(dst, byte(c.k.lo>>16), byte(c.k.lo>>8)), c.c)
 	}
 	return dst
 }
 
-var errDelta = errors.New("rollups: malformed delta record")
-
-// forDeltas checks a delta record's value and then calls fn for each of
-// its cells; a malformed value calls fn for none.
-func forDeltas(v []byte, fn func(e entity, day int32, c events.Country, n counts)) error {
-	if err := walkDeltas(v, nil); err != nil {
-		return err
-	}
-	return walkDeltas(v, fn)
+// delta is one cell of a delta record.
+type delta struct {
+	k cellKey
+	n counts
 }
 
-func walkDeltas(v []byte, fn func(e entity, day int32, c events.Country, n counts)) error {
+var errDelta = errors.New("rollups: malformed delta record")
+
+// parseDeltas appends the cells of a delta record's value to dst. On a
+// malformed value it returns dst unchanged and an error.
+func parseDeltas(dst []delta, v []byte) ([]delta, error) {
 	if len(v) == 0 || v[0] != deltaFormat {
-		return fmt.Errorf("%w: unknown format", errDelta)
+		return dst, fmt.Errorf("%w: unknown format", errDelta)
 	}
+	start := len(dst)
 	v = v[1:]
 	for len(v) > 0 {
 		if len(v) < 9 {
-			return errDelta
+			return dst[:start], errDelta
 		}
 		e, err := parseEntity(v[:9])
 		if err != nil {
-			return err
+			return dst[:start], err
 		}
 		v = v[9:]
 		cells, n := binary.Uvarint(v)
 		if n <= 0 || cells == 0 {
-			return errDelta
+			return dst[:start], errDelta
 		}
 		v = v[n:]
 		for range cells {
 			day, n := binary.Varint(v)
 			if n <= 0 || len(v) < n+2 {
-				return errDelta
+				return dst[:start], errDelta
 			}
 			c := events.Country{v[n], v[n+1]}
-			v = v[n+2:]
-			plays, n := binary.Uvarint(v)
-			if n <= 0 {
-				return errDelta
+			cn, rest, ok := readCounts(v[n+2:])
+			if !ok {
+				return dst[:start], errDelta
 			}
-			v = v[n:]
-			streams, n := binary.Uvarint(v)
-			if n <= 0 {
-				return errDelta
-			}
-			v = v[n:]
-			if fn != nil {
-				fn(e, int32(day), c, counts{plays: int64(plays), streams: int64(streams)})
-			}
+			v = rest
+			dst = append(dst, delta{k: e.cell(int32(day), c), n: cn})
 		}
 	}
-	return nil
+	return dst, nil
 }

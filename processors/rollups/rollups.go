@@ -77,6 +77,9 @@ func (k cellKey) append(dst []byte) []byte {
 
 func (k cellKey) day() int32 { return int32(uint32(k.lo >> 24)) }
 
+// sameDay reports whether k and o are cells of one table, id and day.
+func (k cellKey) sameDay(o cellKey) bool { return k.hi == o.hi && k.lo>>24 == o.lo>>24 }
+
 func dayKey(dst []byte, e entity, day int32) []byte {
 	dst = e.append(dst)
 	return state.AppendUint32(dst, uint32(day))
@@ -210,21 +213,27 @@ func (t *UserTask) Prepare(out *topology.Output) error {
 // repartition topic: it sums the deltas of its songs and artists and
 // writes the new totals to its store (and so to the changelog).
 type AggregateTask struct {
-	store *state.Store
-	cells cells
-	key   []byte
-	val   []byte
-	row   []rowEntry
+	store  *state.Store
+	cells  cells
+	deltas []delta
+	key    []byte
+	val    []byte
+	row    []rowEntry
 }
 
 // NewAggregateTask returns a task over the partition's store.
 func NewAggregateTask(s *state.Store) *AggregateTask { return &AggregateTask{store: s} }
 
-// Process adds one delta record.
+// Process adds one delta record; a malformed one changes nothing.
 func (t *AggregateTask) Process(rec *kgo.Record) error {
-	return forDeltas(rec.Value, func(e entity, day int32, c events.Country, n counts) {
-		t.cells.add(e.cell(day, c), n)
-	})
+	var err error
+	if t.deltas, err = parseDeltas(t.deltas[:0], rec.Value); err != nil {
+		return err
+	}
+	for _, d := range t.deltas {
+		t.cells.add(d.k, d.n)
+	}
+	return nil
 }
 
 // Prepare writes the new day rows of the songs and artists that changed.
@@ -239,12 +248,11 @@ func (t *AggregateTask) Prepare(out *topology.Output) error {
 	}
 	defer r.Close()
 	for i := 0; i < len(list); {
-		day := list[i].k.day()
 		j := i + 1
-		for j < len(list) && list[j].k.hi == list[i].k.hi && list[j].k.lo>>56 == list[i].k.lo>>56 && list[j].k.day() == day {
+		for j < len(list) && list[j].k.sameDay(list[i].k) {
 			j++
 		}
-		t.key = dayKey(t.key[:0], list[i].k.entity(), day)
+		t.key = dayKey(t.key[:0], list[i].k.entity(), list[i].k.day())
 		old, _, err := r.Get(t.key)
 		if err != nil {
 			return err

@@ -30,27 +30,37 @@ func forRow(row []byte, fn func(rowEntry)) error {
 			return errRow
 		}
 		e := rowEntry{c: events.Country{row[0], row[1]}}
-		row = row[2:]
-		plays, n := binary.Uvarint(row)
-		if n <= 0 {
+		var ok bool
+		if e.n, row, ok = readCounts(row[2:]); !ok {
 			return errRow
 		}
-		row = row[n:]
-		streams, n := binary.Uvarint(row)
-		if n <= 0 {
-			return errRow
-		}
-		row = row[n:]
-		e.n = counts{plays: int64(plays), streams: int64(streams)}
 		fn(e)
 	}
 	return nil
 }
 
 func appendRowEntry(dst []byte, e rowEntry) []byte {
-	dst = append(dst, e.c[0], e.c[1])
-	dst = binary.AppendUvarint(dst, uint64(e.n.plays))
-	return binary.AppendUvarint(dst, uint64(e.n.streams))
+	return appendCounts(append(dst, e.c[0], e.c[1]), e.n)
+}
+
+// appendCounts appends plays and streams as two uvarints, the form of
+// both delta cells and day rows.
+func appendCounts(dst []byte, n counts) []byte {
+	dst = binary.AppendUvarint(dst, uint64(n.plays))
+	return binary.AppendUvarint(dst, uint64(n.streams))
+}
+
+// readCounts reads what appendCounts wrote and returns the rest of b.
+func readCounts(b []byte) (counts, []byte, bool) {
+	plays, n := binary.Uvarint(b)
+	if n <= 0 {
+		return counts{}, b, false
+	}
+	streams, m := binary.Uvarint(b[n:])
+	if m <= 0 {
+		return counts{}, b, false
+	}
+	return counts{plays: int64(plays), streams: int64(streams)}, b[n+m:], true
 }
 
 func countryLess(a, b events.Country) int {
