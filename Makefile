@@ -20,9 +20,15 @@ run: build
 
 ## test: formatting, vet, the concurrent packages under the race detector,
 ## and every test (unit, fuzz seeds, e2e)
-test: lint
-	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./cluster/ ./processors/... ./windows/
-	$(GO) test -count=1 -timeout 25m ./...
+## (on failure, the failing tests' own messages are repeated at the end:
+## the e2e tests print the processes' logs after them)
+test: lint | bin
+	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./cluster/ ./processors/... ./windows/ 2>&1 | tee bin/test-race.txt || { $(FAILURES) bin/test-race.txt; exit 1; }
+	$(GO) test -count=1 -timeout 25m ./... 2>&1 | tee bin/test.txt || { $(FAILURES) bin/test.txt; exit 1; }
+
+# FAILURES prints the failure lines of a go test output: FAIL lines,
+# panics and the tests' file:line messages, without the logs they quote.
+FAILURES = echo "=== failures:"; grep -E '^\s*(--- FAIL|FAIL|panic:)|^\s+\w+_test\.go:[0-9]+: ' 
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
