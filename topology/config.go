@@ -34,9 +34,11 @@ import (
 // Task is the processing logic of one input partition. The runtime calls
 // its methods from one goroutine at a time.
 //
-// A task keeps no state of its own between Prepares: whatever must last
-// goes into Prepare's Output as store changes, and is read back from the
-// store. An aborted transaction then leaves nothing behind.
+// Whatever must last goes into Prepare's Output as store changes, and is
+// read back from the store; what a task keeps in memory between Prepares
+// can only be a cache of its store. When a transaction aborts, the runtime
+// replaces the task with a new one from NewTask, so the aborted work
+// leaves nothing behind.
 type Task interface {
 	// Process handles one input record. A non-nil error rejects the
 	// record: it goes to the dead-letter topic with the error text as its

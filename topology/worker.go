@@ -242,6 +242,13 @@ func (w *worker) finish(committed bool) error {
 		w.next = w.committed.Load()
 		w.consumed.Store(w.next)
 		w.processed, w.rejected = 0, 0
+		// A new task forgets whatever the old one kept in memory since
+		// the last commit.
+		task, err := w.r.cfg.NewTask(w.partition, w.store)
+		if err != nil {
+			return fmt.Errorf("topology: task %s/%d after an abort: %w", w.r.cfg.Topic, w.partition, err)
+		}
+		w.task = task
 		return nil
 	}
 	if w.stateful() && len(w.out.changes) > 0 {

@@ -1,0 +1,313 @@
+package live
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+)
+
+const (
+	sources    = 4
+	partitions = 3
+	repart     = "deltas"
+	finals     = "final"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+
+// pipeline runs both stages in memory: sources collectors, partitions
+// tasks over their own stores; every step is one commit interval.
+type pipeline struct {
+	t          testing.TB
+	cfg        Config
+	collectors []*Collector
+	stores     []*state.Store
+	tasks      []*Task
+	finals     []Final
+}
+
+func newPipeline(t testing.TB, cfg Config) *pipeline {
+	t.Helper()
+	p := &pipeline{t: t, cfg: cfg}
+	for s := range int32(sources) {
+		p.collectors = append(p.collectors, NewCollector(cfg, s, repart, partitions))
+	}
+	for i := range partitions {
+		st, err := state.Open(fmt.Sprintf("p%d", i), state.WithFS(vfs.NewMem()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		p.stores = append(p.stores, st)
+	}
+	p.restart()
+	return p
+}
+
+// restart replaces every task with a new one from its store, as after a
+// crash or an aborted transaction.
+func (p *pipeline) restart() {
+	p.tasks = p.tasks[:0]
+	for _, st := range p.stores {
+		task, err := NewTask(p.cfg, st, sources, finals, nil)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.tasks = append(p.tasks, task)
+	}
+}
+
+// step feeds listens to the collectors of their users' sources and runs
+// one commit interval of both stages.
+func (p *pipeline) step(ls []events.Listen) {
+	p.t.Helper()
+	for i := range ls {
+		p.collectors[ls[i].UserID%sources].Add(&ls[i])
+	}
+	var out1 topology.Output
+	for _, c := range p.collectors {
+		c.Prepare(&out1)
+	}
+	dirty := map[int32]bool{}
+	for _, rec := range out1.Records() {
+		if rec.Topic != repart {
+			p.t.Fatalf("stage 1 sent to %q", rec.Topic)
+		}
+		if err := p.tasks[rec.Partition].Process(rec); err != nil {
+			p.t.Fatal(err)
+		}
+		dirty[rec.Partition] = true
+	}
+	for i, task := range p.tasks {
+		if !dirty[int32(i)] {
+			continue
+		}
+		var out topology.Output
+		if err := task.Prepare(&out); err != nil {
+			p.t.Fatal(err)
+		}
+		for _, rec := range out.Records() {
+			var f Final
+			if err := json.Unmarshal(rec.Value, &f); err != nil {
+				p.t.Fatal(err)
+			}
+			if string(rec.Key) != fmt.Sprint(f.SongID) {
+				p.t.Fatalf("final record key %q for song %d", rec.Key, f.SongID)
+			}
+			p.finals = append(p.finals, f)
+		}
+		b := p.stores[i].NewBatch()
+		for k, v := range out.Changes() {
+			var err error
+			if v == nil {
+				err = b.Delete(k)
+			} else {
+				err = b.Set(k, v)
+			}
+			if err != nil {
+				p.t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// query asks the store of song's partition, found the way stage 1 routes.
+func (p *pipeline) query(song int64, size time.Duration, last int) Answer {
+	p.t.Helper()
+	for i, st := range p.stores {
+		a, err := Query(st, song, size, last)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if len(a.Windows) > 0 {
+			for j := range p.stores {
+				if b, _ := Query(p.stores[j], song, size, 1); j != i && len(b.Windows) > 0 {
+					p.t.Fatalf("song %d has windows in partitions %d and %d", song, i, j)
+				}
+			}
+			return a
+		}
+	}
+	return Answer{}
+}
+
+type winKey struct {
+	song  int64
+	start int64
+}
+
+type exact struct {
+	plays int
+	users map[int64]bool
+}
+
+func listen(user, song, ts int64) events.Listen {
+	return events.Listen{UserID: user, SongID: song, ArtistID: 1, TS: ts}
+}
+
+// TestExactPlaysAndListeners runs random listens through both stages
+// (out of order within the grace), restarting the tasks from their stores
+// now and then, and checks every final window and every answer against
+// counts made here.
+func TestExactPlaysAndListeners(t *testing.T) {
+	cfg := Config{Windows: []time.Duration{time.Minute, 10 * time.Second}, Grace: 20 * time.Second}
+	p := newPipeline(t, cfg)
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[time.Duration]map[winKey]*exact{time.Minute: {}, 10 * time.Second: {}}
+	now := t0
+	for step := range 300 {
+		var batch []events.Listen
+		for range 200 {
+			// Song 1 is the hot one; events lag the clock by up to 15 s.
+			song := int64(1 + rng.IntN(40))
+			if rng.IntN(2) == 0 {
+				song = 1
+			}
+			l := listen(1+rng.Int64N(5_000), song, now-rng.Int64N(15_000))
+			batch = append(batch, l)
+			for size, m := range want {
+				ms := size.Milliseconds()
+				k := winKey{l.SongID, l.TS - l.TS%ms}
+				if m[k] == nil {
+					m[k] = &exact{users: map[int64]bool{}}
+				}
+				m[k].plays++
+				m[k].users[l.UserID] = true
+			}
+		}
+		p.step(batch)
+		now += 1_000
+		if step%37 == 0 {
+			p.restart()
+		}
+	}
+	// Answers while windows are still open: newest first, exact plays.
+	a := p.query(1, time.Minute, 3)
+	if len(a.Windows) != 3 || !a.HasWatermark {
+		t.Fatalf("song 1: %d windows, watermark %v; want 3 and a watermark", len(a.Windows), a.HasWatermark)
+	}
+	for i, w := range a.Windows {
+		if i > 0 && !w.Start.Before(a.Windows[i-1].Start) {
+			t.Fatalf("windows not newest first: %v", a.Windows)
+		}
+		e := want[time.Minute][winKey{1, w.Start.UnixMilli()}]
+		if int(w.Plays) != e.plays {
+			t.Errorf("song 1 window %s: %d plays, want %d", w.Start, w.Plays, e.plays)
+		}
+		checkListeners(t, fmt.Sprintf("song 1 window %s", w.Start), w.Listeners, len(e.users))
+	}
+	// Move every source's watermark past every window, from one user per
+	// source, for a song nobody else plays.
+	var late []events.Listen
+	for u := range int64(sources) {
+		late = append(late, listen(u+sources, 999, now+time.Hour.Milliseconds()))
+	}
+	p.step(late)
+	got := map[time.Duration]map[winKey]Final{time.Minute: {}, 10 * time.Second: {}}
+	for _, f := range p.finals {
+		size := f.End.Sub(f.Start)
+		k := winKey{f.SongID, f.Start.UnixMilli()}
+		if _, dup := got[size][k]; dup {
+			t.Fatalf("window %v of song %d emitted twice", f.Start, f.SongID)
+		}
+		if f.Window != FormatWindow(size) {
+			t.Fatalf("final window %q for a %s window", f.Window, size)
+		}
+		got[size][k] = f
+	}
+	for size, m := range want {
+		if len(got[size]) != len(m) {
+			t.Errorf("%s: %d final windows, want %d", size, len(got[size]), len(m))
+		}
+		for k, e := range m {
+			f, ok := got[size][k]
+			if !ok {
+				t.Errorf("%s window %d of song %d: not emitted", size, k.start, k.song)
+				continue
+			}
+			if int(f.Plays) != e.plays {
+				t.Errorf("%s window %d of song %d: %d plays, want %d", size, k.start, k.song, f.Plays, e.plays)
+			}
+			checkListeners(t, fmt.Sprintf("%s window %d of song %d", size, k.start, k.song), f.Listeners, len(e.users))
+		}
+	}
+}
+
+func checkListeners(t testing.TB, what string, got uint64, want int) {
+	t.Helper()
+	if d := float64(got) - float64(want); d > 0.02*float64(want) || -d > 0.02*float64(want) {
+		t.Errorf("%s: %d listeners, want %d ± 2%%", what, got, want)
+	}
+}
+
+// TestLateAndExpired checks that a listen for a closed window counts
+// nowhere in the live windows, that a window is emitted once, and that
+// windows are deleted when their retention passes.
+func TestLateAndExpired(t *testing.T) {
+	cfg := Config{Windows: []time.Duration{time.Minute}, Grace: 10 * time.Second, Retention: 5 * time.Minute}
+	p := newPipeline(t, cfg)
+	all := func(ts int64, song int64) []events.Listen {
+		var ls []events.Listen
+		for u := range int64(sources) {
+			ls = append(ls, listen(u+1, song, ts))
+		}
+		return ls
+	}
+	p.step(all(t0+1_000, 7))                  // window [t0, t0+1m) of song 7: 4 plays
+	p.step(all(t0+70_000, 8))                 // watermark t0+70 s: window t0 closes
+	p.step([]events.Listen{listen(1, 7, t0)}) // late
+	if len(p.finals) != 1 || p.finals[0].SongID != 7 || p.finals[0].Plays != 4 || p.finals[0].Listeners != 4 {
+		t.Fatalf("finals %+v, want song 7 with 4 plays and 4 listeners", p.finals)
+	}
+	a := p.query(7, time.Minute, 10)
+	if len(a.Windows) != 1 || a.Windows[0].Plays != 4 {
+		t.Fatalf("song 7 after a late listen: %+v, want one window of 4 plays", a.Windows)
+	}
+	if want := time.UnixMilli(t0 + 70_000).UTC(); !a.Watermark.Equal(want) {
+		t.Fatalf("watermark %s, want %s", a.Watermark, want)
+	}
+	p.step(all(t0+7*60_000, 8)) // past t0+1m + 5 min retention
+	if a := p.query(7, time.Minute, 10); len(a.Windows) != 0 {
+		t.Fatalf("song 7 after its retention: %+v, want no windows", a.Windows)
+	}
+	for i, st := range p.stores {
+		err := st.Scan([]byte{tableIndex}, []byte{tableIndex + 1}, func(k, _ []byte) error {
+			if start := int64(state.Uint64(k, 1+4)); start == t0 {
+				return fmt.Errorf("partition %d: index entry %x of an expired window", i, k)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDeltaRoundTrip(t *testing.T) {
+	c := cell{k: cellKey{song: 1 << 40, size: 60_000, start: t0}, plays: 9, users: []int64{1, 2, 300, 1 << 50}}
+	v := appendCell(appendDeltaHeader(nil, 11, t0+5, true, 1), &c)
+	var d delta
+	if err := d.parse(v); err != nil {
+		t.Fatal(err)
+	}
+	if d.source != 11 || !d.seen || d.maxTS != t0+5 || len(d.cells) != 1 || d.cells[0].k != c.k ||
+		d.cells[0].plays != 9 || fmt.Sprint(d.cells[0].users) != fmt.Sprint(c.users) {
+		t.Fatalf("parsed %+v", d)
+	}
+	for i := range v {
+		if err := d.parse(v[:i]); err == nil {
+			t.Fatalf("a record cut to %d bytes parsed", i)
+		}
+	}
+}

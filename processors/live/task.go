@@ -1,0 +1,347 @@
+package live
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+	"github.com/kappa-stream/kappa/windows"
+)
+
+// Metrics are the live counters of an instance, shared by its tasks.
+type Metrics struct {
+	late   metric.Int64Counter
+	closed metric.Int64Counter
+}
+
+// NewMetrics makes the counters kappa.live.late (listens that came after
+// their window closed) and kappa.live.windows.closed; a nil provider
+// makes no-op ones.
+func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter("github.com/kappa-stream/kappa/processors/live")
+	late, err := m.Int64Counter("kappa.live.late",
+		metric.WithDescription("Listens that came after their live window closed: counted in the day rollups, not in the window"))
+	if err != nil {
+		return nil, err
+	}
+	closed, err := m.Int64Counter("kappa.live.windows.closed",
+		metric.WithDescription("Live windows closed and emitted, each counting every song played in it"))
+	if err != nil {
+		return nil, err
+	}
+	return &Metrics{late: late, closed: closed}, nil
+}
+
+// Task is stage 2 of the live counts, for one partition of the
+// repartition topic. It keeps its windows.Trackers in memory between
+// Prepares and in its store after each; the runtime makes a new Task from
+// the store after an aborted transaction.
+type Task struct {
+	store      *state.Store
+	finalTopic string
+	metrics    *Metrics
+	sizes      []int64
+	trackers   []*windows.Tracker[int64]
+	pending    cells
+	delta      delta
+	touched    bool // a tracker changed since the last Prepare
+	late       int64
+	overlay    map[cellKey][]byte // rows written in this Prepare
+	sketch     hyperloglog.Sketch
+	key, val   []byte
+}
+
+// NewTask returns the task of a partition over its store. sources is the
+// number of stage-1 partitions (of listens), which all hold the watermark
+// back until they send their event times or go idle; finalTopic receives
+// the closed windows (none when empty).
+func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Metrics) (*Task, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if m == nil {
+		var err error
+		if m, err = NewMetrics(nil); err != nil {
+			return nil, err
+		}
+	}
+	t := &Task{store: s, finalTopic: finalTopic, metrics: m, overlay: map[cellKey][]byte{}}
+	for _, w := range cfg.Windows {
+		tr, err := windows.New[int64](windows.Config{
+			Window:      windows.Tumbling(w),
+			Grace:       cfg.Grace,
+			Retention:   cfg.Retention,
+			IdleTimeout: cfg.IdleTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("live: %w", err)
+		}
+		size := w.Milliseconds()
+		v, found, err := s.Get(nil, metaKey(nil, size))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			if len(v) < 8 {
+				return nil, fmt.Errorf("live: tracker of window %s: %d bytes", w, len(v))
+			}
+			if err := tr.UnmarshalBinary(v[8:]); err != nil {
+				return nil, fmt.Errorf("live: tracker of window %s: %w", w, err)
+			}
+		} else {
+			for p := range sources {
+				tr.AddPartition(p)
+			}
+		}
+		t.sizes = append(t.sizes, size)
+		t.trackers = append(t.trackers, tr)
+	}
+	return t, nil
+}
+
+// Process adds one live delta record. A cell of a closed window is late:
+// it only counts in the late metric.
+func (t *Task) Process(rec *kgo.Record) error {
+	d := &t.delta
+	if err := d.parse(rec.Value); err != nil {
+		return err
+	}
+	for i := range d.cells {
+		c := &d.cells[i]
+		j := slices.Index(t.sizes, c.k.size)
+		if j < 0 {
+			return fmt.Errorf("live: a delta for %s windows, which this instance does not keep (--live-windows must be the same on every instance of a version)",
+				time.Duration(c.k.size)*time.Millisecond)
+		}
+		if dec := t.trackers[j].Observe(d.source, 0, c.k.start); len(dec.Accepted) == 0 {
+			t.late += int64(c.plays)
+			continue
+		}
+		t.pending.add(c.k, c.plays, c.users...)
+	}
+	if d.seen {
+		for _, tr := range t.trackers {
+			tr.ObserveWatermark(d.source, d.maxTS)
+		}
+	}
+	t.touched = true
+	return nil
+}
+
+// Prepare writes the changed windows, emits the windows that closed and
+// deletes those that expired.
+func (t *Task) Prepare(out *topology.Output) error {
+	if err := t.writeRows(out); err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	for i, tr := range t.trackers {
+		before := tr.Watermark()
+		tr.Tick(now)
+		step := tr.Drain()
+		for _, p := range step.Closed {
+			if err := t.emit(out, t.sizes[i], p.Window); err != nil {
+				return err
+			}
+		}
+		for _, p := range step.Expired {
+			if err := t.expire(out, t.sizes[i], p.Window); err != nil {
+				return err
+			}
+		}
+		if !t.touched && tr.Watermark() == before && len(step.Closed)+len(step.Expired) == 0 {
+			continue
+		}
+		snap, err := tr.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		t.val = binary.BigEndian.AppendUint64(t.val[:0], uint64(tr.Watermark()))
+		out.Put(metaKey(t.key[:0], t.sizes[i]), append(t.val, snap...))
+		if n := len(step.Closed); n > 0 {
+			t.metrics.closed.Add(context.Background(), int64(n))
+		}
+	}
+	if t.late > 0 {
+		t.metrics.late.Add(context.Background(), t.late)
+		t.late = 0
+	}
+	t.touched = false
+	clear(t.overlay)
+	return nil
+}
+
+// writeRows merges the pending cells into their rows.
+func (t *Task) writeRows(out *topology.Output) error {
+	if t.pending.len() == 0 {
+		return nil
+	}
+	r, err := t.store.NewSortedReader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, c := range t.pending.sorted() {
+		t.key = rowKey(t.key[:0], c.k)
+		old, found, err := r.Get(t.key)
+		if err != nil {
+			return err
+		}
+		plays, err := t.readRow(old, found)
+		if err != nil {
+			return fmt.Errorf("live: row of song %d: %w", c.k.song, err)
+		}
+		for _, u := range c.users {
+			t.sketch.InsertHash(userHash(u))
+		}
+		t.val = binary.AppendUvarint(t.val[:0], plays+c.plays)
+		if t.val, err = t.sketch.AppendBinary(t.val); err != nil {
+			return err
+		}
+		out.Put(t.key, t.val)
+		t.overlay[c.k] = slices.Clone(t.val)
+		if !found {
+			out.Put(indexKey(t.key[:0], c.k), indexValue)
+		}
+	}
+	t.pending.reset()
+	return nil
+}
+
+// readRow decodes a row value into t.sketch and returns its plays; an
+// absent row is empty.
+func (t *Task) readRow(v []byte, found bool) (uint64, error) {
+	t.sketch.Reset()
+	if !found {
+		return 0, nil
+	}
+	plays, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0, errShort
+	}
+	if err := t.sketch.UnmarshalBinary(v[n:]); err != nil {
+		return 0, err
+	}
+	return plays, nil
+}
+
+// windowSongs calls fn with each song that has a row in the window, in
+// song order, and its row: from this Prepare's writes or from the store.
+func (t *Task) windowSongs(size int64, w windows.Window, fn func(k cellKey, row []byte) error) error {
+	var songs []int64
+	for k := range t.overlay {
+		if k.size == size && k.start == w.Start {
+			songs = append(songs, k.song)
+		}
+	}
+	lower := indexKey(nil, cellKey{size: size, start: w.Start, song: 0})
+	upper := state.PrefixEnd(lower[:1+4+8])
+	err := t.store.Scan(lower, upper, func(key, _ []byte) error {
+		songs = append(songs, int64(state.Uint64(key, 1+4+8)))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(songs)
+	songs = slices.Compact(songs)
+	for _, song := range songs {
+		k := cellKey{song: song, size: size, start: w.Start}
+		row, ok := t.overlay[k]
+		if !ok {
+			t.key = rowKey(t.key[:0], k)
+			var found bool
+			if row, found, err = t.store.Get(nil, t.key); err != nil {
+				return err
+			} else if !found {
+				return fmt.Errorf("live: song %d is indexed in window %s but has no row", song, w)
+			}
+		}
+		if err := fn(k, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Final is a closed window's record on the final topic (key: the song id
+// in decimal). Listeners is the sketch's estimate of the distinct users.
+type Final struct {
+	SongID    int64     `json:"song_id"`
+	Window    string    `json:"window"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Plays     uint64    `json:"plays"`
+	Listeners uint64    `json:"listeners"`
+}
+
+// emit sends the final counts of every song in the closed window.
+func (t *Task) emit(out *topology.Output, size int64, w windows.Window) error {
+	if t.finalTopic == "" {
+		return nil
+	}
+	f := Final{
+		Window: FormatWindow(time.Duration(size) * time.Millisecond),
+		Start:  time.UnixMilli(w.Start).UTC(),
+		End:    time.UnixMilli(w.End).UTC(),
+	}
+	return t.windowSongs(size, w, func(k cellKey, row []byte) error {
+		plays, err := t.readRow(row, true)
+		if err != nil {
+			return fmt.Errorf("live: row of song %d: %w", k.song, err)
+		}
+		f.SongID, f.Plays, f.Listeners = k.song, plays, t.sketch.Estimate()
+		v, err := json.Marshal(&f)
+		if err != nil {
+			return err
+		}
+		out.Send(t.finalTopic, strconv.AppendInt(t.key[:0], k.song, 10), v)
+		return nil
+	})
+}
+
+// expire deletes every song's row of the window, and its index entries.
+func (t *Task) expire(out *topology.Output, size int64, w windows.Window) error {
+	return t.windowSongs(size, w, func(k cellKey, _ []byte) error {
+		out.Delete(rowKey(t.key[:0], k))
+		out.Delete(indexKey(t.key[:0], k))
+		return nil
+	})
+}
+
+// indexValue is the value of an index entry (not empty, which a
+// changelog could take for a tombstone).
+var indexValue = []byte{1}
+
+func rowKey(dst []byte, k cellKey) []byte {
+	dst = append(dst, tableRow)
+	dst = state.AppendUint64(dst, uint64(k.song))
+	dst = state.AppendUint32(dst, uint32(k.size))
+	return state.AppendUint64(dst, ^uint64(k.start))
+}
+
+func indexKey(dst []byte, k cellKey) []byte {
+	dst = append(dst, tableIndex)
+	dst = state.AppendUint32(dst, uint32(k.size))
+	dst = state.AppendUint64(dst, uint64(k.start))
+	return state.AppendUint64(dst, uint64(k.song))
+}
+
+func metaKey(dst []byte, size int64) []byte {
+	return state.AppendUint32(append(dst, tableMeta), uint32(size))
+}
