@@ -30,6 +30,10 @@ type Config struct {
 	// rollups.PartitionKey of its song or artist (required). A query
 	// whose store is on another instance is forwarded there.
 	Rollups Placement
+	// LiveWindows are the live window sizes the stores keep, the first
+	// being the default of window=; a song's windows are in the store of
+	// its rollups key. None: GET /v1/songs/{id}/live answers 404.
+	LiveWindows []time.Duration
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
 	// Produce serves POST /v1/listens (default: the endpoint answers 404).
@@ -75,6 +79,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), peers: &http.Client{Timeout: forwardTimeout}}
 	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.plays(rollups.Song, "song_id"))
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
+	if len(cfg.LiveWindows) > 0 {
+		s.mux.HandleFunc("GET /v1/songs/{id}/live", s.live)
+	}
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
 	}

@@ -16,9 +16,9 @@ import (
 
 func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("generate", "Generates seeded, realistic listen events: Zipf song popularity, artists owning\n"+
-		"songs, users around real cities, optionally a live-drop burst and malformed\n"+
-		"lines. Writes JSON lines to --out, or produces them to Kafka when --out is not\n"+
-		"given. The same flags always give the same events.", stderr)
+		"songs, users around real cities, optionally a live-drop burst (--scenario\n"+
+		"live-drop) and malformed lines. Writes JSON lines to --out, or produces them\n"+
+		"to Kafka when --out is not given. The same flags always give the same events.", stderr)
 	var cfg generate.Config
 	fs.Int64Var(&cfg.Seed, "seed", generate.DefaultSeed, "random seed")
 	fs.IntVar(&cfg.Events, "events", generate.DefaultEvents, "number of events")
@@ -28,7 +28,7 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	start := fs.String("start", generate.DefaultStart.Format(time.RFC3339), "event time of the first event (RFC 3339)")
 	fs.DurationVar(&cfg.Span, "span", generate.DefaultSpan, "event-time span of the events")
 	fs.Float64Var(&cfg.MalformedRate, "malformed-rate", 0, "fraction of malformed lines, e.g. 0.005")
-	fs.BoolVar(&cfg.LiveDrop, "live-drop", false, "add a live-drop burst in the middle of the stream")
+	scenario := fs.String("scenario", scenarioSteady, "steady, or live-drop: a new song started by --live-drop-listeners users within one minute, in the middle of the stream")
 	fs.IntVar(&cfg.LiveDropListeners, "live-drop-listeners", generate.DefaultLiveDropListeners, "distinct listeners of the live drop")
 	rate := fs.Float64("rate", 0, "events per second; 0 is as fast as possible")
 	out := fs.String("out", "", "write JSON lines to this file (- is stdout) instead of producing to Kafka")
@@ -41,6 +41,9 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return usageErrorf(fs, "--start: %s", err)
 	}
 	cfg.Start = t
+	if cfg.LiveDrop, err = parseScenario(*scenario); err != nil {
+		return usageErrorf(fs, "%s", err)
+	}
 	if *rate < 0 {
 		return usageErrorf(fs, "--rate must not be negative")
 	}
@@ -101,6 +104,23 @@ func generateToFile(ctx context.Context, g *generate.Generator, n int, pace *pac
 		}
 	}
 	return ctx.Err()
+}
+
+// Scenarios of the synthetic load.
+const (
+	scenarioSteady   = "steady"
+	scenarioLiveDrop = "live-drop"
+)
+
+// parseScenario reports whether a scenario has a live drop.
+func parseScenario(s string) (liveDrop bool, err error) {
+	switch s {
+	case scenarioSteady:
+		return false, nil
+	case scenarioLiveDrop:
+		return true, nil
+	}
+	return false, fmt.Errorf("--scenario %q: want %s or %s", s, scenarioSteady, scenarioLiveDrop)
 }
 
 // pacer spaces events to a rate; a zero rate does not wait.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kappa-stream/kappa/cluster"
+	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
@@ -38,6 +39,7 @@ type instanceConfig struct {
 	sessionTimeout     time.Duration
 	transactionTimeout time.Duration
 	pprof              bool
+	live               live.Config
 }
 
 // names are the versioned group, topic and directory names of one
@@ -45,6 +47,7 @@ type instanceConfig struct {
 type names struct {
 	usersGroup, aggregatesGroup string
 	deltas, changelog           string
+	liveFinal                   string
 	aggregatesDir               string
 }
 
@@ -55,9 +58,14 @@ func versionNames(data, version string) names {
 		aggregatesGroup: p + "aggregates",
 		deltas:          p + "song-deltas",
 		changelog:       p + "rollups-changelog",
+		liveFinal:       p + "live-final",
 		aggregatesDir:   filepath.Join(data, version, "aggregates"),
 	}
 }
+
+// liveFinalRetention is how long the final live windows stay on their
+// topic for downstream readers.
+const liveFinalRetention = 7 * 24 * time.Hour
 
 // storeCacheSize is the block cache all partition stores of an instance share.
 const storeCacheSize = 128 << 20
@@ -104,8 +112,11 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	users := common
 	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
 	users.ManualTopics = []string{n.deltas}
-	users.NewTask = func(int32, *state.Store) (topology.Task, error) {
-		return rollups.NewUserTask(n.deltas, partitions), nil
+	users.NewTask = func(p int32, _ *state.Store) (topology.Task, error) {
+		return &listensTask{
+			rollups: rollups.NewUserTask(n.deltas, partitions),
+			live:    live.NewCollector(c.live, p, n.deltas, partitions),
+		}, nil
 	}
 	stage1, err := topology.New(users)
 	if err != nil {
@@ -116,7 +127,17 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	aggregates.StoreDir = n.aggregatesDir
 	aggregates.StoreOpts = []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
 		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
-	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) { return rollups.NewAggregateTask(s), nil }
+	liveMetrics, err := live.NewMetrics(tel.provider)
+	if err != nil {
+		return err
+	}
+	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
+		lt, err := live.NewTask(c.live, s, partitions, n.liveFinal, liveMetrics)
+		if err != nil {
+			return nil, err
+		}
+		return &aggregatesTask{rollups: rollups.NewAggregateTask(s), live: lt}, nil
+	}
 	stage2, err := topology.New(aggregates)
 	if err != nil {
 		return err
@@ -144,6 +165,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Version: c.version,
 		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
 			route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
+		LiveWindows: c.live.WindowSizes(),
 		Ready: func(ctx context.Context) (bool, error) {
 			for _, r := range []*topology.Runner{stage1, stage2} {
 				if ok, err := r.Ready(ctx); !ok || err != nil {
@@ -239,6 +261,7 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n nam
 		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
 		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: forever},
 		topology.TopicSpec{Name: n.changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
+		topology.TopicSpec{Name: n.liveFinal, Partitions: p, Configs: map[string]string{"retention.ms": strconv.FormatInt(liveFinalRetention.Milliseconds(), 10)}},
 	)
 }
 

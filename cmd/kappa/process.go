@@ -5,7 +5,11 @@ import (
 	"flag"
 	"io"
 	"regexp"
+	"strings"
 	"time"
+
+	"github.com/kappa-stream/kappa/processors/live"
+	"github.com/kappa-stream/kappa/windows"
 )
 
 var (
@@ -25,6 +29,19 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.DurationVar(&c.transactionTimeout, "transaction-timeout", 10*time.Second, "how long the broker waits before aborting a dead instance's open transaction")
 	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
+	fs.Func("live-windows", "comma-separated sizes of the live windows kept per song (default 1m), e.g. 10s,1m,1h; the same on every instance of a version", func(s string) error {
+		c.live.Windows = nil
+		for _, f := range strings.Split(s, ",") {
+			d, err := live.ParseWindow(strings.TrimSpace(f))
+			if err != nil {
+				return err
+			}
+			c.live.Windows = append(c.live.Windows, d)
+		}
+		return nil
+	})
+	fs.DurationVar(&c.live.Grace, "live-grace", live.DefaultGrace, "how long after its end a live window still takes late listens before it closes and is emitted")
+	fs.DurationVar(&c.live.Retention, "live-retention", windows.DefaultRetention, "how long after its end a live window is kept")
 }
 
 // checkInstance validates the instance flags.
@@ -40,6 +57,9 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--commit-interval must be positive")
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
+	}
+	if err := c.live.Validate(); err != nil {
+		return usageErrorf(fs, "--live-windows, --live-grace, --live-retention: %s", strings.TrimPrefix(err.Error(), "live: config: "))
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type upConfig struct {
 	kafkaAddr    string
 	generateRate float64
 	seed         int64
+	liveDrop     bool
 	syncWrites   bool
 	logLevel     string
 }
@@ -39,12 +40,17 @@ func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer)
 	fs.StringVar(&brokers, "brokers", "", "comma-separated seed brokers of an external cluster (no embedded broker)")
 	fs.StringVar(&rate, "generate", "", "synthetic load, events per second, e.g. 5000/s")
 	fs.Int64Var(&c.seed, "seed", generate.DefaultSeed, "seed of the synthetic load")
+	scenario := fs.String("scenario", scenarioSteady, "synthetic load: steady, or live-drop (a new song started by 50,000 users within one minute, about two minutes in)")
 	fs.BoolVar(&c.syncWrites, "sync-writes", false, "fsync every batch the embedded broker receives (survives machine crashes, slower)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c.brokers = splitBrokers(brokers)
+	var err error
+	if c.liveDrop, err = parseScenario(*scenario); err != nil {
+		return usageErrorf(fs, "%s", err)
+	}
 	if err := checkInstance(fs, &c.instanceConfig); err != nil {
 		return err
 	}
@@ -97,16 +103,25 @@ func up(ctx context.Context, c upConfig, logger *slog.Logger) error {
 // generateLive produces synthetic listens at c.generateRate with event
 // times that follow the wall clock, until ctx ends.
 func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
-	const span = time.Hour
+	// NB: the live drop is in the middle of the span.
+	span := time.Hour
+	if c.liveDrop {
+		span = 4 * time.Minute
+	}
 	gen, err := generate.New(generate.Config{
 		Seed:          c.seed,
 		Start:         time.Now().UTC(),
 		Span:          span,
 		Events:        max(int(c.generateRate*span.Seconds()), 1),
 		MalformedRate: 0.005,
+		LiveDrop:      c.liveDrop,
 	})
 	if err != nil {
 		return err
+	}
+	if d, ok := gen.Drop(); ok {
+		logger.Info("live drop: song "+strconv.FormatInt(d.SongID, 10)+" starts at "+d.Window.Format(time.TimeOnly)+" UTC; watch: curl 'http://"+
+			c.httpAddr+"/v1/songs/"+strconv.FormatInt(d.SongID, 10)+"/live?last=5'", "listeners", d.Listeners, "artist", d.ArtistID)
 	}
 	cl, err := kgo.NewClient(producerOpts(c.brokers)...)
 	if err != nil {

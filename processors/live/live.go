@@ -89,6 +89,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// WindowSizes are the window sizes kept: Windows, or its default.
+func (c Config) WindowSizes() []time.Duration { return c.withDefaults().Windows }
+
 // Validate reports every invalid setting.
 func (c Config) Validate() error {
 	c = c.withDefaults()

@@ -1,0 +1,98 @@
+package serve
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kappa-stream/kappa/processors/live"
+	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/state"
+)
+
+const (
+	defaultLast = 10
+	maxLast     = 1000
+	timeLayout  = "2006-01-02T15:04:05.000Z"
+)
+
+type liveResponse struct {
+	SongID int64  `json:"song_id"`
+	Window string `json:"window"`
+	// Watermark is null until every stage-1 partition has sent an event
+	// time (or gone idle).
+	Watermark *string      `json:"watermark"`
+	Windows   []liveWindow `json:"windows"`
+}
+
+type liveWindow struct {
+	Start     string `json:"start"`
+	End       string `json:"end"`
+	Plays     uint64 `json:"plays"`
+	Listeners uint64 `json:"listeners"`
+}
+
+// live serves GET /v1/songs/{id}/live?window=&last=: the song's newest
+// windows with plays, newest first.
+func (s *Server) live(w http.ResponseWriter, r *http.Request) {
+	if status, err := s.checkVersion(r); err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	song, size, last, err := s.parseLiveQuery(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	key := rollups.PartitionKey(nil, rollups.Song, song)
+	s.routed(w, r, s.cfg.Rollups, key, "song_id "+strconv.FormatInt(song, 10), func(store *state.Store) {
+		a, err := live.Query(store, song, size, last)
+		if err != nil {
+			s.cfg.Logger.Error("live query failed", "path", r.URL.Path, "err", err)
+			writeError(w, http.StatusInternalServerError, "query failed")
+			return
+		}
+		out := liveResponse{SongID: song, Window: live.FormatWindow(size), Windows: make([]liveWindow, 0, len(a.Windows))}
+		if a.HasWatermark {
+			wm := a.Watermark.Format(timeLayout)
+			out.Watermark = &wm
+		}
+		for _, win := range a.Windows {
+			out.Windows = append(out.Windows, liveWindow{
+				Start: win.Start.Format(timeLayout), End: win.End.Format(timeLayout),
+				Plays: win.Plays, Listeners: win.Listeners,
+			})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) parseLiveQuery(r *http.Request) (song int64, size time.Duration, last int, err error) {
+	song, err = strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || song < 1 {
+		return 0, 0, 0, badRequest("song_id must be an integer in 1..9223372036854775807")
+	}
+	params := r.URL.Query()
+	size = s.cfg.LiveWindows[0]
+	if v := params.Get("window"); v != "" {
+		if size, err = live.ParseWindow(v); err != nil {
+			return 0, 0, 0, badRequest(err.Error())
+		}
+		if !slices.Contains(s.cfg.LiveWindows, size) {
+			kept := make([]string, len(s.cfg.LiveWindows))
+			for i, d := range s.cfg.LiveWindows {
+				kept[i] = live.FormatWindow(d)
+			}
+			return 0, 0, 0, badRequest("window " + v + " is not kept; kept: " + strings.Join(kept, ", ") + " (--live-windows)")
+		}
+	}
+	last = defaultLast
+	if v := params.Get("last"); v != "" {
+		if last, err = strconv.Atoi(v); err != nil || last < 1 || last > maxLast {
+			return 0, 0, 0, badRequest("last must be an integer in 1.." + strconv.Itoa(maxLast))
+		}
+	}
+	return song, size, last, nil
+}
