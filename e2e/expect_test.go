@@ -47,28 +47,9 @@ type rawListen struct {
 
 // add counts one line the generator produced as valid.
 func (m *model) add(line []byte) error {
-	var l rawListen
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	if err := dec.Decode(&l); err != nil {
-		return fmt.Errorf("valid line does not parse: %w: %s", err, line)
-	}
-	var t time.Time
-	if len(l.TS) > 0 && l.TS[0] == '"' {
-		var s string
-		if err := json.Unmarshal(l.TS, &s); err != nil {
-			return err
-		}
-		var err error
-		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return fmt.Errorf("ts %q: %w", s, err)
-		}
-	} else {
-		var ms int64
-		if err := json.Unmarshal(l.TS, &ms); err != nil {
-			return fmt.Errorf("ts %s: %w", l.TS, err)
-		}
-		t = time.UnixMilli(ms)
+	l, t, err := parseRaw(line)
+	if err != nil {
+		return err
 	}
 	c := cell{Day: t.UTC().Format("2006-01-02")}
 	if l.Country != nil {
@@ -88,6 +69,32 @@ func (m *model) add(line []byte) error {
 		m.maxDay = c.Day
 	}
 	return nil
+}
+
+// parseRaw reads a line the generator produced as valid, and its event
+// time.
+func parseRaw(line []byte) (l rawListen, t time.Time, err error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&l); err != nil {
+		return l, t, fmt.Errorf("valid line does not parse: %w: %s", err, line)
+	}
+	if len(l.TS) > 0 && l.TS[0] == '"' {
+		var s string
+		if err := json.Unmarshal(l.TS, &s); err != nil {
+			return l, t, err
+		}
+		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return l, t, fmt.Errorf("ts %q: %w", s, err)
+		}
+	} else {
+		var ms int64
+		if err := json.Unmarshal(l.TS, &ms); err != nil {
+			return l, t, fmt.Errorf("ts %s: %w", l.TS, err)
+		}
+		t = time.UnixMilli(ms)
+	}
+	return l, t, nil
 }
 
 func addCell(m map[int64]map[cell]counts, id int64, c cell, d counts) {

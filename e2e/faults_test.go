@@ -566,8 +566,8 @@ func TestScaleOneThreeOne(t *testing.T) {
 
 // metricSum is the sum of the samples of a metric on the instance's
 // /metrics, over all its labels; 0 when it has none yet.
-func metricSum(in *instance, name string) (float64, error) {
-	resp, err := http.Get("http://" + in.http + "/metrics")
+func metricSum(httpAddr, name string) (float64, error) {
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -600,7 +600,7 @@ func waitMetricGrows(t testing.TB, what, metric string, before map[string]float6
 		grown := true
 		for _, in := range instances {
 			in.mustRun(t)
-			v, err := metricSum(in, metric)
+			v, err := metricSum(in.http, metric)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -616,7 +616,7 @@ func metricValues(t testing.TB, metric string, instances ...*instance) map[strin
 	t.Helper()
 	out := map[string]float64{}
 	for _, in := range instances {
-		v, err := metricSum(in, metric)
+		v, err := metricSum(in.http, metric)
 		if err != nil {
 			t.Fatalf("instance %s: %v", in.id, err)
 		}

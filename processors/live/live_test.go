@@ -166,15 +166,19 @@ func TestExactPlaysAndListeners(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[time.Duration]map[winKey]*exact{time.Minute: {}, 10 * time.Second: {}}
 	now := t0
+	// NB: an interval's listens span more event time than the grace: a
+	// window that was open for each listen must not close for another
+	// of the same interval.
 	for step := range 300 {
 		var batch []events.Listen
-		for range 200 {
-			// Song 1 is the hot one; events lag the clock by up to 15 s.
+		for k := range int64(200) {
+			// Song 1 is the hot one; the clock moves 100 s per interval,
+			// and events lag it by up to 15 s.
 			song := int64(1 + rng.IntN(40))
 			if rng.IntN(2) == 0 {
 				song = 1
 			}
-			l := listen(1+rng.Int64N(5_000), song, now-rng.Int64N(15_000))
+			l := listen(1+rng.Int64N(5_000), song, now+k*500-rng.Int64N(15_000))
 			batch = append(batch, l)
 			for size, m := range want {
 				ms := size.Milliseconds()
@@ -187,7 +191,7 @@ func TestExactPlaysAndListeners(t *testing.T) {
 			}
 		}
 		p.step(batch)
-		now += 1_000
+		now += 100_000
 		if step%37 == 0 {
 			p.restart()
 		}

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -121,6 +122,10 @@ func (t *Task) Process(rec *kgo.Record) error {
 	if err := d.parse(rec.Value); err != nil {
 		return err
 	}
+	// NB: observing a cell moves its source's watermark to the cell's
+	// start; in key order, a cell of a later window would close the
+	// windows of the same interval's other cells.
+	slices.SortFunc(d.cells, func(x, y cell) int { return cmp.Compare(x.k.start, y.k.start) })
 	for i := range d.cells {
 		c := &d.cells[i]
 		j := slices.Index(t.sizes, c.k.size)

@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/kappa-stream/kappa/generate"
+)
+
+// liveKey is one song's window, by its start in Unix ms.
+type liveKey struct{ song, start int64 }
+
+type liveCount struct {
+	plays int64
+	users map[int64]bool
+}
+
+// liveModel counts the valid lines per song and window of size — what
+//
+//	SELECT song_id, ts - ts % size, count(*), count(DISTINCT user_id)
+//	FROM listens WHERE valid GROUP BY 1, 2
+//
+// returns — with the e2e parser, not kappa's.
+func liveModel(t testing.TB, d *dataset, size time.Duration) map[liveKey]*liveCount {
+	t.Helper()
+	out := map[liveKey]*liveCount{}
+	ms := size.Milliseconds()
+	for i, line := range d.lines {
+		if d.bad[i] {
+			continue
+		}
+		l, ts, err := parseRaw(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := ts.UnixMilli()
+		k := liveKey{l.SongID, at - at%ms}
+		c := out[k]
+		if c == nil {
+			c = &liveCount{users: map[int64]bool{}}
+			out[k] = c
+		}
+		c.plays++
+		c.users[l.UserID] = true
+	}
+	return out
+}
+
+// liveAnswer is the body of GET /v1/songs/{id}/live.
+type liveAnswer struct {
+	SongID    int64   `json:"song_id"`
+	Window    string  `json:"window"`
+	Watermark *string `json:"watermark"`
+	Windows   []struct {
+		Start     time.Time `json:"start"`
+		End       time.Time `json:"end"`
+		Plays     int64     `json:"plays"`
+		Listeners int64     `json:"listeners"`
+	} `json:"windows"`
+}
+
+// liveFinal is a record of kappa.<v>.live-final.
+type liveFinal struct {
+	SongID    int64     `json:"song_id"`
+	Window    string    `json:"window"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Plays     int64     `json:"plays"`
+	Listeners int64     `json:"listeners"`
+}
+
+// within2 reports whether an estimate of distinct users is within 2%.
+func within2(got int64, want int) bool {
+	d := float64(got - int64(want))
+	return d <= 0.02*float64(want) && -d <= 0.02*float64(want)
+}
+
+// TestLiveDrop produces a stream with a live drop (5,000 users start a
+// new song within one minute, over normal traffic) into `kappa up` with
+// 1-minute and 1-hour windows, and checks the live answers of every song
+// and the final windows on kappa.v1.live-final against counts made here:
+// plays exact, listeners within 2%, every closed window emitted once.
+// The grace (15 min) is above the generator's largest lateness (10 min),
+// so no listen is late.
+func TestLiveDrop(t *testing.T) {
+	const n = 60_000
+	cfg := testConfig(n)
+	cfg.Span = 6 * time.Hour
+	g, err := generate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop, ok := g.Drop()
+	if !ok {
+		t.Fatal("the dataset has no live drop")
+	}
+	d := generateDataset(t, cfg)
+	kafka, httpAddr := freeAddr(t), freeAddr(t)
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr,
+		"--live-windows", "1m,1h", "--live-grace", "15m")
+	waitReady(t, httpAddr)
+	produceWithKappa(t, kafka, d.writeLines(t, "listens.jsonl", 0, n, false))
+	waitCaughtUp(t, kafka, n, 2*time.Minute)
+	c := newClient(httpAddr)
+	const grace = 15 * time.Minute
+	if late, err := metricSum(httpAddr, "kappa_live_late_total"); err != nil || late != 0 {
+		t.Fatalf("%g listens late for their live window (err %v); want none within the grace", late, err)
+	}
+
+	// The drop song, minute by minute.
+	minutes := liveModel(t, d, time.Minute)
+	var a liveAnswer
+	if _, err := c.getJSON("/v1/songs/"+itoa(drop.SongID)+"/live?window=1m&last=1000", &a); err != nil {
+		t.Fatal(err)
+	}
+	var wantStarts []int64
+	for k := range minutes {
+		if k.song == drop.SongID {
+			wantStarts = append(wantStarts, k.start)
+		}
+	}
+	slices.Sort(wantStarts)
+	slices.Reverse(wantStarts)
+	if len(a.Windows) != len(wantStarts) || a.Window != "1m" || a.Watermark == nil {
+		var got []string
+		for _, w := range a.Windows {
+			got = append(got, w.Start.Format(time.TimeOnly))
+		}
+		var want []string
+		for _, s := range wantStarts {
+			want = append(want, time.UnixMilli(s).UTC().Format(time.TimeOnly))
+		}
+		t.Fatalf("drop song %d: windows %v of %q, watermark %v; want %v of \"1m\" and a watermark",
+			drop.SongID, got, a.Window, a.Watermark, want)
+	}
+	for i, w := range a.Windows {
+		want := minutes[liveKey{drop.SongID, wantStarts[i]}]
+		if w.Start.UnixMilli() != wantStarts[i] || w.End.Sub(w.Start) != time.Minute ||
+			w.Plays != want.plays || !within2(w.Listeners, len(want.users)) {
+			t.Errorf("drop song window %d: %s–%s %d plays %d listeners; want start %s, %d plays, %d listeners ± 2%%",
+				i, w.Start, w.End, w.Plays, w.Listeners, time.UnixMilli(wantStarts[i]).UTC(), want.plays, len(want.users))
+		}
+	}
+	dropMinute := minutes[liveKey{drop.SongID, drop.Window.UnixMilli()}]
+	if dropMinute == nil || dropMinute.plays != int64(drop.Listeners) || len(dropMinute.users) != drop.Listeners {
+		t.Fatalf("the model's drop minute %+v, want %d plays by as many users", dropMinute, drop.Listeners)
+	}
+	t.Logf("drop song %d: %d windows; its minute %s has %d plays", drop.SongID, len(a.Windows), drop.Window.Format(time.TimeOnly), dropMinute.plays)
+
+	// Every song, hour by hour; the watermark of each song's partition
+	// says which windows must have closed.
+	hours := liveModel(t, d, time.Hour)
+	bySong := map[int64][]int64{}
+	for k := range hours {
+		bySong[k.song] = append(bySong[k.song], k.start)
+	}
+	closed := map[string]map[liveKey]bool{"1m": {}, "1h": {}}
+	for _, song := range slices.Sorted(maps.Keys(bySong)) {
+		var a liveAnswer
+		if _, err := c.getJSON("/v1/songs/"+itoa(song)+"/live?window=1h&last=1000", &a); err != nil {
+			t.Fatal(err)
+		}
+		starts := bySong[song]
+		slices.Sort(starts)
+		slices.Reverse(starts)
+		if len(a.Windows) != len(starts) || a.Watermark == nil {
+			t.Fatalf("song %d: %d hour windows, watermark %v; want %d and a watermark", song, len(a.Windows), a.Watermark, len(starts))
+		}
+		for i, w := range a.Windows {
+			want := hours[liveKey{song, starts[i]}]
+			if w.Start.UnixMilli() != starts[i] || w.Plays != want.plays || !within2(w.Listeners, len(want.users)) {
+				t.Errorf("song %d hour %s: %d plays %d listeners; want hour %s, %d plays, %d listeners ± 2%%",
+					song, w.Start, w.Plays, w.Listeners, time.UnixMilli(starts[i]).UTC(), want.plays, len(want.users))
+			}
+		}
+		wm, err := time.Parse(time.RFC3339Nano, *a.Watermark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for size, m := range map[string]map[liveKey]*liveCount{"1m": minutes, "1h": hours} {
+			step := time.Minute
+			if size == "1h" {
+				step = time.Hour
+			}
+			for k := range m {
+				if k.song == song && !time.UnixMilli(k.start).Add(step+grace).After(wm) {
+					closed[size][k] = true
+				}
+			}
+		}
+	}
+
+	// The final windows: each closed one exactly once, with its counts.
+	seen := map[string]map[liveKey]bool{"1m": {}, "1h": {}}
+	for _, rec := range readCommitted(t, kafka, "kappa.v1.live-final") {
+		var f liveFinal
+		if err := json.Unmarshal(rec.Value, &f); err != nil {
+			t.Fatalf("final record %s: %v", rec.Value, err)
+		}
+		if string(rec.Key) != strconv.FormatInt(f.SongID, 10) {
+			t.Fatalf("final record with key %q for song %d", rec.Key, f.SongID)
+		}
+		k := liveKey{f.SongID, f.Start.UnixMilli()}
+		m := minutes
+		if f.Window == "1h" {
+			m = hours
+		}
+		if seen[f.Window][k] {
+			t.Fatalf("final %s window %s of song %d emitted twice", f.Window, f.Start, f.SongID)
+		}
+		seen[f.Window][k] = true
+		want := m[k]
+		if want == nil || f.Plays != want.plays || !within2(f.Listeners, len(want.users)) {
+			t.Errorf("final %s window %s of song %d: %d plays %d listeners; want %+v", f.Window, f.Start, f.SongID, f.Plays, f.Listeners, want)
+		}
+	}
+	for size, ks := range closed {
+		missing := 0
+		for k := range ks {
+			if !seen[size][k] {
+				missing++
+			}
+		}
+		if missing > 0 || len(ks) == 0 {
+			t.Errorf("%s windows: %d closed by the watermark, %d of them not emitted", size, len(ks), missing)
+		}
+		t.Logf("%s windows: %d closed and emitted, %d emitted in all", size, len(ks), len(seen[size]))
+	}
+}
