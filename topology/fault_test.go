@@ -2,6 +2,7 @@ package topology
 
 import (
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -70,6 +71,55 @@ func failTxnOffsetCommit(code int16) func(kmsg.Request) kmsg.Response {
 			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
+	}
+}
+
+// failListOffsetsOf answers the first ListOffsets request that names
+// topic with the error code for every partition, once, and passes every
+// other request through. It returns how many requests failed.
+func failListOffsetsOf(c *kfake.Cluster, topic string, code int16) *atomic.Int64 {
+	var failed atomic.Int64
+	c.ControlKey(kmsg.ListOffsets.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.ListOffsetsRequest)
+		if failed.Load() > 0 || !slices.ContainsFunc(req.Topics, func(t kmsg.ListOffsetsRequestTopic) bool { return t.Topic == topic }) {
+			return nil, nil, false
+		}
+		failed.Add(1)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	return &failed
+}
+
+// TestRestoreErrorStartsNewSession fails the changelog's offsets while a
+// partition restores, as when the broker is unreachable: the runner must
+// start a new session and restore again, not stop.
+func TestRestoreErrorStartsNewSession(t *testing.T) {
+	c, prod := newCluster(t, 3, "in", "in.dlq", "mid", "mid.changelog")
+	const n = 1000
+	produce(t, prod, "in", 0, n, nil)
+	failed := failListOffsetsOf(c, "mid.changelog", kerr.UnknownServerError.Code)
+	p := startPipeline(t, c.ListenAddrs(), filepath.Join(t.TempDir(), "stores"))
+	want := map[string]int64{}
+	for i := range n {
+		want[strconv.Itoa(i%10)]++
+	}
+	waitCounts(t, p.second, want)
+	p.stop(t)
+	if failed.Load() != 1 {
+		t.Fatalf("%d requests failed, want 1: the fault was not injected", failed.Load())
 	}
 }
 

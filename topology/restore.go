@@ -83,7 +83,7 @@ func (w *worker) changelogBounds(ctx context.Context) (start, end int64, err err
 		err = starts.Error()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("topology: changelog %s start offsets: %w", topic, err)
+		return 0, 0, errSession{fmt.Errorf("topology: changelog %s start offsets: %w", topic, err)}
 	}
 	so, ok := starts.Lookup(topic, p)
 	if !ok {
@@ -102,7 +102,7 @@ func (w *worker) stableEnd(ctx context.Context, adm *kadm.Client) (int64, error)
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("topology: changelog %s end offsets: %w", topic, err)
+		return 0, errSession{fmt.Errorf("topology: changelog %s end offsets: %w", topic, err)}
 	}
 	eo, ok := ends.Lookup(topic, p)
 	if !ok {
@@ -153,7 +153,7 @@ func (w *worker) replay(ctx context.Context, s *state.Store, from, end int64) (i
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
-		var fetchErr error
+		var fetchErr, storeErr error
 		fetches.EachError(func(_ string, _ int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) && fetchErr == nil {
 				fetchErr = err
@@ -175,14 +175,18 @@ func (w *worker) replay(ctx context.Context, s *state.Store, from, end int64) (i
 			} else {
 				err = b.Set(rec.Key, rec.Value)
 			}
-			if err != nil && fetchErr == nil {
-				fetchErr = err
+			if err != nil && storeErr == nil {
+				storeErr = err
 			}
 			n++
 			inB++
 		})
+		if storeErr != nil {
+			return n, fmt.Errorf("topology: restore %s/%d: %w", topic, p, storeErr)
+		}
 		if got > 0 && fetchErr != nil {
-			return n, fmt.Errorf("topology: restore %s/%d: %w", topic, p, fetchErr)
+			// NB: the broker may be back by the next session.
+			return n, errSession{fmt.Errorf("topology: restore %s/%d: %w", topic, p, fetchErr)}
 		}
 		if inB >= restoreBatch {
 			if err := commit(); err != nil {
