@@ -43,6 +43,15 @@ func newInstance(t testing.TB, brokers, id string) *instance {
 		"--session-timeout", faultSessionTimeout}}
 }
 
+// addrs are the HTTP addresses of the instances.
+func addrs(instances []*instance) []string {
+	out := make([]string, len(instances))
+	for i, in := range instances {
+		out[i] = in.http
+	}
+	return out
+}
+
 func (in *instance) start(t testing.TB) {
 	t.Helper()
 	in.starts++
@@ -153,7 +162,7 @@ func TestKill9TenTimes(t *testing.T) {
 		victim.start(t)
 	}
 	f.waitProduced(t, n)
-	waitCaughtUp(t, kafka, n, 3*time.Minute)
+	waitCaughtUp(t, kafka, n, 3*time.Minute, addrs(instances)...)
 	checkDLQ(t, kafka, d)
 	for _, in := range instances {
 		in.mustRun(t)
@@ -533,7 +542,7 @@ func TestScaleOneThreeOne(t *testing.T) {
 	}
 
 	f.waitProduced(t, hold)
-	waitCaughtUp(t, kafka, hold, 2*time.Minute)
+	waitCaughtUp(t, kafka, hold, 2*time.Minute, addrs(append([]*instance{a}, extra...))...)
 	owners := waitOwners(t, kafka, "kappa.v1.aggregates", "kappa.v1.song-deltas", "a", "b", "c")
 	t.Logf("stage 2 partitions with 3 instances: %v", owners)
 	half := prefixModel(t, d, hold)
@@ -555,7 +564,7 @@ func TestScaleOneThreeOne(t *testing.T) {
 		}
 	}
 	f.waitProduced(t, n)
-	waitCaughtUp(t, kafka, n, 2*time.Minute)
+	waitCaughtUp(t, kafka, n, 2*time.Minute, a.http)
 	waitOwners(t, kafka, "kappa.v1.aggregates", "kappa.v1.song-deltas", "a")
 	a.mustRun(t)
 	waitReady(t, a.http)
@@ -686,7 +695,7 @@ func TestBrokerRestart(t *testing.T) {
 		b = startBroker(t, dir, addr)
 	}
 	f.waitProduced(t, n)
-	waitCaughtUp(t, addr, n, 3*time.Minute)
+	waitCaughtUp(t, addr, n, 3*time.Minute, addrs(instances)...)
 	for _, in := range instances {
 		in.mustRun(t)
 	}

@@ -176,15 +176,16 @@ const usersGroup = "kappa.v1.users"
 
 // waitCaughtUp waits until version v1 has processed every record of
 // listens, which holds want records.
-func waitCaughtUp(t testing.TB, brokers string, want int64, timeout time.Duration) {
+func waitCaughtUp(t testing.TB, brokers string, want int64, timeout time.Duration, instances ...string) {
 	t.Helper()
-	waitVersionCaughtUp(t, brokers, "v1", want, timeout)
+	waitVersionCaughtUp(t, brokers, "v1", want, timeout, instances...)
 }
 
 // waitVersionCaughtUp waits until stage 1 of version has committed every
 // record of listens, which holds want records, and then stage 2 every
-// delta stage 1 wrote.
-func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, timeout time.Duration) {
+// delta stage 1 wrote; and, given the HTTP addresses of the instances,
+// until their stores hold all that stage 2 committed.
+func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, timeout time.Duration, instances ...string) {
 	t.Helper()
 	adm := newAdmin(t, brokers)
 	for _, stage := range []struct {
@@ -207,6 +208,56 @@ func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, time
 			return committed == end, fmt.Sprintf("committed %d of %d; lagging:%s", committed, end, lagging)
 		})
 	}
+	if len(instances) > 0 {
+		waitApplied(t, adm, "kappa."+version+".aggregates", "kappa."+version+".song-deltas", timeout, instances)
+	}
+}
+
+// waitApplied waits until the stores of the instances at the HTTP
+// addresses hold every record of topic: an instance applies a
+// transaction's changes to its store just after the transaction commits,
+// so a query right after the group's lag reaches 0 can still see the
+// state before the last transaction.
+func waitApplied(t testing.TB, adm *kadm.Client, group, topic string, timeout time.Duration, instances []string) {
+	t.Helper()
+	waitFor(t, timeout, "the stores of "+group+" to hold every record", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		applied := map[int32]int64{}
+		for _, addr := range instances {
+			var st struct {
+				Stages []struct {
+					Group      string `json:"group"`
+					Partitions []struct {
+						Partition int32 `json:"partition"`
+						Committed int64 `json:"committed"`
+					} `json:"partitions"`
+				} `json:"stages"`
+			}
+			if _, err := newClient(addr).getJSON("/v1/status", &st); err != nil {
+				return false, err.Error()
+			}
+			for _, stage := range st.Stages {
+				for _, p := range stage.Partitions {
+					if stage.Group == group {
+						applied[p.Partition] = max(applied[p.Partition], p.Committed)
+					}
+				}
+			}
+		}
+		var behind []string
+		ends.Each(func(o kadm.ListedOffset) {
+			if applied[o.Partition] < o.Offset {
+				behind = append(behind, fmt.Sprintf("p%d:%d/%d", o.Partition, applied[o.Partition], o.Offset))
+			}
+		})
+		slices.Sort(behind)
+		return len(behind) == 0, "behind: " + strings.Join(behind, " ")
+	})
 }
 
 func newAdmin(t testing.TB, brokers string) *kadm.Client {

@@ -104,7 +104,7 @@ func TestLiveDrop(t *testing.T) {
 		"--live-windows", "1m,1h", "--live-grace", "15m")
 	waitReady(t, httpAddr)
 	produceWithKappa(t, kafka, d.writeLines(t, "listens.jsonl", 0, n, false))
-	waitCaughtUp(t, kafka, n, 2*time.Minute)
+	waitCaughtUp(t, kafka, n, 2*time.Minute, httpAddr)
 	c := newClient(httpAddr)
 	const grace = 15 * time.Minute
 	if late, err := metricSum(httpAddr, "kappa_live_late_total"); err != nil || late != 0 {

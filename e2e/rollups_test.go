@@ -42,7 +42,7 @@ func TestRollupsExact(t *testing.T) {
 
 	produceWithKcat(t, kafka, d.writeLines(t, "kcat.txt", 0, n/2, true))
 	produceWithKappa(t, kafka, d.writeLines(t, "produce.jsonl", n/2, n, false))
-	waitCaughtUp(t, kafka, n, 2*time.Minute)
+	waitCaughtUp(t, kafka, n, 2*time.Minute, httpAddr)
 
 	checkDLQ(t, kafka, d)
 	c := newClient(httpAddr)
@@ -180,7 +180,7 @@ func TestRestartMidStream(t *testing.T) {
 		last = committed
 	}
 	startKappa(t, "up-final.log", args...)
-	waitCaughtUp(t, kafka, n, 3*time.Minute)
+	waitCaughtUp(t, kafka, n, 3*time.Minute, httpAddr)
 	waitReady(t, httpAddr)
 	checkDLQ(t, kafka, d)
 	checkAllPlays(t, newClient(httpAddr), d.model)
@@ -206,16 +206,16 @@ func TestEmbeddedBrokerKill(t *testing.T) {
 	p := startKappa(t, "up-1.log", args...)
 	waitReady(t, httpAddr)
 	produceWithKappa(t, kafka, d.writeLines(t, "first.jsonl", 0, n/2, false))
-	waitCaughtUp(t, kafka, n/2, 2*time.Minute)
+	waitCaughtUp(t, kafka, n/2, 2*time.Minute, httpAddr)
 	p.stop(t, syscall.SIGKILL)
 
 	startKappa(t, "up-2.log", args...)
 	waitReady(t, httpAddr)
-	waitCaughtUp(t, kafka, n/2, 2*time.Minute)
+	waitCaughtUp(t, kafka, n/2, 2*time.Minute, httpAddr)
 	c := newClient(httpAddr)
 	checkAllPlays(t, c, half)
 	produceWithKcat(t, kafka, d.writeLines(t, "second.txt", n/2, n, true))
-	waitCaughtUp(t, kafka, n, 2*time.Minute)
+	waitCaughtUp(t, kafka, n, 2*time.Minute, httpAddr)
 	checkDLQ(t, kafka, d)
 	checkAllPlays(t, c, d.model)
 }
@@ -315,6 +315,6 @@ func TestIngestHTTP(t *testing.T) {
 	if a1+a2 != n-d.malformed || r1+r2 != d.malformed {
 		t.Fatalf("accepted %d, rejected %d; want %d and %d", a1+a2, r1+r2, n-d.malformed, d.malformed)
 	}
-	waitCaughtUp(t, kafka, int64(n-d.malformed), time.Minute)
+	waitCaughtUp(t, kafka, int64(n-d.malformed), time.Minute, httpAddr)
 	checkAllPlays(t, newClient(httpAddr), d.model)
 }
