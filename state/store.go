@@ -243,6 +243,12 @@ func (r *SortedReader) Close() error { return r.it.Close() }
 // NewBatch starts an atomic batch of writes. The caller commits or closes it.
 func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
 
+// NewBatchSize starts a batch with room for about size bytes of keys and
+// values, so that a large batch is not copied as it grows.
+func (s *Store) NewBatchSize(size int) *Batch {
+	return &Batch{b: s.db.NewBatchWithSize(size + size/8)}
+}
+
 // Batch is a set of writes applied atomically by Commit. It is not safe
 // for concurrent use.
 type Batch struct {

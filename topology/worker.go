@@ -252,7 +252,11 @@ func (w *worker) finish(committed bool) error {
 		return nil
 	}
 	if w.stateful() && len(w.out.changes) > 0 {
-		b := w.store.NewBatch()
+		size := 0
+		for _, c := range w.out.changes {
+			size += len(c.key) + len(c.value)
+		}
+		b := w.store.NewBatchSize(size)
 		for _, c := range w.out.changes {
 			var err error
 			if c.value == nil {

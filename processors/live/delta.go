@@ -34,15 +34,15 @@ type cellKey struct {
 }
 
 // compare orders cellKeys as their rows are ordered in the store: by
-// song, then size, then newest start first.
+// window size, then start, then song.
 func (k cellKey) compare(o cellKey) int {
-	if c := cmp.Compare(k.song, o.song); c != 0 {
-		return c
-	}
 	if c := cmp.Compare(k.size, o.size); c != 0 {
 		return c
 	}
-	return cmp.Compare(o.start, k.start)
+	if c := cmp.Compare(k.start, o.start); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.song, o.song)
 }
 
 type cell struct {

@@ -26,12 +26,13 @@
 //
 // The stage-2 store tables (first key byte):
 //
-//	0x20 song | size | ^start  →  uvarint plays | HyperLogLog sketch
-//	0x21 size | start | song   →  (empty): the songs that have a window
+//	0x20 size | start | song   →  uvarint plays | HyperLogLog sketch
+//	0x21 song | size | ^start  →  1: the windows of a song, newest first
 //	0x22 size                  →  watermark (8 bytes) | tracker snapshot
 //
 // with song ids and starts as 8-byte and window sizes (ms) as 4-byte
-// big-endian integers; ^start makes a song's newest window come first.
+// big-endian integers. A window's rows are one range, which closing and
+// expiring it read in one scan.
 package live
 
 import (

@@ -286,9 +286,13 @@ func TestLateAndExpired(t *testing.T) {
 		t.Fatalf("song 7 after its retention: %+v, want no windows", a.Windows)
 	}
 	for i, st := range p.stores {
-		err := st.Scan([]byte{tableIndex}, []byte{tableIndex + 1}, func(k, _ []byte) error {
-			if start := int64(state.Uint64(k, 1+4)); start == t0 {
-				return fmt.Errorf("partition %d: index entry %x of an expired window", i, k)
+		err := st.Scan([]byte{tableRow}, []byte{tableIndex + 1}, func(k, _ []byte) error {
+			start := int64(state.Uint64(k, 1+4))
+			if k[0] == tableIndex {
+				start = int64(^state.Uint64(k, 1+8+4))
+			}
+			if start == t0 {
+				return fmt.Errorf("partition %d: key %x of an expired window", i, k)
 			}
 			return nil
 		})

@@ -42,21 +42,35 @@ func Query(s *state.Store, song int64, size time.Duration, last int) (Answer, er
 			a.Watermark, a.HasWatermark = time.UnixMilli(wm).UTC(), true
 		}
 	}
-	prefix := rowKey(nil, cellKey{song: song, size: ms})[:1+8+4]
-	var sk hyperloglog.Sketch
+	prefix := indexKey(nil, cellKey{song: song, size: ms})[:1+8+4]
+	var starts []int64
 	errEnough := errors.New("enough")
-	err = s.Scan(prefix, state.PrefixEnd(prefix), func(key, v []byte) error {
-		if len(a.Windows) == last {
+	err = s.Scan(prefix, state.PrefixEnd(prefix), func(key, _ []byte) error {
+		if len(starts) == last {
 			return errEnough
 		}
-		start := int64(^state.Uint64(key, 1+8+4))
+		starts = append(starts, int64(^state.Uint64(key, 1+8+4)))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return a, err
+	}
+	var sk hyperloglog.Sketch
+	var v []byte
+	for _, start := range starts {
+		var found bool
+		if v, found, err = s.Get(v[:0], rowKey(nil, cellKey{size: ms, start: start, song: song})); err != nil {
+			return a, err
+		} else if !found {
+			return a, fmt.Errorf("live: song %d has window %d indexed but no row", song, start)
+		}
 		plays, n := binary.Uvarint(v)
 		if n <= 0 {
-			return fmt.Errorf("live: row of song %d: %w", song, errShort)
+			return a, fmt.Errorf("live: row of song %d: %w", song, errShort)
 		}
 		sk.Reset()
 		if err := sk.UnmarshalBinary(v[n:]); err != nil {
-			return fmt.Errorf("live: row of song %d: %w", song, err)
+			return a, fmt.Errorf("live: row of song %d: %w", song, err)
 		}
 		a.Windows = append(a.Windows, Window{
 			Start:     time.UnixMilli(start).UTC(),
@@ -64,10 +78,6 @@ func Query(s *state.Store, song int64, size time.Duration, last int) (Answer, er
 			Plays:     plays,
 			Listeners: sk.Estimate(),
 		})
-		return nil
-	})
-	if err != nil && !errors.Is(err, errEnough) {
-		return a, err
 	}
 	return a, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -61,7 +62,7 @@ type Task struct {
 	delta      delta
 	touched    bool // a tracker changed since the last Prepare
 	late       int64
-	overlay    map[cellKey][]byte // rows written in this Prepare
+	written    []row // the rows written in this Prepare, in key order
 	sketch     hyperloglog.Sketch
 	key, val   []byte
 }
@@ -81,7 +82,7 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 			return nil, err
 		}
 	}
-	t := &Task{store: s, finalTopic: finalTopic, metrics: m, overlay: map[cellKey][]byte{}}
+	t := &Task{store: s, finalTopic: finalTopic, metrics: m}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
 			Window:      windows.Tumbling(w),
@@ -187,7 +188,7 @@ func (t *Task) Prepare(out *topology.Output) error {
 		t.late = 0
 	}
 	t.touched = false
-	clear(t.overlay)
+	t.written = t.written[:0]
 	return nil
 }
 
@@ -219,7 +220,7 @@ func (t *Task) writeRows(out *topology.Output) error {
 			return err
 		}
 		out.Put(t.key, t.val)
-		t.overlay[c.k] = slices.Clone(t.val)
+		t.written = append(t.written, row{k: c.k, value: slices.Clone(t.val)})
 		if !found {
 			out.Put(indexKey(t.key[:0], c.k), indexValue)
 		}
@@ -245,39 +246,43 @@ func (t *Task) readRow(v []byte, found bool) (uint64, error) {
 	return plays, nil
 }
 
-// windowSongs calls fn with each song that has a row in the window, in
-// song order, and its row: from this Prepare's writes or from the store.
-func (t *Task) windowSongs(size int64, w windows.Window, fn func(k cellKey, row []byte) error) error {
-	var songs []int64
-	for k := range t.overlay {
-		if k.size == size && k.start == w.Start {
-			songs = append(songs, k.song)
-		}
+// row is a window row: its key and value.
+type row struct {
+	k     cellKey
+	value []byte
+}
+
+// windowRows calls fn with each song's row of a window, in song order:
+// as written in this Prepare, or else as in the store.
+func (t *Task) windowRows(size int64, w windows.Window, fn func(row) error) error {
+	first := cellKey{size: size, start: w.Start, song: math.MinInt64}
+	lo, _ := slices.BinarySearchFunc(t.written, first, func(r row, k cellKey) int { return r.k.compare(k) })
+	hi := lo
+	for hi < len(t.written) && t.written[hi].k.size == size && t.written[hi].k.start == w.Start {
+		hi++
 	}
-	lower := indexKey(nil, cellKey{size: size, start: w.Start, song: 0})
-	upper := state.PrefixEnd(lower[:1+4+8])
-	err := t.store.Scan(lower, upper, func(key, _ []byte) error {
-		songs = append(songs, int64(state.Uint64(key, 1+4+8)))
-		return nil
+	fresh := t.written[lo:hi]
+	prefix := rowKey(nil, first)[:1+4+8]
+	err := t.store.Scan(prefix, state.PrefixEnd(prefix), func(key, value []byte) error {
+		song := int64(state.Uint64(key, 1+4+8))
+		for len(fresh) > 0 && fresh[0].k.song < song {
+			if err := fn(fresh[0]); err != nil {
+				return err
+			}
+			fresh = fresh[1:]
+		}
+		if len(fresh) > 0 && fresh[0].k.song == song {
+			r := fresh[0]
+			fresh = fresh[1:]
+			return fn(r)
+		}
+		return fn(row{k: cellKey{size: size, start: w.Start, song: song}, value: value})
 	})
 	if err != nil {
 		return err
 	}
-	slices.Sort(songs)
-	songs = slices.Compact(songs)
-	for _, song := range songs {
-		k := cellKey{song: song, size: size, start: w.Start}
-		row, ok := t.overlay[k]
-		if !ok {
-			t.key = rowKey(t.key[:0], k)
-			var found bool
-			if row, found, err = t.store.Get(nil, t.key); err != nil {
-				return err
-			} else if !found {
-				return fmt.Errorf("live: song %d is indexed in window %s but has no row", song, w)
-			}
-		}
-		if err := fn(k, row); err != nil {
+	for _, r := range fresh {
+		if err := fn(r); err != nil {
 			return err
 		}
 	}
@@ -305,26 +310,26 @@ func (t *Task) emit(out *topology.Output, size int64, w windows.Window) error {
 		Start:  time.UnixMilli(w.Start).UTC(),
 		End:    time.UnixMilli(w.End).UTC(),
 	}
-	return t.windowSongs(size, w, func(k cellKey, row []byte) error {
-		plays, err := t.readRow(row, true)
+	return t.windowRows(size, w, func(r row) error {
+		plays, err := t.readRow(r.value, true)
 		if err != nil {
-			return fmt.Errorf("live: row of song %d: %w", k.song, err)
+			return fmt.Errorf("live: row of song %d: %w", r.k.song, err)
 		}
-		f.SongID, f.Plays, f.Listeners = k.song, plays, t.sketch.Estimate()
+		f.SongID, f.Plays, f.Listeners = r.k.song, plays, t.sketch.Estimate()
 		v, err := json.Marshal(&f)
 		if err != nil {
 			return err
 		}
-		out.Send(t.finalTopic, strconv.AppendInt(t.key[:0], k.song, 10), v)
+		out.Send(t.finalTopic, strconv.AppendInt(t.key[:0], r.k.song, 10), v)
 		return nil
 	})
 }
 
 // expire deletes every song's row of the window, and its index entries.
 func (t *Task) expire(out *topology.Output, size int64, w windows.Window) error {
-	return t.windowSongs(size, w, func(k cellKey, _ []byte) error {
-		out.Delete(rowKey(t.key[:0], k))
-		out.Delete(indexKey(t.key[:0], k))
+	return t.windowRows(size, w, func(r row) error {
+		out.Delete(rowKey(t.key[:0], r.k))
+		out.Delete(indexKey(t.key[:0], r.k))
 		return nil
 	})
 }
@@ -335,16 +340,16 @@ var indexValue = []byte{1}
 
 func rowKey(dst []byte, k cellKey) []byte {
 	dst = append(dst, tableRow)
-	dst = state.AppendUint64(dst, uint64(k.song))
 	dst = state.AppendUint32(dst, uint32(k.size))
-	return state.AppendUint64(dst, ^uint64(k.start))
+	dst = state.AppendUint64(dst, uint64(k.start))
+	return state.AppendUint64(dst, uint64(k.song))
 }
 
 func indexKey(dst []byte, k cellKey) []byte {
 	dst = append(dst, tableIndex)
+	dst = state.AppendUint64(dst, uint64(k.song))
 	dst = state.AppendUint32(dst, uint32(k.size))
-	dst = state.AppendUint64(dst, uint64(k.start))
-	return state.AppendUint64(dst, uint64(k.song))
+	return state.AppendUint64(dst, ^uint64(k.start))
 }
 
 func metaKey(dst []byte, size int64) []byte {
