@@ -319,3 +319,29 @@ func TestDeltaRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRowsStaySmall writes a hot song's window (a dense sketch) and
+// then new rows of other songs (some in the same partition, after it in
+// key order): they must be small, not dense sketches.
+func TestNewRowsStaySmall(t *testing.T) {
+	p := newPipeline(t, Config{})
+	var batch []events.Listen
+	for u := range int64(20_000) {
+		batch = append(batch, listen(u+1, 1, t0))
+	}
+	for song := range int64(20) {
+		batch = append(batch, listen(1, song+2, t0))
+	}
+	p.step(batch)
+	for i, st := range p.stores {
+		err := st.Scan([]byte{tableRow}, []byte{tableRow + 1}, func(k, v []byte) error {
+			if song := int64(state.Uint64(k, 1+4+8)); song != 1 && len(v) > 64 {
+				return fmt.Errorf("partition %d: the row of song %d with one listener takes %d bytes", i, song, len(v))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func Query(s *state.Store, song int64, size time.Duration, last int) (Answer, er
 		if n <= 0 {
 			return a, fmt.Errorf("live: row of song %d: %w", song, errShort)
 		}
-		sk.Reset()
+		sk = hyperloglog.Sketch{}
 		if err := sk.UnmarshalBinary(v[n:]); err != nil {
 			return a, fmt.Errorf("live: row of song %d: %w", song, err)
 		}

@@ -232,7 +232,9 @@ func (t *Task) writeRows(out *topology.Output) error {
 // readRow decodes a row value into t.sketch and returns its plays; an
 // absent row is empty.
 func (t *Task) readRow(v []byte, found bool) (uint64, error) {
-	t.sketch.Reset()
+	// NB: not Reset, which keeps a dense sketch dense: a new row after
+	// a hot song's would take 16 KiB.
+	t.sketch = hyperloglog.Sketch{}
 	if !found {
 		return 0, nil
 	}
