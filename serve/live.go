@@ -34,8 +34,9 @@ type liveWindow struct {
 	Listeners uint64 `json:"listeners"`
 }
 
-// live serves GET /v1/songs/{id}/live?window=&last=: the song's newest
-// windows with plays, newest first.
+// live serves GET /v1/songs/{id}/live?window=&last=: the song's last
+// windows, newest first, from the one holding the largest event time its
+// partition has seen.
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	if status, err := s.checkVersion(r); err != nil {
 		writeError(w, status, err.Error())
@@ -48,7 +49,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	}
 	key := rollups.PartitionKey(nil, rollups.Song, song)
 	s.routed(w, r, s.cfg.Rollups, key, "song_id "+strconv.FormatInt(song, 10), func(store *state.Store) {
-		a, err := live.Query(store, song, size, last)
+		a, err := live.Query(store, *s.cfg.Live, song, size, last)
 		if err != nil {
 			s.cfg.Logger.Error("live query failed", "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusInternalServerError, "query failed")
@@ -75,17 +76,18 @@ func (s *Server) parseLiveQuery(r *http.Request) (song int64, size time.Duration
 		return 0, 0, 0, badRequest("song_id must be an integer in 1..9223372036854775807")
 	}
 	params := r.URL.Query()
-	size = s.cfg.LiveWindows[0]
+	kept := s.cfg.Live.WindowSizes()
+	size = kept[0]
 	if v := params.Get("window"); v != "" {
 		if size, err = live.ParseWindow(v); err != nil {
 			return 0, 0, 0, badRequest(err.Error())
 		}
-		if !slices.Contains(s.cfg.LiveWindows, size) {
-			kept := make([]string, len(s.cfg.LiveWindows))
-			for i, d := range s.cfg.LiveWindows {
-				kept[i] = live.FormatWindow(d)
+		if !slices.Contains(kept, size) {
+			names := make([]string, len(kept))
+			for i, d := range kept {
+				names[i] = live.FormatWindow(d)
 			}
-			return 0, 0, 0, badRequest("window " + v + " is not kept; kept: " + strings.Join(kept, ", ") + " (--live-windows)")
+			return 0, 0, 0, badRequest("window " + v + " is not kept; kept: " + strings.Join(names, ", ") + " (--live-windows)")
 		}
 	}
 	last = defaultLast

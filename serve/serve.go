@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 )
 
@@ -30,10 +31,11 @@ type Config struct {
 	// rollups.PartitionKey of its song or artist (required). A query
 	// whose store is on another instance is forwarded there.
 	Rollups Placement
-	// LiveWindows are the live window sizes the stores keep, the first
-	// being the default of window=; a song's windows are in the store of
-	// its rollups key. None: GET /v1/songs/{id}/live answers 404.
-	LiveWindows []time.Duration
+	// Live is the configuration of the live windows the stores keep (its
+	// first window size is the default of window=); a song's windows are
+	// in the store of its rollups key. Nil: GET /v1/songs/{id}/live
+	// answers 404.
+	Live *live.Config
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
 	// Produce serves POST /v1/listens (default: the endpoint answers 404).
@@ -79,7 +81,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), peers: &http.Client{Timeout: forwardTimeout}}
 	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.plays(rollups.Song, "song_id"))
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
-	if len(cfg.LiveWindows) > 0 {
+	if cfg.Live != nil {
 		s.mux.HandleFunc("GET /v1/songs/{id}/live", s.live)
 	}
 	if cfg.Produce != nil {

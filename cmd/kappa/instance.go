@@ -165,7 +165,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Version: c.version,
 		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
 			route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
-		LiveWindows: c.live.WindowSizes(),
+		Live: &c.live,
 		Ready: func(ctx context.Context) (bool, error) {
 			for _, r := range []*topology.Runner{stage1, stage2} {
 				if ok, err := r.Ready(ctx); !ok || err != nil {

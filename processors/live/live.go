@@ -26,13 +26,13 @@
 //
 // The stage-2 store tables (first key byte):
 //
-//	0x20 size | start | song   →  uvarint plays | HyperLogLog sketch
-//	0x21 song | size | ^start  →  1: the windows of a song, newest first
-//	0x22 size                  →  watermark (8 bytes) | tracker snapshot
+//	0x20 size | start | song  →  uvarint plays | HyperLogLog sketch
+//	0x22 size                 →  watermark | largest event time | tracker snapshot
 //
-// with song ids and starts as 8-byte and window sizes (ms) as 4-byte
-// big-endian integers. A window's rows are one range, which closing and
-// expiring it read in one scan.
+// with song ids, starts and times as 8-byte and window sizes (ms) as
+// 4-byte big-endian integers. A window's rows are one range, which closing
+// and expiring it read in one scan; a song's newest windows are point
+// reads back from the partition's largest event time.
 package live
 
 import (
@@ -45,9 +45,8 @@ import (
 )
 
 const (
-	tableRow   byte = 0x20
-	tableIndex byte = 0x21
-	tableMeta  byte = 0x22
+	tableRow  byte = 0x20
+	tableMeta byte = 0x22
 )
 
 // Defaults of Config.

@@ -2,7 +2,6 @@ package live
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,56 +27,54 @@ type Answer struct {
 	Windows      []Window
 }
 
-// Query reads the newest last windows of size (one of Config.Windows) in
-// which song was played, from its partition's store.
-func Query(s *state.Store, song int64, size time.Duration, last int) (Answer, error) {
+// Query reads song's last windows of size (one of cfg's) from its
+// partition's store, newest first: from the window holding the largest
+// event time the partition has seen, back to the last window the
+// retention keeps; windows without plays count 0.
+func Query(s *state.Store, cfg Config, song int64, size time.Duration, last int) (Answer, error) {
 	var a Answer
 	ms := size.Milliseconds()
 	meta, found, err := s.Get(nil, metaKey(nil, ms))
+	if err != nil || !found {
+		return a, err
+	}
+	wm, maxTS, _, err := parseMeta(meta)
 	if err != nil {
-		return a, err
+		return a, fmt.Errorf("live: window %s: %w", size, err)
 	}
-	if found && len(meta) >= 8 {
-		if wm := int64(binary.BigEndian.Uint64(meta)); wm != windows.NoWatermark {
-			a.Watermark, a.HasWatermark = time.UnixMilli(wm).UTC(), true
+	if wm != windows.NoWatermark {
+		a.Watermark, a.HasWatermark = time.UnixMilli(wm).UTC(), true
+	}
+	if maxTS == windows.NoWatermark {
+		return a, nil
+	}
+	retention := cfg.withDefaults().Retention.Milliseconds()
+	var (
+		sk  hyperloglog.Sketch
+		v   []byte
+		key []byte
+	)
+	for start := maxTS - maxTS%ms; len(a.Windows) < last && start >= 0; start -= ms {
+		if a.HasWatermark && start+ms+retention <= wm {
+			break // expired
 		}
-	}
-	prefix := indexKey(nil, cellKey{song: song, size: ms})[:1+8+4]
-	var starts []int64
-	errEnough := errors.New("enough")
-	err = s.Scan(prefix, state.PrefixEnd(prefix), func(key, _ []byte) error {
-		if len(starts) == last {
-			return errEnough
-		}
-		starts = append(starts, int64(^state.Uint64(key, 1+8+4)))
-		return nil
-	})
-	if err != nil && !errors.Is(err, errEnough) {
-		return a, err
-	}
-	var sk hyperloglog.Sketch
-	var v []byte
-	for _, start := range starts {
-		var found bool
-		if v, found, err = s.Get(v[:0], rowKey(nil, cellKey{size: ms, start: start, song: song})); err != nil {
+		w := Window{Start: time.UnixMilli(start).UTC(), End: time.UnixMilli(start + ms).UTC()}
+		key = rowKey(key[:0], cellKey{size: ms, start: start, song: song})
+		if v, found, err = s.Get(v[:0], key); err != nil {
 			return a, err
-		} else if !found {
-			return a, fmt.Errorf("live: song %d has window %d indexed but no row", song, start)
 		}
-		plays, n := binary.Uvarint(v)
-		if n <= 0 {
-			return a, fmt.Errorf("live: row of song %d: %w", song, errShort)
+		if found {
+			plays, n := binary.Uvarint(v)
+			if n <= 0 {
+				return a, fmt.Errorf("live: row of song %d: %w", song, errShort)
+			}
+			sk = hyperloglog.Sketch{}
+			if err := sk.UnmarshalBinary(v[n:]); err != nil {
+				return a, fmt.Errorf("live: row of song %d: %w", song, err)
+			}
+			w.Plays, w.Listeners = plays, sk.Estimate()
 		}
-		sk = hyperloglog.Sketch{}
-		if err := sk.UnmarshalBinary(v[n:]); err != nil {
-			return a, fmt.Errorf("live: row of song %d: %w", song, err)
-		}
-		a.Windows = append(a.Windows, Window{
-			Start:     time.UnixMilli(start).UTC(),
-			End:       time.UnixMilli(start + ms).UTC(),
-			Plays:     plays,
-			Listeners: sk.Estimate(),
-		})
+		a.Windows = append(a.Windows, w)
 	}
 	return a, nil
 }

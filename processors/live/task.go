@@ -60,7 +60,8 @@ type Task struct {
 	trackers   []*windows.Tracker[int64]
 	pending    cells
 	delta      delta
-	touched    bool // a tracker changed since the last Prepare
+	maxTS      int64 // the largest event time any source has reached
+	touched    bool  // a tracker changed since the last Prepare
 	late       int64
 	written    []row // the rows written in this Prepare, in key order
 	sketch     hyperloglog.Sketch
@@ -82,7 +83,7 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 			return nil, err
 		}
 	}
-	t := &Task{store: s, finalTopic: finalTopic, metrics: m}
+	t := &Task{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
 			Window:      windows.Tumbling(w),
@@ -99,12 +100,14 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 			return nil, err
 		}
 		if found {
-			if len(v) < 8 {
-				return nil, fmt.Errorf("live: tracker of window %s: %d bytes", w, len(v))
+			_, maxTS, snap, err := parseMeta(v)
+			if err == nil {
+				err = tr.UnmarshalBinary(snap)
 			}
-			if err := tr.UnmarshalBinary(v[8:]); err != nil {
+			if err != nil {
 				return nil, fmt.Errorf("live: tracker of window %s: %w", w, err)
 			}
+			t.maxTS = max(t.maxTS, maxTS)
 		} else {
 			for p := range sources {
 				tr.AddPartition(p)
@@ -144,6 +147,7 @@ func (t *Task) Process(rec *kgo.Record) error {
 		for _, tr := range t.trackers {
 			tr.ObserveWatermark(d.source, d.maxTS)
 		}
+		t.maxTS = max(t.maxTS, d.maxTS)
 	}
 	t.touched = true
 	return nil
@@ -177,8 +181,7 @@ func (t *Task) Prepare(out *topology.Output) error {
 		if err != nil {
 			return err
 		}
-		t.val = binary.BigEndian.AppendUint64(t.val[:0], uint64(tr.Watermark()))
-		out.Put(metaKey(t.key[:0], t.sizes[i]), append(t.val, snap...))
+		out.Put(metaKey(t.key[:0], t.sizes[i]), appendMeta(t.val[:0], tr.Watermark(), t.maxTS, snap))
 		if n := len(step.Closed); n > 0 {
 			t.metrics.closed.Add(context.Background(), int64(n))
 		}
@@ -221,9 +224,6 @@ func (t *Task) writeRows(out *topology.Output) error {
 		}
 		out.Put(t.key, t.val)
 		t.written = append(t.written, row{k: c.k, value: slices.Clone(t.val)})
-		if !found {
-			out.Put(indexKey(t.key[:0], c.k), indexValue)
-		}
 	}
 	t.pending.reset()
 	return nil
@@ -327,18 +327,13 @@ func (t *Task) emit(out *topology.Output, size int64, w windows.Window) error {
 	})
 }
 
-// expire deletes every song's row of the window, and its index entries.
+// expire deletes every song's row of the window.
 func (t *Task) expire(out *topology.Output, size int64, w windows.Window) error {
 	return t.windowRows(size, w, func(r row) error {
 		out.Delete(rowKey(t.key[:0], r.k))
-		out.Delete(indexKey(t.key[:0], r.k))
 		return nil
 	})
 }
-
-// indexValue is the value of an index entry (not empty, which a
-// changelog could take for a tombstone).
-var indexValue = []byte{1}
 
 func rowKey(dst []byte, k cellKey) []byte {
 	dst = append(dst, tableRow)
@@ -347,13 +342,21 @@ func rowKey(dst []byte, k cellKey) []byte {
 	return state.AppendUint64(dst, uint64(k.song))
 }
 
-func indexKey(dst []byte, k cellKey) []byte {
-	dst = append(dst, tableIndex)
-	dst = state.AppendUint64(dst, uint64(k.song))
-	dst = state.AppendUint32(dst, uint32(k.size))
-	return state.AppendUint64(dst, ^uint64(k.start))
-}
-
 func metaKey(dst []byte, size int64) []byte {
 	return state.AppendUint32(append(dst, tableMeta), uint32(size))
+}
+
+// appendMeta appends a tracker's meta value: the watermark, the largest
+// event time, and the tracker's snapshot.
+func appendMeta(dst []byte, watermark, maxTS int64, snap []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(watermark))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(maxTS))
+	return append(dst, snap...)
+}
+
+func parseMeta(v []byte) (watermark, maxTS int64, snap []byte, err error) {
+	if len(v) < 16 {
+		return 0, 0, nil, fmt.Errorf("meta value of %d bytes", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), v[16:], nil
 }
