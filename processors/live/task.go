@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -164,13 +163,16 @@ func (t *Task) Prepare(out *topology.Output) error {
 		before := tr.Watermark()
 		tr.Tick(now)
 		step := tr.Drain()
-		for _, p := range step.Closed {
-			if err := t.emit(out, t.sizes[i], p.Window); err != nil {
+		// NB: the panes of a step are consecutive windows with data, and
+		// every earlier one closed (or expired) before: the rows of the
+		// range from the first to the last are the step's.
+		if c := step.Closed; len(c) > 0 {
+			if err := t.emit(out, t.sizes[i], c[0].Window.Start, c[len(c)-1].Window.Start); err != nil {
 				return err
 			}
 		}
-		for _, p := range step.Expired {
-			if err := t.expire(out, t.sizes[i], p.Window); err != nil {
+		if e := step.Expired; len(e) > 0 {
+			if err := t.expire(out, t.sizes[i], e[0].Window.Start, e[len(e)-1].Window.Start); err != nil {
 				return err
 			}
 		}
@@ -254,31 +256,30 @@ type row struct {
 	value []byte
 }
 
-// windowRows calls fn with each song's row of a window, in song order:
-// as written in this Prepare, or else as in the store.
-func (t *Task) windowRows(size int64, w windows.Window, fn func(row) error) error {
-	first := cellKey{size: size, start: w.Start, song: math.MinInt64}
-	lo, _ := slices.BinarySearchFunc(t.written, first, func(r row, k cellKey) int { return r.k.compare(k) })
-	hi := lo
-	for hi < len(t.written) && t.written[hi].k.size == size && t.written[hi].k.start == w.Start {
-		hi++
-	}
+// rowsIn calls fn with each row of the windows of size that start in
+// [from, to], in key order: as written in this Prepare, or else as in the
+// store.
+func (t *Task) rowsIn(size, from, to int64, fn func(row) error) error {
+	cmpKey := func(r row, k cellKey) int { return r.k.compare(k) }
+	lo, _ := slices.BinarySearchFunc(t.written, cellKey{size: size, start: from, song: math.MinInt64}, cmpKey)
+	hi, _ := slices.BinarySearchFunc(t.written, cellKey{size: size, start: to, song: math.MaxInt64}, cmpKey)
 	fresh := t.written[lo:hi]
-	prefix := rowKey(nil, first)[:1+4+8]
-	err := t.store.Scan(prefix, state.PrefixEnd(prefix), func(key, value []byte) error {
-		song := int64(state.Uint64(key, 1+4+8))
-		for len(fresh) > 0 && fresh[0].k.song < song {
+	lower := rowKey(nil, cellKey{size: size, start: from})[:1+4+8]
+	upper := state.PrefixEnd(rowKey(nil, cellKey{size: size, start: to})[:1+4+8])
+	err := t.store.Scan(lower, upper, func(key, value []byte) error {
+		k := cellKey{size: size, start: int64(state.Uint64(key, 1+4)), song: int64(state.Uint64(key, 1+4+8))}
+		for len(fresh) > 0 && fresh[0].k.compare(k) < 0 {
 			if err := fn(fresh[0]); err != nil {
 				return err
 			}
 			fresh = fresh[1:]
 		}
-		if len(fresh) > 0 && fresh[0].k.song == song {
+		if len(fresh) > 0 && fresh[0].k == k {
 			r := fresh[0]
 			fresh = fresh[1:]
 			return fn(r)
 		}
-		return fn(row{k: cellKey{size: size, start: w.Start, song: song}, value: value})
+		return fn(row{k: k, value: value})
 	})
 	if err != nil {
 		return err
@@ -302,34 +303,45 @@ type Final struct {
 	Listeners uint64    `json:"listeners"`
 }
 
-// emit sends the final counts of every song in the closed window.
-func (t *Task) emit(out *topology.Output, size int64, w windows.Window) error {
+// emit sends the final counts of every song in the closed windows of
+// size that start in [from, to].
+func (t *Task) emit(out *topology.Output, size, from, to int64) error {
 	if t.finalTopic == "" {
 		return nil
 	}
-	f := Final{
-		Window: FormatWindow(time.Duration(size) * time.Millisecond),
-		Start:  time.UnixMilli(w.Start).UTC(),
-		End:    time.UnixMilli(w.End).UTC(),
-	}
-	return t.windowRows(size, w, func(r row) error {
+	window := FormatWindow(time.Duration(size) * time.Millisecond)
+	return t.rowsIn(size, from, to, func(r row) error {
 		plays, err := t.readRow(r.value, true)
 		if err != nil {
 			return fmt.Errorf("live: row of song %d: %w", r.k.song, err)
 		}
-		f.SongID, f.Plays, f.Listeners = r.k.song, plays, t.sketch.Estimate()
-		v, err := json.Marshal(&f)
-		if err != nil {
-			return err
-		}
-		out.Send(t.finalTopic, strconv.AppendInt(t.key[:0], r.k.song, 10), v)
+		t.val = appendFinal(t.val[:0], r.k, window, plays, t.sketch.Estimate())
+		out.Send(t.finalTopic, strconv.AppendInt(t.key[:0], r.k.song, 10), t.val)
 		return nil
 	})
 }
 
-// expire deletes every song's row of the window.
-func (t *Task) expire(out *topology.Output, size int64, w windows.Window) error {
-	return t.windowRows(size, w, func(r row) error {
+// appendFinal appends the JSON of Final.
+func appendFinal(dst []byte, k cellKey, window string, plays, listeners uint64) []byte {
+	dst = append(dst, `{"song_id":`...)
+	dst = strconv.AppendInt(dst, k.song, 10)
+	dst = append(dst, `,"window":"`...)
+	dst = append(dst, window...)
+	dst = append(dst, `","start":"`...)
+	dst = time.UnixMilli(k.start).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","end":"`...)
+	dst = time.UnixMilli(k.start+k.size).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","plays":`...)
+	dst = strconv.AppendUint(dst, plays, 10)
+	dst = append(dst, `,"listeners":`...)
+	dst = strconv.AppendUint(dst, listeners, 10)
+	return append(dst, '}')
+}
+
+// expire deletes every song's row of the windows of size that start in
+// [from, to].
+func (t *Task) expire(out *topology.Output, size, from, to int64) error {
+	return t.rowsIn(size, from, to, func(r row) error {
 		out.Delete(rowKey(t.key[:0], r.k))
 		return nil
 	})
