@@ -28,9 +28,11 @@ const benchEvents = 2_000_000
 //     first produce until the group's lag is 0;
 //   - backlog: a second `kappa up --brokers` process builds a fresh
 //     version (new group, empty store) from the whole log, served by the
-//     first process's broker, until its lag is 0.
+//     first process's broker, until its lag is 0: once with the rollups
+//     only (--live-windows off, the job the peer benchmarks do), once
+//     with every processor ("all").
 //
-// It reports events/s for both and the peak RSS of each process. Run it
+// It reports events/s for each and the peak RSS of each process. Run it
 // with -benchtime=1x; `make bench` does.
 func BenchmarkEndToEnd(b *testing.B) {
 	cfg := generate.Config{Seed: 7, Events: benchEvents, MalformedRate: 0.005, LiveDrop: true}
@@ -46,21 +48,33 @@ func BenchmarkEndToEnd(b *testing.B) {
 		ingest := time.Since(start)
 		rss := peakRSS(b, up.cmd.Process.Pid)
 
-		v2 := startKappa(b, "bench-up-v2.log", "up", "--brokers", kafka, "--data", b.TempDir(),
-			"--http", freeAddr(b), "--version", "v2", "--instance-id", "bench-v2")
-		start = time.Now()
-		waitVersionCaughtUp(b, kafka, "v2", benchEvents, 5*time.Minute)
-		backlog := time.Since(start)
-		rssBacklog := peakRSS(b, v2.cmd.Process.Pid)
-		v2.stop(b, syscall.SIGTERM)
+		backlog, rssBacklog := backlogRun(b, kafka, "v2", "--live-windows", "off")
+		backlogAll, rssBacklogAll := backlogRun(b, kafka, "v3")
 		up.stop(b, syscall.SIGTERM)
 
 		b.ReportMetric(benchEvents/ingest.Seconds(), "ingest-events/s")
 		b.ReportMetric(benchEvents/produced.Seconds(), "produce-events/s")
 		b.ReportMetric(benchEvents/backlog.Seconds(), "backlog-events/s")
+		b.ReportMetric(benchEvents/backlogAll.Seconds(), "backlog-all-events/s")
 		b.ReportMetric(float64(rss)/(1<<20), "up-peak-rss-MiB")
 		b.ReportMetric(float64(rssBacklog)/(1<<20), "backlog-peak-rss-MiB")
+		b.ReportMetric(float64(rssBacklogAll)/(1<<20), "backlog-all-peak-rss-MiB")
 	}
+}
+
+// backlogRun runs a second `kappa up --brokers` process with extra args
+// that builds version from the whole log; it returns how long until its
+// lag was 0 and its peak RSS.
+func backlogRun(b *testing.B, brokers, version string, args ...string) (time.Duration, int64) {
+	b.Helper()
+	p := startKappa(b, "bench-up-"+version+".log", append([]string{"up", "--brokers", brokers, "--data", b.TempDir(),
+		"--http", freeAddr(b), "--version", version, "--instance-id", "bench-" + version}, args...)...)
+	start := time.Now()
+	waitVersionCaughtUp(b, brokers, version, benchEvents, 5*time.Minute)
+	took := time.Since(start)
+	rss := peakRSS(b, p.cmd.Process.Pid)
+	p.stop(b, syscall.SIGTERM)
+	return took, rss
 }
 
 // produceGenerated generates cfg's events and produces them, keyed by

@@ -34,7 +34,7 @@ type Config struct {
 	// Live is the configuration of the live windows the stores keep (its
 	// first window size is the default of window=); a song's windows are
 	// in the store of its rollups key. Nil: GET /v1/songs/{id}/live
-	// answers 404.
+	// answers 404, live windows are off.
 	Live *live.Config
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
@@ -83,6 +83,10 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
 	if cfg.Live != nil {
 		s.mux.HandleFunc("GET /v1/songs/{id}/live", s.live)
+	} else {
+		s.mux.HandleFunc("GET /v1/songs/{id}/live", func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "live windows are off on this instance (--live-windows off)")
+		})
 	}
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)

@@ -40,6 +40,7 @@ type instanceConfig struct {
 	transactionTimeout time.Duration
 	pprof              bool
 	live               live.Config
+	liveOff            bool // --live-windows off: no live windows
 }
 
 // names are the versioned group, topic and directory names of one
@@ -113,10 +114,11 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
 	users.ManualTopics = []string{n.deltas}
 	users.NewTask = func(p int32, _ *state.Store) (topology.Task, error) {
-		return &listensTask{
-			rollups: rollups.NewUserTask(n.deltas, partitions),
-			live:    live.NewCollector(c.live, p, n.deltas, partitions),
-		}, nil
+		t := &listensTask{rollups: rollups.NewUserTask(n.deltas, partitions)}
+		if !c.liveOff {
+			t.live = live.NewCollector(c.live, p, n.deltas, partitions)
+		}
+		return t, nil
 	}
 	stage1, err := topology.New(users)
 	if err != nil {
@@ -132,11 +134,14 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
-		lt, err := live.NewTask(c.live, s, partitions, n.liveFinal, liveMetrics)
-		if err != nil {
-			return nil, err
+		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
+		if !c.liveOff {
+			var err error
+			if t.live, err = live.NewTask(c.live, s, partitions, n.liveFinal, liveMetrics); err != nil {
+				return nil, err
+			}
 		}
-		return &aggregatesTask{rollups: rollups.NewAggregateTask(s), live: lt}, nil
+		return t, nil
 	}
 	stage2, err := topology.New(aggregates)
 	if err != nil {
@@ -165,7 +170,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Version: c.version,
 		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
 			route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
-		Live: &c.live,
+		Live: liveServed(c),
 		Ready: func(ctx context.Context) (bool, error) {
 			for _, r := range []*topology.Runner{stage1, stage2} {
 				if ok, err := r.Ready(ctx); !ok || err != nil {
@@ -233,6 +238,14 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return nil
 	})
 	return g.Wait()
+}
+
+// liveServed is the live configuration the API serves, nil when off.
+func liveServed(c instanceConfig) *live.Config {
+	if c.liveOff {
+		return nil
+	}
+	return &c.live
 }
 
 // provision creates the topics of version n that are missing and returns

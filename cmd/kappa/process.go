@@ -29,8 +29,11 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.DurationVar(&c.transactionTimeout, "transaction-timeout", 10*time.Second, "how long the broker waits before aborting a dead instance's open transaction")
 	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
-	fs.Func("live-windows", "comma-separated sizes of the live windows kept per song (default 1m), e.g. 10s,1m,1h; the same on every instance of a version", func(s string) error {
-		c.live.Windows = nil
+	fs.Func("live-windows", "comma-separated sizes of the live windows kept per song (default 1m), e.g. 10s,1m,1h, or off; the same on every instance of a version", func(s string) error {
+		c.live.Windows, c.liveOff = nil, s == "off"
+		if c.liveOff {
+			return nil
+		}
 		for _, f := range strings.Split(s, ",") {
 			d, err := live.ParseWindow(strings.TrimSpace(f))
 			if err != nil {

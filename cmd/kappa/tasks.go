@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/events"
@@ -11,7 +13,8 @@ import (
 
 // listensTask is stage 1 of every processor, on a partition of listens:
 // it decodes and validates each listen once and hands it to each
-// processor's stage 1, which all send to the repartition topic.
+// processor's stage 1, which all send to the repartition topic. live is
+// nil when the live windows are off.
 type listensTask struct {
 	dec     events.Decoder
 	l       events.Listen
@@ -24,7 +27,9 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 		return err
 	}
 	t.rollups.Add(&t.l)
-	t.live.Add(&t.l)
+	if t.live != nil {
+		t.live.Add(&t.l)
+	}
 	return nil
 }
 
@@ -32,13 +37,16 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 	if err := t.rollups.Prepare(out); err != nil {
 		return err
 	}
-	t.live.Prepare(out)
+	if t.live != nil {
+		t.live.Prepare(out)
+	}
 	return nil
 }
 
 // aggregatesTask is stage 2 of every processor, on a partition of the
 // repartition topic: each record goes to the processor whose format it
-// has, and all keep their tables in the partition's one store.
+// has, and all keep their tables in the partition's one store. live is
+// nil when the live windows are off.
 type aggregatesTask struct {
 	rollups *rollups.AggregateTask
 	live    *live.Task
@@ -46,13 +54,16 @@ type aggregatesTask struct {
 
 func (t *aggregatesTask) Process(rec *kgo.Record) error {
 	if live.IsDelta(rec.Value) {
+		if t.live == nil {
+			return errors.New("a live delta, but the live windows are off (--live-windows must be the same on every instance of a version)")
+		}
 		return t.live.Process(rec)
 	}
 	return t.rollups.Process(rec)
 }
 
 func (t *aggregatesTask) Prepare(out *topology.Output) error {
-	if err := t.rollups.Prepare(out); err != nil {
+	if err := t.rollups.Prepare(out); err != nil || t.live == nil {
 		return err
 	}
 	return t.live.Prepare(out)
