@@ -54,7 +54,7 @@ func WithLogger(l *slog.Logger) Opt { return opt(func(c *cfg) { c.logger = l }) 
 func WithCache(c *Cache) Opt { return opt(func(cf *cfg) { cf.cache = c }) }
 
 // WithMemTableSize sets the size of the store's memtables (default 32 MiB;
-// up to four can be in memory). Many small stores in one process want less.
+// up to two can be in memory). Many small stores in one process want less.
 func WithMemTableSize(n uint64) Opt { return opt(func(c *cfg) { c.memTableSize = n }) }
 
 // Cache is a block cache that several stores share. Create it with
@@ -107,7 +107,7 @@ func open(dir string, t tuning, opts []Opt) (*Store, error) {
 		Cache:                       cache,
 		Merger:                      counterMerger,
 		MemTableSize:                t.memTableSize,
-		MemTableStopWritesThreshold: 4,
+		MemTableStopWritesThreshold: 2,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		FormatMajorVersion:          pebble.FormatNewest,
