@@ -142,8 +142,11 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 		if !hinted && dec.Decode(line, &l) == nil {
 			hinted = true
 			today := time.Now().UTC().Format("2006-01-02")
-			logger.Info("try: curl 'http://" + c.httpAddr + "/v1/songs/" + strconv.FormatInt(l.SongID, 10) +
-				"/plays?from=" + today + "&to=" + today + "&by=country'")
+			song := "http://" + c.httpAddr + "/v1/songs/" + strconv.FormatInt(l.SongID, 10)
+			logger.Info("try: curl '" + song + "/plays?from=" + today + "&to=" + today + "&by=country'")
+			if !c.liveOff {
+				logger.Info("try: curl '" + song + "/live?last=5'")
+			}
 		}
 		key = gen.Key(key[:0])
 		r := &kgo.Record{Key: append([]byte(nil), key...), Value: append([]byte(nil), line...)}
