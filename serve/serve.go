@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	// in the store of its rollups key. Nil: GET /v1/songs/{id}/live
 	// answers 404, live windows are off.
 	Live *live.Config
+	// Fans is the configuration of the fan zones the stores keep (their
+	// resolutions); an artist's zones are in the store of its rollups
+	// key. Nil: the fan-zone endpoints answer 404, fan zones are off.
+	Fans *fans.Config
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
 	// Produce serves POST /v1/listens (default: the endpoint answers 404).
@@ -87,6 +92,16 @@ func New(cfg Config) (*Server, error) {
 		s.mux.HandleFunc("GET /v1/songs/{id}/live", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "live windows are off on this instance (--live-windows off)")
 		})
+	}
+	if cfg.Fans != nil {
+		s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", s.fanZones)
+		s.mux.HandleFunc("GET /v1/cells/{cell}/fans", s.cellFans)
+	} else {
+		off := func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "fan zones are off on this instance (--h3-resolutions off)")
+		}
+		s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", off)
+		s.mux.HandleFunc("GET /v1/cells/{cell}/fans", off)
 	}
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kappa-stream/kappa/cluster"
+	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/serve"
@@ -41,6 +42,8 @@ type instanceConfig struct {
 	pprof              bool
 	live               live.Config
 	liveOff            bool // --live-windows off: no live windows
+	fans               fans.Config
+	fansOff            bool // --h3-resolutions off: no fan zones
 }
 
 // names are the versioned group, topic and directory names of one
@@ -48,8 +51,9 @@ type instanceConfig struct {
 type names struct {
 	usersGroup, aggregatesGroup string
 	deltas, changelog           string
+	usersChangelog              string
 	liveFinal                   string
-	aggregatesDir               string
+	usersDir, aggregatesDir     string
 }
 
 func versionNames(data, version string) names {
@@ -59,6 +63,8 @@ func versionNames(data, version string) names {
 		aggregatesGroup: p + "aggregates",
 		deltas:          p + "song-deltas",
 		changelog:       p + "rollups-changelog",
+		usersChangelog:  p + "users-changelog",
+		usersDir:        filepath.Join(data, version, "users"),
 		liveFinal:       p + "live-final",
 		aggregatesDir:   filepath.Join(data, version, "aggregates"),
 	}
@@ -114,10 +120,22 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	users := common
 	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
 	users.ManualTopics = []string{n.deltas}
-	users.NewTask = func(p int32, _ *state.Store) (topology.Task, error) {
+	storeOpts := []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
+		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
+	var fanProc *fans.Processor
+	if !c.fansOff {
+		if fanProc, err = fans.NewProcessor(c.fans); err != nil {
+			return err
+		}
+		users.Changelog, users.StoreDir, users.StoreOpts = n.usersChangelog, n.usersDir, storeOpts
+	}
+	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
 		t := &listensTask{rollups: rollups.NewUserTask(n.deltas, partitions)}
 		if !c.liveOff {
 			t.live = live.NewCollector(c.live, p, n.deltas, partitions)
+		}
+		if fanProc != nil {
+			t.fans = fans.NewCollector(fanProc, s, n.deltas, partitions)
 		}
 		return t, nil
 	}
@@ -128,14 +146,16 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	aggregates := common
 	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.aggregatesGroup, n.deltas, n.changelog
 	aggregates.StoreDir = n.aggregatesDir
-	aggregates.StoreOpts = []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
-		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
+	aggregates.StoreOpts = storeOpts
 	liveMetrics, err := live.NewMetrics(tel.provider)
 	if err != nil {
 		return err
 	}
 	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
 		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
+		if fanProc != nil {
+			t.fans = fans.NewCountTask(s)
+		}
 		if !c.liveOff {
 			var err error
 			if t.live, err = live.NewTask(c.live, s, partitions, n.liveFinal, liveMetrics); err != nil {
@@ -172,6 +192,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
 			route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
 		Live: liveServed(c),
+		Fans: fansServed(c),
 		Ready: func(ctx context.Context) (bool, error) {
 			for _, r := range []*topology.Runner{stage1, stage2} {
 				if ok, err := r.Ready(ctx); !ok || err != nil {
@@ -241,6 +262,14 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	return g.Wait()
 }
 
+// fansServed is the fan-zones configuration the API serves, nil when off.
+func fansServed(c instanceConfig) *fans.Config {
+	if c.fansOff {
+		return nil
+	}
+	return &c.fans
+}
+
 // liveServed is the live configuration the API serves, nil when off.
 func liveServed(c instanceConfig) *live.Config {
 	if c.liveOff {
@@ -275,6 +304,7 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n nam
 		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
 		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: forever},
 		topology.TopicSpec{Name: n.changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
+		topology.TopicSpec{Name: n.usersChangelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
 		topology.TopicSpec{Name: n.liveFinal, Partitions: p, Configs: map[string]string{"retention.ms": strconv.FormatInt(liveFinalRetention.Milliseconds(), 10)}},
 	)
 }

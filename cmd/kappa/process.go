@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/windows"
 )
@@ -43,6 +46,21 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 		}
 		return nil
 	})
+	fs.Func("h3-resolutions", "comma-separated H3 resolutions fan zones are counted at (default 5,6,7,8,9), or off; the same on every instance of a version", func(s string) error {
+		c.fans.Resolutions, c.fansOff = nil, s == "off"
+		if c.fansOff {
+			return nil
+		}
+		for _, f := range strings.Split(s, ",") {
+			r, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return fmt.Errorf("resolution %q: want 0…15", f)
+			}
+			c.fans.Resolutions = append(c.fans.Resolutions, r)
+		}
+		return nil
+	})
+	fs.IntVar(&c.fans.MinPlays, "fan-min-plays", fans.DefaultMinPlays, "plays of an artist that make a user a fan of it")
 	fs.DurationVar(&c.live.Grace, "live-grace", live.DefaultGrace, "how long after its end a live window still takes late listens before it closes and is emitted")
 	fs.DurationVar(&c.live.Retention, "live-retention", windows.DefaultRetention, "how long after its end a live window is kept")
 }
@@ -60,6 +78,9 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--commit-interval must be positive")
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
+	}
+	if err := c.fans.Validate(); err != nil {
+		return usageErrorf(fs, "--h3-resolutions, --fan-min-plays: %s", strings.TrimPrefix(err.Error(), "fans: "))
 	}
 	if err := c.live.Validate(); err != nil {
 		return usageErrorf(fs, "--live-windows, --live-grace, --live-retention: %s", strings.TrimPrefix(err.Error(), "live: config: "))

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/topology"
@@ -13,13 +14,18 @@ import (
 
 // listensTask is stage 1 of every processor, on a partition of listens:
 // it decodes and validates each listen once and hands it to each
-// processor's stage 1, which all send to the repartition topic. live is
-// nil when the live windows are off.
+// processor's stage 1, which all send to the repartition topic. live and
+// fans are nil when off.
 type listensTask struct {
 	dec     events.Decoder
 	l       events.Listen
 	rollups *rollups.UserTask
 	live    *live.Collector
+	fans    *fans.Collector
+	// err is the first store error of the fan zones: not the record's
+	// fault, so it fails Prepare (and the instance) instead of sending
+	// the record to the dead letters.
+	err error
 }
 
 func (t *listensTask) Process(rec *kgo.Record) error {
@@ -30,26 +36,36 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 	if t.live != nil {
 		t.live.Add(&t.l)
 	}
+	if t.fans != nil && t.err == nil {
+		t.err = t.fans.Add(&t.l)
+	}
 	return nil
 }
 
 func (t *listensTask) Prepare(out *topology.Output) error {
+	if t.err != nil {
+		return t.err
+	}
 	if err := t.rollups.Prepare(out); err != nil {
 		return err
 	}
 	if t.live != nil {
 		t.live.Prepare(out)
 	}
+	if t.fans != nil {
+		t.fans.Prepare(out)
+	}
 	return nil
 }
 
 // aggregatesTask is stage 2 of every processor, on a partition of the
 // repartition topic: each record goes to the processor whose format it
-// has, and all keep their tables in the partition's one store. live is
-// nil when the live windows are off.
+// has, and all keep their tables in the partition's one store. live and
+// fans are nil when off.
 type aggregatesTask struct {
 	rollups *rollups.AggregateTask
 	live    *live.Task
+	fans    *fans.CountTask
 }
 
 func (t *aggregatesTask) Process(rec *kgo.Record) error {
@@ -59,12 +75,26 @@ func (t *aggregatesTask) Process(rec *kgo.Record) error {
 		}
 		return t.live.Process(rec)
 	}
+	if fans.IsDelta(rec.Value) {
+		if t.fans == nil {
+			return errors.New("a fan-delta record, but the fan zones are off (--h3-resolutions must be the same on every instance of a version)")
+		}
+		return t.fans.Process(rec)
+	}
 	return t.rollups.Process(rec)
 }
 
 func (t *aggregatesTask) Prepare(out *topology.Output) error {
-	if err := t.rollups.Prepare(out); err != nil || t.live == nil {
+	if err := t.rollups.Prepare(out); err != nil {
 		return err
+	}
+	if t.fans != nil {
+		if err := t.fans.Prepare(out); err != nil {
+			return err
+		}
+	}
+	if t.live == nil {
+		return nil
 	}
 	return t.live.Prepare(out)
 }

@@ -50,6 +50,7 @@ func latLngToCell(lat, lng float64, res int) h3.Cell {
 func (p *Processor) Apply(u *User, l *events.Listen, dst []Delta) []Delta {
 	if l.HasLoc && (!u.hasHome || l.TS >= u.ts) {
 		dst = p.move(u, l, dst)
+		u.changed = true
 	}
 	i, ok := slices.BinarySearchFunc(u.artists, l.ArtistID, func(a plays, id int64) int {
 		return cmp.Compare(a.artist, id)
@@ -62,6 +63,7 @@ func (p *Processor) Apply(u *User, l *events.Listen, dst []Delta) []Delta {
 		return dst
 	}
 	a.n++
+	u.changed = true
 	if a.n == p.minPlays {
 		for _, c := range u.cells { // NB: empty without a home
 			dst = append(dst, Delta{Artist: a.artist, Res: resolution(c), Cell: c, N: 1})

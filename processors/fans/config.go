@@ -73,6 +73,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// ResolutionsKept are the resolutions fans are counted at: Resolutions,
+// or the default.
+func (c Config) ResolutionsKept() []int { return c.withDefaults().Resolutions }
+
 // withDefaults returns c with its zero values replaced by the defaults.
 func (c Config) withDefaults() Config {
 	if len(c.Resolutions) == 0 {

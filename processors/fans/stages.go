@@ -1,0 +1,296 @@
+package fans
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/uber/h3-go/v4"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+)
+
+// The two stages of the fan zones on kappa's topology:
+//
+//   - Collector (stage 1, on a partition of listens) keeps the partition's
+//     users in its store, table 0x30 | user id → User, applies each listen
+//     and sends the deltas, summed per commit interval, to the stage-2
+//     partition of their artist (that of the artist's rollups);
+//   - CountTask (stage 2) keeps the number of fans per (artist, res, cell),
+//     table 0x31 | artist | res | cell → 8-byte count, absent when 0.
+//
+// Delta records share the repartition topic with the other processors';
+// their first byte is Format. The value is
+//
+//	Format | uvarint count | count × (17-byte delta key | varint N)
+const (
+	tableUser  byte = 0x30
+	tableCount byte = 0x31
+	// Format is the first byte of a fan-delta record.
+	Format byte = 0x46
+)
+
+// IsDelta reports whether a record value of the repartition topic is a
+// fan-delta record.
+func IsDelta(value []byte) bool { return len(value) > 0 && value[0] == Format }
+
+// maxCachedUsers is how many decoded users a Collector keeps in memory
+// between commits; past it, the cache starts afresh from the store.
+const maxCachedUsers = 50_000
+
+// Collector is stage 1 of the fan zones for one partition of listens.
+// Its users are cached in memory between Prepares; the store is the
+// truth, and the runtime makes a new Collector after an aborted
+// transaction.
+type Collector struct {
+	p          *Processor
+	store      *state.Store
+	topic      string
+	partitions int
+	route      kgo.TopicPartitioner
+	users      map[int64]*User
+	changed    []int64 // users to write back
+	deltas     []Delta
+	byPart     [][]byte
+	key, val   []byte
+	rec        kgo.Record
+}
+
+// NewCollector returns the collector of a partition of listens over its
+// store, sending to topic, which has the given number of partitions.
+func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) *Collector {
+	return &Collector{
+		p: p, store: s, topic: topic, partitions: int(partitions),
+		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
+		users:  map[int64]*User{},
+		byPart: make([][]byte, partitions),
+	}
+}
+
+// Add applies one valid listen to its user.
+func (c *Collector) Add(l *events.Listen) error {
+	u, err := c.user(l.UserID)
+	if err != nil {
+		return err
+	}
+	wasChanged := u.changed
+	c.deltas = c.p.Apply(u, l, c.deltas)
+	if u.changed && !wasChanged {
+		c.changed = append(c.changed, l.UserID)
+	}
+	return nil
+}
+
+// user is the cached user id, read from the store when not cached.
+func (c *Collector) user(id int64) (*User, error) {
+	if u, ok := c.users[id]; ok {
+		return u, nil
+	}
+	u := &User{}
+	c.key = userKey(c.key[:0], id)
+	v, found, err := c.store.Get(c.val[:0], c.key)
+	if err != nil {
+		return nil, err
+	}
+	c.val = v
+	if found {
+		if err := u.Decode(v); err != nil {
+			return nil, fmt.Errorf("fans: user %d: %w", id, err)
+		}
+	}
+	c.users[id] = u
+	return u, nil
+}
+
+// Prepare writes the changed users and sends the interval's deltas, one
+// record per stage-2 partition that has any.
+func (c *Collector) Prepare(out *topology.Output) {
+	slices.Sort(c.changed)
+	for _, id := range c.changed {
+		u := c.users[id]
+		u.TakeChanged()
+		c.val = u.Append(c.val[:0])
+		out.Put(userKey(c.key[:0], id), c.val)
+	}
+	c.changed = c.changed[:0]
+	c.deltas = Merge(c.deltas)
+	counts := make([]int, c.partitions)
+	parts := make([]int32, len(c.deltas))
+	for i := range c.deltas {
+		c.rec.Key = rollups.PartitionKey(c.rec.Key[:0], rollups.Artist, c.deltas[i].Artist)
+		parts[i] = int32(c.route.Partition(&c.rec, c.partitions))
+		counts[parts[i]]++
+	}
+	for p, n := range counts {
+		if n > 0 {
+			c.byPart[p] = binary.AppendUvarint(append(c.byPart[p][:0], Format), uint64(n))
+		}
+	}
+	for i := range c.deltas {
+		d := &c.deltas[i]
+		p := parts[i]
+		c.byPart[p] = binary.AppendVarint(d.AppendKey(c.byPart[p]), d.N)
+	}
+	for p, n := range counts {
+		if n > 0 {
+			out.SendTo(c.topic, int32(p), nil, c.byPart[p])
+		}
+	}
+	c.deltas = c.deltas[:0]
+	if len(c.users) > maxCachedUsers {
+		clear(c.users)
+	}
+}
+
+func userKey(dst []byte, id int64) []byte {
+	return state.AppendUint64(append(dst, tableUser), uint64(id))
+}
+
+// CountTask is stage 2 of the fan zones: it adds the deltas of its
+// artists to their cells' fan counts.
+type CountTask struct {
+	store    *state.Store
+	pending  map[[KeyLen]byte]int64
+	keys     [][KeyLen]byte
+	key, val []byte
+}
+
+// NewCountTask returns the stage-2 task of a partition over its store.
+func NewCountTask(s *state.Store) *CountTask {
+	return &CountTask{store: s, pending: map[[KeyLen]byte]int64{}}
+}
+
+// Process adds one fan-delta record; a malformed one is an error and
+// changes nothing.
+func (t *CountTask) Process(rec *kgo.Record) error {
+	v := rec.Value
+	if !IsDelta(v) {
+		return corrupt("delta record: not a fan-delta record")
+	}
+	n, w := binary.Uvarint(v[1:])
+	if w <= 0 || n > uint64(len(v)) {
+		return corrupt("delta record: count")
+	}
+	b := v[1+w:]
+	// NB: check the whole record before counting any of it.
+	for range n {
+		if len(b) < KeyLen {
+			return corrupt("delta record: truncated")
+		}
+		if _, err := DecodeDelta(b[:KeyLen], state.AppendCounters(nil, 1)); err != nil {
+			return err
+		}
+		_, m := binary.Varint(b[KeyLen:])
+		if m <= 0 {
+			return corrupt("delta record: truncated")
+		}
+		b = b[KeyLen+m:]
+	}
+	if len(b) != 0 {
+		return corrupt("delta record: trailing bytes")
+	}
+	b = v[1+w:]
+	for range n {
+		k := [KeyLen]byte(b[:KeyLen])
+		d, m := binary.Varint(b[KeyLen:])
+		b = b[KeyLen+m:]
+		if _, ok := t.pending[k]; !ok {
+			t.keys = append(t.keys, k)
+		}
+		t.pending[k] += d
+	}
+	return nil
+}
+
+// Prepare writes the new counts of the cells that changed.
+func (t *CountTask) Prepare(out *topology.Output) error {
+	if len(t.keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(t.keys, func(a, b [KeyLen]byte) int { return bytes.Compare(a[:], b[:]) })
+	r, err := t.store.NewSortedReader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, k := range t.keys {
+		d := t.pending[k]
+		if d == 0 {
+			continue
+		}
+		t.key = append(append(t.key[:0], tableCount), k[:]...)
+		old, found, err := r.Get(t.key)
+		if err != nil {
+			return err
+		}
+		n := d
+		if found {
+			if len(old) != 8 {
+				return corrupt("count: value length")
+			}
+			n += int64(binary.BigEndian.Uint64(old))
+		}
+		switch {
+		case n < 0:
+			return fmt.Errorf("fans: the count of %x would be %d", k, n)
+		case n == 0:
+			out.Delete(t.key)
+		default:
+			out.Put(t.key, binary.BigEndian.AppendUint64(t.val[:0], uint64(n)))
+		}
+	}
+	t.keys = t.keys[:0]
+	clear(t.pending)
+	return nil
+}
+
+// Zone is a cell and its number of fans.
+type Zone struct {
+	Cell h3.Cell
+	Fans int64
+}
+
+// Zones returns artist's cells at res with at least minFans fans, by fans
+// descending, then cell; at most limit of them.
+func Zones(s *state.Store, artist int64, res int, minFans int64, limit int) ([]Zone, error) {
+	prefix := AppendPrefix([]byte{tableCount}, artist, res)
+	var zs []Zone
+	err := s.Scan(prefix, state.PrefixEnd(prefix), func(k, v []byte) error {
+		if len(k) != 1+KeyLen || len(v) != 8 {
+			return corrupt("count: key or value length")
+		}
+		if n := int64(binary.BigEndian.Uint64(v)); n >= minFans {
+			zs = append(zs, Zone{Cell: h3.Cell(state.Uint64(k, 1+8+1)), Fans: n})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(zs, func(a, b Zone) int {
+		if c := cmp.Compare(b.Fans, a.Fans); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Cell, b.Cell)
+	})
+	return zs[:min(len(zs), limit)], nil
+}
+
+// CellFans returns the number of fans of artist whose home cell is cell.
+func CellFans(s *state.Store, artist int64, cell h3.Cell) (int64, error) {
+	d := Delta{Artist: artist, Res: cell.Resolution(), Cell: cell}
+	v, found, err := s.Get(nil, d.AppendKey([]byte{tableCount}))
+	if err != nil || !found {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, corrupt("count: value length")
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
