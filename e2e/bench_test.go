@@ -29,8 +29,8 @@ const benchEvents = 2_000_000
 //   - backlog: a second `kappa up --brokers` process builds a fresh
 //     version (new group, empty store) from the whole log, served by the
 //     first process's broker, until its lag is 0: once with the rollups
-//     only (--live-windows off, the job the peer benchmarks do), once
-//     with every processor ("all").
+//     only (--live-windows off --h3-resolutions off: the job the peer
+//     benchmarks do), once with every processor ("all").
 //
 // It reports events/s for each and the peak RSS of each process. Run it
 // with -benchtime=1x; `make bench` does.
@@ -48,7 +48,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		ingest := time.Since(start)
 		rss := peakRSS(b, up.cmd.Process.Pid)
 
-		backlog, rssBacklog := backlogRun(b, kafka, "v2", "--live-windows", "off")
+		backlog, rssBacklog := backlogRun(b, kafka, "v2", "--live-windows", "off", "--h3-resolutions", "off")
 		backlogAll, rssBacklogAll := backlogRun(b, kafka, "v3")
 		up.stop(b, syscall.SIGTERM)
 

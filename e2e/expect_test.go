@@ -43,6 +43,8 @@ type rawListen struct {
 	TS       json.RawMessage `json:"ts"`
 	MsPlayed int64           `json:"ms_played"`
 	Country  *string         `json:"country"`
+	Lat      *float64        `json:"lat"`
+	Lng      *float64        `json:"lng"`
 }
 
 // add counts one line the generator produced as valid.

@@ -170,6 +170,7 @@ func TestKill9TenTimes(t *testing.T) {
 		t.Logf("answers through instance %s:", in.id)
 		checkAllPlays(t, newClient(in.http), d.model)
 	}
+	checkFanZones(t, newClient(instances[0].http), d, 1)
 }
 
 // feeder produces a dataset's lines into listens at a steady pace from a

@@ -32,12 +32,14 @@ func testConfig(events int) generate.Config {
 
 // TestRollupsExact produces 200,000 generated events, half with kcat
 // (librdkafka) and half with kappa produce, into `kappa up`'s embedded
-// broker, and checks every song's and artist's answers and the DLQ.
+// broker, and checks every song's and artist's answers, every artist's
+// fan zones (a fan: 2 plays, so that thresholds are crossed after homes
+// are known) and the DLQ.
 func TestRollupsExact(t *testing.T) {
 	const n = 200_000
 	d := generateDataset(t, testConfig(n))
 	kafka, httpAddr := freeAddr(t), freeAddr(t)
-	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--fan-min-plays", "2")
 	waitReady(t, httpAddr)
 
 	produceWithKcat(t, kafka, d.writeLines(t, "kcat.txt", 0, n/2, true))
@@ -48,6 +50,7 @@ func TestRollupsExact(t *testing.T) {
 	c := newClient(httpAddr)
 	checkAllPlays(t, c, d.model)
 	checkCountryFilter(t, c, d.model)
+	checkFanZones(t, c, d, 2)
 
 	out, err := exec.Command(kappaBin, "status", "--brokers", kafka, "--http", httpAddr).CombinedOutput()
 	if err != nil {
