@@ -14,8 +14,7 @@
 // INVARIANT: after any sequence of listens, summing the deltas [Processor.Apply]
 // returned gives, for each (artist, res, cell), the number of users who are
 // fans of artist and whose home cell at res is cell. Stage 2 keeps these
-// sums with the state package's counter merge operator, keyed by
-// [AppendKey], so that its counts are exact.
+// sums (stages.go: [CountTask]), so that its counts are exact.
 //
 // Privacy: a user's location is personal data. Only per-cell counts leave
 // this package: [User] keeps the location in unexported fields, prints

@@ -1,15 +1,12 @@
 package fans
 
 import (
-	"cmp"
-	"slices"
-
 	"github.com/kappa-stream/kappa/state"
 	"github.com/uber/h3-go/v4"
 )
 
 // Delta is a change to the number of fans of Artist whose home cell at
-// resolution Res is Cell. [Processor.Apply] emits N = ±1; [Merge] sums.
+// resolution Res is Cell. [Processor.Apply] emits N = ±1.
 type Delta struct {
 	Artist int64
 	Res    int // 0 … 15, the resolution of Cell
@@ -62,32 +59,4 @@ func DecodeDelta(key, value []byte) (Delta, error) {
 	}
 	d.N = state.Counter(value, 0)
 	return d, nil
-}
-
-// Merge sums the deltas of ds per (Artist, Res, Cell), drops the sums that
-// are 0, and returns them in key order, reusing ds's memory (ds is
-// overwritten). A commit then carries one record per key that changed.
-func Merge(ds []Delta) []Delta {
-	slices.SortFunc(ds, func(a, b Delta) int { return compareKeys(&a, &b) })
-	out := ds[:0]
-	for i := 0; i < len(ds); {
-		d := ds[i]
-		for i++; i < len(ds) && compareKeys(&ds[i], &d) == 0; i++ {
-			d.N += ds[i].N
-		}
-		if d.N != 0 {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func compareKeys(a, b *Delta) int {
-	if c := cmp.Compare(a.Artist, b.Artist); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Res, b.Res); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Cell, b.Cell)
 }

@@ -1,6 +1,7 @@
 package fans
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -92,4 +93,32 @@ func TestModel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Merge sums the deltas of ds per (Artist, Res, Cell), drops the sums that
+// are 0, and returns them in key order, reusing ds's memory (ds is
+// overwritten): the reference the tests compare summed deltas with.
+func Merge(ds []Delta) []Delta {
+	slices.SortFunc(ds, func(a, b Delta) int { return compareKeys(&a, &b) })
+	out := ds[:0]
+	for i := 0; i < len(ds); {
+		d := ds[i]
+		for i++; i < len(ds) && compareKeys(&ds[i], &d) == 0; i++ {
+			d.N += ds[i].N
+		}
+		if d.N != 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func compareKeys(a, b *Delta) int {
+	if c := cmp.Compare(a.Artist, b.Artist); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Res, b.Res); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Cell, b.Cell)
 }

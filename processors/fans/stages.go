@@ -1,7 +1,6 @@
 package fans
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -28,7 +27,7 @@ import (
 // Delta records share the repartition topic with the other processors';
 // their first byte is Format. The value is
 //
-//	Format | uvarint count | count × (17-byte delta key | varint N)
+//	Format | uvarint count | count × (Delta.AppendKey | Delta.AppendValue)
 const (
 	tableUser  byte = 0x30
 	tableCount byte = 0x31
@@ -56,7 +55,8 @@ type Collector struct {
 	route      kgo.TopicPartitioner
 	users      map[int64]*User
 	changed    []int64 // users to write back
-	deltas     []Delta
+	deltas     []Delta // of the listen being applied
+	sums       map[cellKey]int64
 	byPart     [][]byte
 	key, val   []byte
 	rec        kgo.Record
@@ -69,8 +69,20 @@ func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) 
 		p: p, store: s, topic: topic, partitions: int(partitions),
 		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
 		users:  map[int64]*User{},
+		sums:   map[cellKey]int64{},
 		byPart: make([][]byte, partitions),
 	}
+}
+
+// cellKey is the key of a fan count: (artist, res, cell).
+type cellKey struct {
+	artist int64
+	res    int
+	cell   h3.Cell
+}
+
+func (k cellKey) compare(o cellKey) int {
+	return cmp.Or(cmp.Compare(k.artist, o.artist), cmp.Compare(k.res, o.res), cmp.Compare(k.cell, o.cell))
 }
 
 // Add applies one valid listen to its user.
@@ -80,9 +92,12 @@ func (c *Collector) Add(l *events.Listen) error {
 		return err
 	}
 	wasChanged := u.changed
-	c.deltas = c.p.Apply(u, l, c.deltas)
+	c.deltas = c.p.Apply(u, l, c.deltas[:0])
 	if u.changed && !wasChanged {
 		c.changed = append(c.changed, l.UserID)
+	}
+	for _, d := range c.deltas {
+		c.sums[cellKey{d.Artist, d.Res, d.Cell}] += d.N
 	}
 	return nil
 }
@@ -119,7 +134,13 @@ func (c *Collector) Prepare(out *topology.Output) {
 		out.Put(userKey(c.key[:0], id), c.val)
 	}
 	c.changed = c.changed[:0]
-	c.deltas = Merge(c.deltas)
+	c.deltas = c.deltas[:0]
+	for k, n := range c.sums {
+		if n != 0 {
+			c.deltas = append(c.deltas, Delta{Artist: k.artist, Res: k.res, Cell: k.cell, N: n})
+		}
+	}
+	clear(c.sums)
 	counts := make([]int, c.partitions)
 	parts := make([]int32, len(c.deltas))
 	for i := range c.deltas {
@@ -135,14 +156,13 @@ func (c *Collector) Prepare(out *topology.Output) {
 	for i := range c.deltas {
 		d := &c.deltas[i]
 		p := parts[i]
-		c.byPart[p] = binary.AppendVarint(d.AppendKey(c.byPart[p]), d.N)
+		c.byPart[p] = d.AppendValue(d.AppendKey(c.byPart[p]))
 	}
 	for p, n := range counts {
 		if n > 0 {
 			out.SendTo(c.topic, int32(p), nil, c.byPart[p])
 		}
 	}
-	c.deltas = c.deltas[:0]
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)
 	}
@@ -156,14 +176,14 @@ func userKey(dst []byte, id int64) []byte {
 // artists to their cells' fan counts.
 type CountTask struct {
 	store    *state.Store
-	pending  map[[KeyLen]byte]int64
-	keys     [][KeyLen]byte
+	pending  map[cellKey]int64
+	keys     []cellKey
 	key, val []byte
 }
 
 // NewCountTask returns the stage-2 task of a partition over its store.
 func NewCountTask(s *state.Store) *CountTask {
-	return &CountTask{store: s, pending: map[[KeyLen]byte]int64{}}
+	return &CountTask{store: s, pending: map[cellKey]int64{}}
 }
 
 // Process adds one fan-delta record; a malformed one is an error and
@@ -177,33 +197,24 @@ func (t *CountTask) Process(rec *kgo.Record) error {
 	if w <= 0 || n > uint64(len(v)) {
 		return corrupt("delta record: count")
 	}
+	const size = KeyLen + 8
 	b := v[1+w:]
+	if uint64(len(b)) != n*size {
+		return corrupt("delta record: length")
+	}
 	// NB: check the whole record before counting any of it.
-	for range n {
-		if len(b) < KeyLen {
-			return corrupt("delta record: truncated")
-		}
-		if _, err := DecodeDelta(b[:KeyLen], state.AppendCounters(nil, 1)); err != nil {
+	for i := 0; i < len(b); i += size {
+		if _, err := DecodeDelta(b[i:i+KeyLen], b[i+KeyLen:i+size]); err != nil {
 			return err
 		}
-		_, m := binary.Varint(b[KeyLen:])
-		if m <= 0 {
-			return corrupt("delta record: truncated")
-		}
-		b = b[KeyLen+m:]
 	}
-	if len(b) != 0 {
-		return corrupt("delta record: trailing bytes")
-	}
-	b = v[1+w:]
-	for range n {
-		k := [KeyLen]byte(b[:KeyLen])
-		d, m := binary.Varint(b[KeyLen:])
-		b = b[KeyLen+m:]
+	for i := 0; i < len(b); i += size {
+		d, _ := DecodeDelta(b[i:i+KeyLen], b[i+KeyLen:i+size])
+		k := cellKey{d.Artist, d.Res, d.Cell}
 		if _, ok := t.pending[k]; !ok {
 			t.keys = append(t.keys, k)
 		}
-		t.pending[k] += d
+		t.pending[k] += d.N
 	}
 	return nil
 }
@@ -213,7 +224,7 @@ func (t *CountTask) Prepare(out *topology.Output) error {
 	if len(t.keys) == 0 {
 		return nil
 	}
-	slices.SortFunc(t.keys, func(a, b [KeyLen]byte) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(t.keys, cellKey.compare)
 	r, err := t.store.NewSortedReader()
 	if err != nil {
 		return err
@@ -224,7 +235,8 @@ func (t *CountTask) Prepare(out *topology.Output) error {
 		if d == 0 {
 			continue
 		}
-		t.key = append(append(t.key[:0], tableCount), k[:]...)
+		dk := Delta{Artist: k.artist, Res: k.res, Cell: k.cell}
+		t.key = dk.AppendKey(append(t.key[:0], tableCount))
 		old, found, err := r.Get(t.key)
 		if err != nil {
 			return err
@@ -238,7 +250,7 @@ func (t *CountTask) Prepare(out *topology.Output) error {
 		}
 		switch {
 		case n < 0:
-			return fmt.Errorf("fans: the count of %x would be %d", k, n)
+			return fmt.Errorf("fans: the count of artist %d in cell %s would be %d", k.artist, k.cell, n)
 		case n == 0:
 			out.Delete(t.key)
 		default:
