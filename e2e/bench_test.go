@@ -28,9 +28,10 @@ const benchEvents = 2_000_000
 //     first produce until the group's lag is 0;
 //   - backlog: a second `kappa up --brokers` process builds a fresh
 //     version (new group, empty store) from the whole log, served by the
-//     first process's broker, until its lag is 0: once with the rollups
-//     only (--live-windows off --h3-resolutions off: the job the peer
-//     benchmarks do), once with every processor ("all").
+//     first process's broker, until its lag is 0: with the rollups only
+//     (--live-windows off: the job the peer benchmarks do), with the
+//     rollups and the fan zones ("fans"; the ratio of the two rates is
+//     fans/rollups), and with every processor ("all": --fan-zones).
 //
 // It reports events/s for each and the peak RSS of each process. Run it
 // with -benchtime=1x; `make bench` does.
@@ -48,13 +49,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		ingest := time.Since(start)
 		rss := peakRSS(b, up.cmd.Process.Pid)
 
-		backlog, rssBacklog := backlogRun(b, kafka, "v2", "--live-windows", "off", "--h3-resolutions", "off")
-		backlogAll, rssBacklogAll := backlogRun(b, kafka, "v3")
+		backlog, rssBacklog := backlogRun(b, kafka, "v2", "--live-windows", "off")
+		backlogFans, _ := backlogRun(b, kafka, "v3", "--live-windows", "off", "--fan-zones")
+		backlogAll, rssBacklogAll := backlogRun(b, kafka, "v4", "--fan-zones")
 		up.stop(b, syscall.SIGTERM)
 
 		b.ReportMetric(benchEvents/ingest.Seconds(), "ingest-events/s")
 		b.ReportMetric(benchEvents/produced.Seconds(), "produce-events/s")
 		b.ReportMetric(benchEvents/backlog.Seconds(), "backlog-events/s")
+		b.ReportMetric(benchEvents/backlogFans.Seconds(), "backlog-fans-events/s")
+		b.ReportMetric(backlog.Seconds()/backlogFans.Seconds(), "fans/rollups")
 		b.ReportMetric(benchEvents/backlogAll.Seconds(), "backlog-all-events/s")
 		b.ReportMetric(float64(rss)/(1<<20), "up-peak-rss-MiB")
 		b.ReportMetric(float64(rssBacklog)/(1<<20), "backlog-peak-rss-MiB")

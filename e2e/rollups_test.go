@@ -39,7 +39,7 @@ func TestRollupsExact(t *testing.T) {
 	const n = 200_000
 	d := generateDataset(t, testConfig(n))
 	kafka, httpAddr := freeAddr(t), freeAddr(t)
-	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--fan-min-plays", "2")
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--fan-zones", "--fan-min-plays", "2")
 	waitReady(t, httpAddr)
 
 	produceWithKcat(t, kafka, d.writeLines(t, "kcat.txt", 0, n/2, true))

@@ -98,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 		s.mux.HandleFunc("GET /v1/cells/{cell}/fans", s.cellFans)
 	} else {
 		off := func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "fan zones are off on this instance (--h3-resolutions off)")
+			writeError(w, http.StatusNotFound, "fan zones are off on this instance (kappa up or process --fan-zones turns them on)")
 		}
 		s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", off)
 		s.mux.HandleFunc("GET /v1/cells/{cell}/fans", off)

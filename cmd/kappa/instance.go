@@ -43,7 +43,7 @@ type instanceConfig struct {
 	live               live.Config
 	liveOff            bool // --live-windows off: no live windows
 	fans               fans.Config
-	fansOff            bool // --h3-resolutions off: no fan zones
+	fanZones           bool // --fan-zones
 }
 
 // names are the versioned group, topic and directory names of one
@@ -123,7 +123,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	storeOpts := []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
 		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
 	var fanProc *fans.Processor
-	if !c.fansOff {
+	if c.fanZones {
 		if fanProc, err = fans.NewProcessor(c.fans); err != nil {
 			return err
 		}
@@ -264,7 +264,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 
 // fansServed is the fan-zones configuration the API serves, nil when off.
 func fansServed(c instanceConfig) *fans.Config {
-	if c.fansOff {
+	if !c.fanZones {
 		return nil
 	}
 	return &c.fans

@@ -46,11 +46,9 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 		}
 		return nil
 	})
-	fs.Func("h3-resolutions", "comma-separated H3 resolutions fan zones are counted at (default 5,6,7,8,9), or off; the same on every instance of a version", func(s string) error {
-		c.fans.Resolutions, c.fansOff = nil, s == "off"
-		if c.fansOff {
-			return nil
-		}
+	fs.BoolVar(&c.fanZones, "fan-zones", false, "count fan zones (fans per artist per H3 cell of their homes); costly: see docs/benchmarks.md")
+	fs.Func("h3-resolutions", "comma-separated H3 resolutions fan zones are counted at (default 5,6,7,8,9); the same on every instance of a version", func(s string) error {
+		c.fans.Resolutions = nil
 		for _, f := range strings.Split(s, ",") {
 			r, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil {

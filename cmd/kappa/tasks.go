@@ -77,7 +77,7 @@ func (t *aggregatesTask) Process(rec *kgo.Record) error {
 	}
 	if fans.IsDelta(rec.Value) {
 		if t.fans == nil {
-			return errors.New("a fan-delta record, but the fan zones are off (--h3-resolutions must be the same on every instance of a version)")
+			return errors.New("a fan-delta record, but the fan zones are off (--fan-zones and --h3-resolutions must be the same on every instance of a version)")
 		}
 		return t.fans.Process(rec)
 	}
