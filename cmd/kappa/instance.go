@@ -78,8 +78,9 @@ const liveFinalRetention = 7 * 24 * time.Hour
 const storeCacheSize = 128 << 20
 
 // storeMemTableSize is the memtable size of one partition store; with two
-// per store at most, 12 partitions hold at most 384 MiB of memtables.
-const storeMemTableSize = 16 << 20
+// per store at most, 12 partitions hold at most 768 MiB of memtables.
+// (16 MiB cost the rollups a fifth of their backlog throughput.)
+const storeMemTableSize = 32 << 20
 
 func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
 	n := versionNames(c.data, c.version)
