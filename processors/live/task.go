@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -63,8 +64,11 @@ type Task struct {
 	touched    bool  // a tracker changed since the last Prepare
 	late       int64
 	written    []row // the rows written in this Prepare, in key order
-	sketch     hyperloglog.Sketch
-	key, val   []byte
+	// open caches the rows of open windows as last written, so that a
+	// window rewritten every interval is not read back from Pebble.
+	open     map[cellKey][]byte
+	sketch   hyperloglog.Sketch
+	key, val []byte
 }
 
 // NewTask returns the task of a partition over its store. sources is the
@@ -82,7 +86,7 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 			return nil, err
 		}
 	}
-	t := &Task{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark}
+	t := &Task{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey][]byte{}}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
 			Window:      windows.Tumbling(w),
@@ -167,9 +171,11 @@ func (t *Task) Prepare(out *topology.Output) error {
 		// every earlier one closed (or expired) before: the rows of the
 		// range from the first to the last are the step's.
 		if c := step.Closed; len(c) > 0 {
-			if err := t.emit(out, t.sizes[i], c[0].Window.Start, c[len(c)-1].Window.Start); err != nil {
+			last := c[len(c)-1].Window.Start
+			if err := t.emit(out, t.sizes[i], c[0].Window.Start, last); err != nil {
 				return err
 			}
+			maps.DeleteFunc(t.open, func(k cellKey, _ []byte) bool { return k.size == t.sizes[i] && k.start <= last })
 		}
 		if e := step.Expired; len(e) > 0 {
 			if err := t.expire(out, t.sizes[i], e[0].Window.Start, e[len(e)-1].Window.Start); err != nil {
@@ -202,16 +208,26 @@ func (t *Task) writeRows(out *topology.Output) error {
 	if t.pending.len() == 0 {
 		return nil
 	}
-	r, err := t.store.NewSortedReader()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
+	var r *state.SortedReader
+	defer func() {
+		if r != nil {
+			r.Close()
+		}
+	}()
 	for _, c := range t.pending.sorted() {
 		t.key = rowKey(t.key[:0], c.k)
-		old, found, err := r.Get(t.key)
-		if err != nil {
-			return err
+		old, found := t.open[c.k]
+		if !found {
+			if r == nil {
+				var err error
+				if r, err = t.store.NewSortedReader(); err != nil {
+					return err
+				}
+			}
+			var err error
+			if old, found, err = r.Get(t.key); err != nil {
+				return err
+			}
 		}
 		plays, err := t.readRow(old, found)
 		if err != nil {
@@ -225,7 +241,9 @@ func (t *Task) writeRows(out *topology.Output) error {
 			return err
 		}
 		out.Put(t.key, t.val)
-		t.written = append(t.written, row{k: c.k, value: slices.Clone(t.val)})
+		v := slices.Clone(t.val)
+		t.written = append(t.written, row{k: c.k, value: v})
+		t.open[c.k] = v
 	}
 	t.pending.reset()
 	return nil
