@@ -64,6 +64,10 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		printInstance(ctx, stdout, *httpAddr)
 	}
 	printStores(stdout, n.aggregatesDir)
+	if _, err := os.Stat(n.usersDir); err == nil {
+		// NB: stage 1 keeps stores only with --fan-zones.
+		printStores(stdout, n.usersDir)
+	}
 	return checkPartitioning(ctx, stdout, bs, adm)
 }
 
