@@ -147,6 +147,9 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			if !c.liveOff {
 				logger.Info("try: curl '" + song + "/live?last=5'")
 			}
+			if c.fanZones {
+				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/artists/" + strconv.FormatInt(l.ArtistID, 10) + "/fan-zones?res=7&limit=5'")
+			}
 		}
 		key = gen.Key(key[:0])
 		r := &kgo.Record{Key: append([]byte(nil), key...), Value: append([]byte(nil), line...)}
