@@ -225,9 +225,21 @@ func TestEmbeddedBrokerKill(t *testing.T) {
 
 // TestBadRequests checks the API's errors: 400 with a JSON error for bad
 // parameters, zeros for unknown ids, JSON 404 for unknown paths.
+// zonesAnswerBody is the body of GET /v1/artists/{id}/fan-zones.
+type zonesAnswerBody struct {
+	ArtistID int64 `json:"artist_id"`
+	Res      int   `json:"res"`
+	MinFans  int64 `json:"min_fans"`
+	Zones    []struct {
+		Cell string `json:"cell"`
+		Fans int64  `json:"fans"`
+	} `json:"zones"`
+}
+
 func TestBadRequests(t *testing.T) {
 	kafka, httpAddr := freeAddr(t), freeAddr(t)
-	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr)
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr,
+		"--fan-zones", "--h3-resolutions", "7,9")
 	waitReady(t, httpAddr)
 	c := newClient(httpAddr)
 	for _, tc := range []struct {
@@ -248,6 +260,20 @@ func TestBadRequests(t *testing.T) {
 		{"/v1/artists/-4/plays?from=2026-03-01&to=2026-03-02", http.StatusBadRequest},
 		{"/v1/artists/4/plays?from=2026-03-01&to=2026-03-02&version=v9", http.StatusNotFound},
 		{"/v1/nothing", http.StatusNotFound},
+		{"/v1/songs/0/live", http.StatusBadRequest},
+		{"/v1/songs/1/live?window=5m", http.StatusBadRequest},
+		{"/v1/songs/1/live?window=soon", http.StatusBadRequest},
+		{"/v1/songs/1/live?last=0", http.StatusBadRequest},
+		{"/v1/songs/1/live?last=1001", http.StatusBadRequest},
+		{"/v1/artists/1/fan-zones?res=8", http.StatusBadRequest},
+		{"/v1/artists/1/fan-zones?res=x", http.StatusBadRequest},
+		{"/v1/artists/1/fan-zones", http.StatusBadRequest},
+		{"/v1/artists/1/fan-zones?res=7&min_fans=0", http.StatusBadRequest},
+		{"/v1/artists/1/fan-zones?res=7&limit=10001", http.StatusBadRequest},
+		{"/v1/artists/0/fan-zones?res=7", http.StatusBadRequest},
+		{"/v1/cells/zzz/fans?artist_id=1", http.StatusBadRequest},
+		{"/v1/cells/872a1072bffffff/fans", http.StatusBadRequest},
+		{"/v1/cells/85283473fffffff/fans?artist_id=1", http.StatusBadRequest},
 	} {
 		var body map[string]any
 		status, err := c.getJSON(tc.path, &body)
@@ -269,6 +295,20 @@ func TestBadRequests(t *testing.T) {
 		if err := decodeJSON(resp, &e); err != nil || e.Error == "" {
 			t.Errorf("GET %s: error body without \"error\": %v", tc.path, err)
 		}
+	}
+	var zones zonesAnswerBody
+	if _, err := c.getJSON("/v1/artists/1/fan-zones?res=7&min_fans=3", &zones); err != nil ||
+		zones.ArtistID != 1 || zones.Res != 7 || zones.MinFans != 3 || zones.Zones == nil || len(zones.Zones) != 0 {
+		t.Errorf("fan zones of an artist without fans: %+v %v, want an empty list", zones, err)
+	}
+	var cellFans map[string]any
+	if _, err := c.getJSON("/v1/cells/872a1072bffffff/fans?artist_id=1", &cellFans); err != nil ||
+		cellFans["cell"] != "872a1072bffffff" || cellFans["res"] != float64(7) || cellFans["fans"] != float64(0) {
+		t.Errorf("fans of an empty cell: %v %v", cellFans, err)
+	}
+	var live liveAnswer
+	if _, err := c.getJSON("/v1/songs/1/live", &live); err != nil || live.SongID != 1 || live.Window != "1m" || live.Windows == nil {
+		t.Errorf("live windows of a song without plays: %+v %v", live, err)
 	}
 	if out, err := exec.Command(kappaBin, "up", "--partitions", "0").CombinedOutput(); exitCode(err) != 2 || !strings.Contains(string(out), "Usage") {
 		t.Errorf("kappa up --partitions 0: exit %d, want 2 with usage:\n%s", exitCode(err), out)
