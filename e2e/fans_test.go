@@ -35,14 +35,7 @@ func fanModel(t testing.TB, d *dataset, minPlays int) map[fanKey]int64 {
 	}
 	homes := map[int64]home{}
 	plays := map[[2]int64]int{}
-	for i, line := range d.lines {
-		if d.bad[i] {
-			continue
-		}
-		l, ts, err := parseRaw(line)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for l, ts := range d.valid(t) {
 		plays[[2]int64{l.UserID, l.ArtistID}]++
 		if l.Lat == nil {
 			continue

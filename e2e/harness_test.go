@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"os"
@@ -347,6 +348,24 @@ func generateDataset(t testing.TB, cfg generate.Config) *dataset {
 		}
 	}
 	return d
+}
+
+// valid yields the valid lines, parsed by the e2e parser, in log order.
+func (d *dataset) valid(t testing.TB) iter.Seq2[rawListen, time.Time] {
+	return func(yield func(rawListen, time.Time) bool) {
+		for i, line := range d.lines {
+			if d.bad[i] {
+				continue
+			}
+			l, ts, err := parseRaw(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !yield(l, ts) {
+				return
+			}
+		}
+	}
 }
 
 // writeLines writes lines[from:to] to a file, one per line; with keys, as

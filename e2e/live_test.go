@@ -29,14 +29,7 @@ func liveModel(t testing.TB, d *dataset, size time.Duration) map[liveKey]*liveCo
 	t.Helper()
 	out := map[liveKey]*liveCount{}
 	ms := size.Milliseconds()
-	for i, line := range d.lines {
-		if d.bad[i] {
-			continue
-		}
-		l, ts, err := parseRaw(line)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for l, ts := range d.valid(t) {
 		at := ts.UnixMilli()
 		k := liveKey{l.SongID, at - at%ms}
 		c := out[k]
