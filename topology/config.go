@@ -82,6 +82,10 @@ type Config struct {
 	// CommitInterval is how long one transaction collects input (default
 	// 100 ms).
 	CommitInterval time.Duration
+	// PurgeInterval is how often the runner deletes the input records it
+	// has committed (DeleteRecords), for an internal topic no one else
+	// reads, such as a repartition topic (default 0: never).
+	PurgeInterval time.Duration
 	// ReadyLag is the lag, in records, under which a partition counts as
 	// caught up for readiness (default 1000).
 	ReadyLag int64
@@ -142,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Changelog != "" && c.StoreDir == "" {
 		errs = append(errs, errors.New("a changelog but no store directory"))
+	}
+	if c.PurgeInterval < 0 {
+		errs = append(errs, fmt.Errorf("negative purge interval %s", c.PurgeInterval))
 	}
 	if c.CommitInterval < 0 {
 		errs = append(errs, fmt.Errorf("negative commit interval %s", c.CommitInterval))

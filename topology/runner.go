@@ -184,6 +184,7 @@ func (r *Runner) runSession(ctx context.Context) error {
 // their outputs, commit, and let the tasks apply their changes.
 func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
 	dirty := make(map[int32]*worker)
+	lastPurge := time.Now()
 	for {
 		orphaned := false
 		if err := sess.Begin(); err != nil {
@@ -223,10 +224,41 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 		err := r.commit(endCtx, sess, dirty, orphaned)
 		cancel()
 		clear(dirty)
+		if err == nil && r.cfg.PurgeInterval > 0 && time.Since(lastPurge) >= r.cfg.PurgeInterval {
+			lastPurge = time.Now()
+			r.purge(ctx)
+		}
 		sess.AllowRebalance()
 		if err != nil || ctx.Err() != nil {
 			return err
 		}
+	}
+}
+
+// purge deletes the input records below the offsets this member has
+// committed. It runs between transactions, before a rebalance can move
+// a partition, and a failure only waits for the next purge.
+func (r *Runner) purge(ctx context.Context) {
+	offsets := kadm.Offsets{}
+	r.mu.Lock()
+	adm := r.adm
+	for p, w := range r.workers {
+		if next := w.committed.Load(); next > 0 {
+			offsets.Add(kadm.Offset{Topic: r.cfg.Topic, Partition: p, At: next})
+		}
+	}
+	r.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommitInterval+time.Second)
+	defer cancel()
+	resp, err := adm.DeleteRecords(ctx, offsets)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("deleting committed input records failed; retrying at the next purge", attrTopic, r.cfg.Topic, "err", err)
 	}
 }
 

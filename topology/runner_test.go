@@ -151,7 +151,7 @@ func startPipeline(t *testing.T, brokers []string, storeDir string) *pipeline {
 	}
 	second, err := New(Config{
 		Brokers: brokers, Group: "second", InstanceID: "i1", Topic: "mid", Changelog: "mid.changelog",
-		StoreDir: storeDir, CommitInterval: 20 * time.Millisecond,
+		StoreDir: storeDir, CommitInterval: 20 * time.Millisecond, PurgeInterval: 50 * time.Millisecond,
 		NewTask: func(_ int32, s *state.Store) (Task, error) {
 			return &countTask{store: s, pending: map[string]int64{}}, nil
 		},
@@ -233,6 +233,18 @@ func TestPipelineExactlyOnceAcrossRestartsAndLostStores(t *testing.T) {
 		t.Error("status shows no restore of the empty stores")
 	}
 	p.stop(t)
+
+	// The second stage deleted the records of "mid" it had committed.
+	adm := kadm.NewClient(prod)
+	starts, err := adm.ListStartOffsets(context.Background(), "mid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var purged int64
+	starts.Each(func(o kadm.ListedOffset) { purged += o.Offset })
+	if purged == 0 {
+		t.Error("no record of mid was purged")
+	}
 
 	dead := readAll(t, c.ListenAddrs(), "in.dlq")
 	if len(dead) != 3 {

@@ -70,6 +70,10 @@ func versionNames(data, version string) names {
 	}
 }
 
+// deltasPurgeInterval is how often stage 2 deletes the repartition
+// records it has committed: the topic keeps only what is in flight.
+const deltasPurgeInterval = 10 * time.Second
+
 // liveFinalRetention is how long the final live windows stay on their
 // topic for downstream readers.
 const liveFinalRetention = 7 * 24 * time.Hour
@@ -147,6 +151,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	aggregates := common
 	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.aggregatesGroup, n.deltas, n.changelog
 	aggregates.StoreDir = n.aggregatesDir
+	aggregates.PurgeInterval = deltasPurgeInterval
 	aggregates.StoreOpts = storeOpts
 	liveMetrics, err := live.NewMetrics(tel.provider)
 	if err != nil {
