@@ -136,12 +136,3 @@ func intsString(vs []int) string {
 	}
 	return string(b)
 }
-
-// parseID reads an id path or query value, 1 … 2^63-1.
-func parseID(v, field string) (int64, error) {
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id < 1 {
-		return 0, badRequest(field + " must be an integer in 1..9223372036854775807")
-	}
-	return id, nil
-}

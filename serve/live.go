@@ -71,9 +71,8 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) parseLiveQuery(r *http.Request) (song int64, size time.Duration, last int, err error) {
-	song, err = strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || song < 1 {
-		return 0, 0, 0, badRequest("song_id must be an integer in 1..9223372036854775807")
+	if song, err = parseID(r.PathValue("id"), "song_id"); err != nil {
+		return 0, 0, 0, err
 	}
 	params := r.URL.Query()
 	kept := s.cfg.Live.WindowSizes()

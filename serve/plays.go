@@ -96,9 +96,9 @@ func newPlaysResponse(q rollups.Query, res rollups.Result) playsResponse {
 
 func parsePlaysQuery(r *http.Request, e rollups.Entity, idField string) (rollups.Query, error) {
 	q := rollups.Query{Entity: e}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id < 1 {
-		return q, badRequest(idField + " must be an integer in 1..9223372036854775807")
+	id, err := parseID(r.PathValue("id"), idField)
+	if err != nil {
+		return q, err
 	}
 	q.ID = id
 	params := r.URL.Query()
@@ -143,4 +143,13 @@ func parseDay(params map[string][]string, name string) (int32, error) {
 
 func dayString(day int32) string {
 	return time.UnixMilli(int64(day) * msPerDay).UTC().Format(dayLayout)
+}
+
+// parseID reads an id path or query value, 1 … 2^63-1.
+func parseID(v, field string) (int64, error) {
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, badRequest(field + " must be an integer in 1..9223372036854775807")
+	}
+	return id, nil
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
@@ -84,10 +84,13 @@ func newStore(t *testing.T) *state.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	users := rollups.NewUserTask("deltas", 4)
-	for _, l := range testListens {
-		if err := users.Process(&kgo.Record{Value: []byte(l)}); err != nil {
+	var dec events.Decoder
+	var l events.Listen
+	for _, line := range testListens {
+		if err := dec.Decode([]byte(line), &l); err != nil {
 			t.Fatal(err)
 		}
+		users.Add(&l)
 	}
 	var deltas topology.Output
 	if err := users.Prepare(&deltas); err != nil {

@@ -137,7 +137,6 @@ func (w *worker) run() {
 
 // start opens and restores the store, makes the task and resumes fetching.
 func (w *worker) start() error {
-	var store *state.Store
 	if w.stateful() {
 		if err := os.MkdirAll(w.r.cfg.StoreDir, 0o755); err != nil {
 			return fmt.Errorf("topology: store directory: %w", err)
@@ -146,16 +145,13 @@ func (w *worker) start() error {
 		if err != nil {
 			return err
 		}
-		store = s
 		w.storeMu.Lock()
 		w.store = s
 		w.storeMu.Unlock()
 	}
-	task, err := w.r.cfg.NewTask(w.partition, store)
-	if err != nil {
-		return fmt.Errorf("topology: task %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+	if err := w.newTask(); err != nil {
+		return err
 	}
-	w.task = task
 	if next, ok := w.groupOffset(); ok {
 		w.committed.Store(next)
 	}
@@ -163,6 +159,16 @@ func (w *worker) start() error {
 	if w.stateful() {
 		w.cl.ResumeFetchPartitions(map[string][]int32{w.r.cfg.Topic: {w.partition}})
 	}
+	return nil
+}
+
+// newTask makes the partition's task over its store (nil when stateless).
+func (w *worker) newTask() error {
+	task, err := w.r.cfg.NewTask(w.partition, w.store)
+	if err != nil {
+		return fmt.Errorf("topology: task %s/%d: %w", w.r.cfg.Topic, w.partition, err)
+	}
+	w.task = task
 	return nil
 }
 
@@ -244,12 +250,7 @@ func (w *worker) finish(committed bool) error {
 		w.processed, w.rejected = 0, 0
 		// A new task forgets whatever the old one kept in memory since
 		// the last commit.
-		task, err := w.r.cfg.NewTask(w.partition, w.store)
-		if err != nil {
-			return fmt.Errorf("topology: task %s/%d after an abort: %w", w.r.cfg.Topic, w.partition, err)
-		}
-		w.task = task
-		return nil
+		return w.newTask()
 	}
 	if w.stateful() && len(w.out.changes) > 0 {
 		size := 0

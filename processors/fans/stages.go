@@ -93,7 +93,7 @@ func (c *Collector) Add(l *events.Listen) error {
 	}
 	wasChanged := u.changed
 	c.deltas = c.p.Apply(u, l, c.deltas[:0])
-	if u.changed && !wasChanged {
+	if u.changed && !wasChanged { // NB: cleared when written back
 		c.changed = append(c.changed, l.UserID)
 	}
 	for _, d := range c.deltas {
@@ -129,7 +129,7 @@ func (c *Collector) Prepare(out *topology.Output) {
 	slices.Sort(c.changed)
 	for _, id := range c.changed {
 		u := c.users[id]
-		u.TakeChanged()
+		u.changed = false
 		c.val = u.Append(c.val[:0])
 		out.Put(userKey(c.key[:0], id), c.val)
 	}
@@ -178,6 +178,7 @@ type CountTask struct {
 	store    *state.Store
 	pending  map[cellKey]int64
 	keys     []cellKey
+	decoded  []Delta
 	key, val []byte
 }
 
@@ -202,14 +203,16 @@ func (t *CountTask) Process(rec *kgo.Record) error {
 	if uint64(len(b)) != n*size {
 		return corrupt("delta record: length")
 	}
-	// NB: check the whole record before counting any of it.
+	// NB: decode the whole record before counting any of it.
+	t.decoded = t.decoded[:0]
 	for i := 0; i < len(b); i += size {
-		if _, err := DecodeDelta(b[i:i+KeyLen], b[i+KeyLen:i+size]); err != nil {
+		d, err := DecodeDelta(b[i:i+KeyLen], b[i+KeyLen:i+size])
+		if err != nil {
 			return err
 		}
+		t.decoded = append(t.decoded, d)
 	}
-	for i := 0; i < len(b); i += size {
-		d, _ := DecodeDelta(b[i:i+KeyLen], b[i+KeyLen:i+size])
+	for _, d := range t.decoded {
 		k := cellKey{d.Artist, d.Res, d.Cell}
 		if _, ok := t.pending[k]; !ok {
 			t.keys = append(t.keys, k)

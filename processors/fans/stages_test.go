@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/rollups"
@@ -116,9 +117,7 @@ func TestStages(t *testing.T) {
 	want := fanCounts(log, p.res, 2)
 	var got []Delta
 	for artist := int64(1); artist <= 5; artist++ {
-		var rec topology.Output
-		rec.Send(stageTopic, rollups.PartitionKey(nil, rollups.Artist, artist), nil)
-		part := collectors[0].route.Partition(rec.Records()[0], stagePartitions)
+		part := collectors[0].route.Partition(&kgo.Record{Key: rollups.PartitionKey(nil, rollups.Artist, artist)}, stagePartitions)
 		for _, res := range p.res {
 			zs, err := Zones(counts[part], artist, res, 1, 1_000)
 			if err != nil {

@@ -25,15 +25,7 @@ type User struct {
 	lat, lng float64   // the home, when hasHome
 	cells    []h3.Cell // home cells, ascending resolution, when hasHome
 	artists  []plays   // ascending artist id; every plays.n ≥ 1
-	changed  bool      // Apply changed u since the last TakeChanged
-}
-
-// TakeChanged reports whether [Processor.Apply] changed u since the last
-// call, so that only changed users are written back.
-func (u *User) TakeChanged() bool {
-	c := u.changed
-	u.changed = false
-	return c
+	changed  bool      // Apply changed u since its Collector wrote it back
 }
 
 // plays is the number of plays of one artist, capped at MinPlays.

@@ -33,7 +33,7 @@ type pipeline struct {
 	collectors []*Collector
 	stores     []*state.Store
 	tasks      []*Task
-	finals     []Final
+	finals     []final
 }
 
 func newPipeline(t testing.TB, cfg Config) *pipeline {
@@ -97,7 +97,7 @@ func (p *pipeline) step(ls []events.Listen) {
 			p.t.Fatal(err)
 		}
 		for _, rec := range out.Records() {
-			var f Final
+			var f final
 			if err := json.Unmarshal(rec.Value, &f); err != nil {
 				p.t.Fatal(err)
 			}
@@ -134,6 +134,16 @@ func (p *pipeline) query(song int64, size time.Duration, last int) Answer {
 		p.t.Fatal(err)
 	}
 	return a
+}
+
+// final is a record of the final topic.
+type final struct {
+	SongID    int64     `json:"song_id"`
+	Window    string    `json:"window"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Plays     uint64    `json:"plays"`
+	Listeners uint64    `json:"listeners"`
 }
 
 type winKey struct {
@@ -212,7 +222,7 @@ func TestExactPlaysAndListeners(t *testing.T) {
 		late = append(late, listen(u+sources, 999, now+time.Hour.Milliseconds()))
 	}
 	p.step(late)
-	got := map[time.Duration]map[winKey]Final{time.Minute: {}, 10 * time.Second: {}}
+	got := map[time.Duration]map[winKey]final{time.Minute: {}, 10 * time.Second: {}}
 	for _, f := range p.finals {
 		size := f.End.Sub(f.Start)
 		k := winKey{f.SongID, f.Start.UnixMilli()}

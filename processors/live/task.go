@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -63,9 +62,10 @@ type Task struct {
 	maxTS      int64 // the largest event time any source has reached
 	touched    bool  // a tracker changed since the last Prepare
 	late       int64
-	written    []row // the rows written in this Prepare, in key order
-	// open caches the rows of open windows as last written, so that a
-	// window rewritten every interval is not read back from Pebble.
+	// open caches the rows of open windows as last written (in this
+	// Prepare or committed before), so that a window rewritten every
+	// interval is not read back from Pebble, and a window that closes
+	// finds this Prepare's rows, which its store does not have yet.
 	open     map[cellKey][]byte
 	sketch   hyperloglog.Sketch
 	key, val []byte
@@ -170,15 +170,16 @@ func (t *Task) Prepare(out *topology.Output) error {
 		// NB: the panes of a step are consecutive windows with data, and
 		// every earlier one closed (or expired) before: the rows of the
 		// range from the first to the last are the step's.
+		var fresh []row
 		if c := step.Closed; len(c) > 0 {
 			last := c[len(c)-1].Window.Start
-			if err := t.emit(out, t.sizes[i], c[0].Window.Start, last); err != nil {
+			fresh = t.takeClosed(t.sizes[i], last)
+			if err := t.emit(out, t.sizes[i], c[0].Window.Start, last, fresh); err != nil {
 				return err
 			}
-			maps.DeleteFunc(t.open, func(k cellKey, _ []byte) bool { return k.size == t.sizes[i] && k.start <= last })
 		}
 		if e := step.Expired; len(e) > 0 {
-			if err := t.expire(out, t.sizes[i], e[0].Window.Start, e[len(e)-1].Window.Start); err != nil {
+			if err := t.expire(out, t.sizes[i], e[0].Window.Start, e[len(e)-1].Window.Start, fresh); err != nil {
 				return err
 			}
 		}
@@ -199,7 +200,6 @@ func (t *Task) Prepare(out *topology.Output) error {
 		t.late = 0
 	}
 	t.touched = false
-	t.written = t.written[:0]
 	return nil
 }
 
@@ -241,9 +241,7 @@ func (t *Task) writeRows(out *topology.Output) error {
 			return err
 		}
 		out.Put(t.key, t.val)
-		v := slices.Clone(t.val)
-		t.written = append(t.written, row{k: c.k, value: v})
-		t.open[c.k] = v
+		t.open[c.k] = slices.Clone(t.val)
 	}
 	t.pending.reset()
 	return nil
@@ -274,14 +272,28 @@ type row struct {
 	value []byte
 }
 
+// takeClosed removes from the cache the rows of the windows of size that
+// start at or before last, now closed, and returns them in key order.
+func (t *Task) takeClosed(size, last int64) []row {
+	var rows []row
+	for k, v := range t.open {
+		if k.size == size && k.start <= last {
+			rows = append(rows, row{k: k, value: v})
+			delete(t.open, k)
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return a.k.compare(b.k) })
+	return rows
+}
+
 // rowsIn calls fn with each row of the windows of size that start in
-// [from, to], in key order: as written in this Prepare, or else as in the
-// store.
-func (t *Task) rowsIn(size, from, to int64, fn func(row) error) error {
+// [from, to], in key order: from cached, the rows of closed windows as
+// last written (sorted), or else as in the store.
+func (t *Task) rowsIn(size, from, to int64, cached []row, fn func(row) error) error {
 	cmpKey := func(r row, k cellKey) int { return r.k.compare(k) }
-	lo, _ := slices.BinarySearchFunc(t.written, cellKey{size: size, start: from, song: math.MinInt64}, cmpKey)
-	hi, _ := slices.BinarySearchFunc(t.written, cellKey{size: size, start: to, song: math.MaxInt64}, cmpKey)
-	fresh := t.written[lo:hi]
+	lo, _ := slices.BinarySearchFunc(cached, cellKey{size: size, start: from, song: math.MinInt64}, cmpKey)
+	hi, _ := slices.BinarySearchFunc(cached, cellKey{size: size, start: to, song: math.MaxInt64}, cmpKey)
+	fresh := cached[lo:hi]
 	lower := rowKey(nil, cellKey{size: size, start: from})[:1+4+8]
 	upper := state.PrefixEnd(rowKey(nil, cellKey{size: size, start: to})[:1+4+8])
 	err := t.store.Scan(lower, upper, func(key, value []byte) error {
@@ -310,25 +322,16 @@ func (t *Task) rowsIn(size, from, to int64, fn func(row) error) error {
 	return nil
 }
 
-// Final is a closed window's record on the final topic (key: the song id
-// in decimal). Listeners is the sketch's estimate of the distinct users.
-type Final struct {
-	SongID    int64     `json:"song_id"`
-	Window    string    `json:"window"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	Plays     uint64    `json:"plays"`
-	Listeners uint64    `json:"listeners"`
-}
-
 // emit sends the final counts of every song in the closed windows of
-// size that start in [from, to].
-func (t *Task) emit(out *topology.Output, size, from, to int64) error {
+// size that start in [from, to] to the final topic: key the song id in
+// decimal, value {"song_id", "window", "start", "end", "plays",
+// "listeners"}, listeners being the sketch's estimate of distinct users.
+func (t *Task) emit(out *topology.Output, size, from, to int64, cached []row) error {
 	if t.finalTopic == "" {
 		return nil
 	}
 	window := FormatWindow(time.Duration(size) * time.Millisecond)
-	return t.rowsIn(size, from, to, func(r row) error {
+	return t.rowsIn(size, from, to, cached, func(r row) error {
 		plays, err := t.readRow(r.value, true)
 		if err != nil {
 			return fmt.Errorf("live: row of song %d: %w", r.k.song, err)
@@ -339,7 +342,7 @@ func (t *Task) emit(out *topology.Output, size, from, to int64) error {
 	})
 }
 
-// appendFinal appends the JSON of Final.
+// appendFinal appends the JSON value of a final record.
 func appendFinal(dst []byte, k cellKey, window string, plays, listeners uint64) []byte {
 	dst = append(dst, `{"song_id":`...)
 	dst = strconv.AppendInt(dst, k.song, 10)
@@ -358,8 +361,8 @@ func appendFinal(dst []byte, k cellKey, window string, plays, listeners uint64) 
 
 // expire deletes every song's row of the windows of size that start in
 // [from, to].
-func (t *Task) expire(out *topology.Output, size, from, to int64) error {
-	return t.rowsIn(size, from, to, func(r row) error {
+func (t *Task) expire(out *topology.Output, size, from, to int64, cached []row) error {
+	return t.rowsIn(size, from, to, cached, func(r row) error {
 		out.Delete(rowKey(t.key[:0], r.k))
 		return nil
 	})

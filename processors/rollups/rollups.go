@@ -131,17 +131,16 @@ func (cs *cells) reset() {
 	clear(cs.index)
 }
 
-// UserTask is stage 1 of the rollups, run on a partition of the listens
-// topic: it decodes and validates each listen, pre-aggregates per (song |
+// UserTask is stage 1 of the rollups, on a partition of the listens topic:
+// it pre-aggregates the valid listens it is given (Add) per (song |
 // artist, day, country) for one commit interval, and sends the deltas to
 // the repartition topic, one record per stage-2 partition. A song played
-// a million times in an interval costs stage 2 one delta.
+// a million times in an interval costs stage 2 one delta. (Stage 1 decodes
+// each listen once for every processor.)
 type UserTask struct {
 	topic      string
 	partitions int
 	route      kgo.TopicPartitioner
-	dec        events.Decoder
-	l          events.Listen
 	cells      cells
 	key        []byte
 	byPart     [][]byte // delta record value per stage-2 partition
@@ -157,16 +156,6 @@ func NewUserTask(topic string, partitions int32) *UserTask {
 		route:      kgo.StickyKeyPartitioner(nil).ForTopic(topic),
 		byPart:     make([][]byte, partitions),
 	}
-}
-
-// Process decodes one JSON listen and counts it. An invalid listen returns
-// its *events.InvalidError and changes nothing.
-func (t *UserTask) Process(rec *kgo.Record) error {
-	if err := t.dec.Decode(rec.Value, &t.l); err != nil {
-		return err
-	}
-	t.Add(&t.l)
-	return nil
 }
 
 // Add counts one valid listen.
