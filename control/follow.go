@@ -1,0 +1,197 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Follower follows the control topic from its start and keeps its State.
+// Create it with NewFollower and start it with Run; State, Synced and
+// Changed are safe for concurrent use.
+type Follower struct {
+	brokers []string
+	topic   string
+	logger  *slog.Logger
+	opts    []kgo.Opt
+
+	mu sync.Mutex
+	// state is what the records read so far say. REQUIRES: mu held.
+	state State
+
+	synced     chan struct{}
+	syncedOnce sync.Once
+	changed    chan struct{}
+}
+
+// NewFollower returns a follower of topic on brokers. logger receives
+// unreadable records and fetch errors (nil: discard); opts are extra
+// franz-go options, e.g. hooks.
+func NewFollower(brokers []string, topic string, logger *slog.Logger, opts ...kgo.Opt) (*Follower, error) {
+	if len(brokers) == 0 || topic == "" {
+		return nil, errors.New("control: a follower needs brokers and a topic")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Follower{
+		brokers: brokers, topic: topic, logger: logger, opts: opts,
+		synced:  make(chan struct{}),
+		changed: make(chan struct{}, 1),
+	}, nil
+}
+
+// State returns the control state read so far.
+func (f *Follower) State() State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state.clone()
+}
+
+// Synced is closed once the follower has read every record that was in
+// the topic when Run started.
+func (f *Follower) Synced() <-chan struct{} { return f.synced }
+
+// Changed receives a value after a record changed the state (coalesced:
+// a reader that is behind gets one value for several changes).
+func (f *Follower) Changed() <-chan struct{} { return f.changed }
+
+// Run reads the topic until ctx ends and returns nil then; it fails only
+// when the client cannot be made. Broker errors are logged and retried.
+func (f *Follower) Run(ctx context.Context) error {
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(f.brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{f.topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxWait(time.Second),
+	}, f.opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("control: client: %w", err)
+	}
+	defer cl.Close()
+	end := f.endOffset(ctx, kadm.NewClient(cl))
+	if end == 0 {
+		f.syncedOnce.Do(func() { close(f.synced) })
+	}
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(_ string, _ int32, err error) {
+			f.logger.Warn("reading the control topic failed; retrying", "topic", f.topic, "err", err)
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			f.apply(r)
+			if r.Offset+1 >= end {
+				f.syncedOnce.Do(func() { close(f.synced) })
+			}
+		})
+	}
+}
+
+// endOffset is the topic's end offset when Run starts, retried until it
+// is known or ctx ends.
+func (f *Follower) endOffset(ctx context.Context, adm *kadm.Client) int64 {
+	backoff := 100 * time.Millisecond
+	for {
+		ends, err := adm.ListEndOffsets(ctx, f.topic)
+		if err == nil {
+			if o, ok := ends.Lookup(f.topic, 0); ok && o.Err == nil {
+				return o.Offset
+			} else if ok {
+				err = o.Err
+			} else {
+				err = errors.New("partition 0 missing from the answer")
+			}
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		f.logger.Warn("listing the control topic's end offset failed; retrying", "topic", f.topic, "err", err)
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (f *Follower) apply(r *kgo.Record) {
+	f.mu.Lock()
+	before := f.state.clone()
+	err := f.state.apply(r.Key, r.Value)
+	changed := err == nil && !before.Equal(f.state)
+	f.mu.Unlock()
+	if err != nil {
+		f.logger.Warn("ignoring an unreadable control record", "topic", r.Topic, "offset", r.Offset, "err", err)
+		return
+	}
+	if changed {
+		select {
+		case f.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Load reads the whole control topic once and returns its state.
+func Load(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (State, error) {
+	f, err := NewFollower(brokers, topic, nil, opts...)
+	if err != nil {
+		return State{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	select {
+	case <-f.Synced():
+		cancel()
+		<-done
+		return f.State(), nil
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return State{}, err
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return State{}, fmt.Errorf("control: read %s: %w", topic, ctx.Err())
+	}
+}
+
+// PutVersion writes v's record and waits for the broker to acknowledge it.
+func PutVersion(ctx context.Context, cl *kgo.Client, topic string, v Version) error {
+	key, value, err := encodeVersion(v)
+	if err != nil {
+		return err
+	}
+	return put(ctx, cl, topic, key, value)
+}
+
+// PutServing writes the serving pointer and waits for the broker to
+// acknowledge it.
+func PutServing(ctx context.Context, cl *kgo.Client, topic string, s Serving) error {
+	key, value, err := encodeServing(s)
+	if err != nil {
+		return err
+	}
+	return put(ctx, cl, topic, key, value)
+}
+
+func put(ctx context.Context, cl *kgo.Client, topic string, key, value []byte) error {
+	rec := &kgo.Record{Topic: topic, Key: key, Value: value}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("control: write %s to %s: %w", key, topic, err)
+	}
+	return nil
+}
