@@ -40,9 +40,10 @@ type Config struct {
 	// no query. A trailing slash is dropped.
 	HTTP string
 	// Groups maps each consumer group whose partition owners the
-	// directory tracks to the input topic whose partitions that group
-	// assigns (required, at least one), e.g.
-	// {"kappa.v1.aggregates": "kappa.v1.song-deltas"}.
+	// directory tracks from the start to the input topic whose partitions
+	// that group assigns, e.g.
+	// {"kappa.v1.aggregates": "kappa.v1.song-deltas"}. Directory.Track
+	// and Untrack change the set while it runs.
 	Groups map[string]string
 	// RefreshInterval is how often the groups' assignments are described
 	// (default 500 ms). An owner the directory reports is at most this
@@ -73,8 +74,6 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: no directory topic")
 	case c.InstanceID == "":
 		return errors.New("cluster: no instance id")
-	case len(c.Groups) == 0:
-		return errors.New("cluster: no consumer groups to track")
 	case c.RefreshInterval < 0:
 		return fmt.Errorf("cluster: negative refresh interval %s", c.RefreshInterval)
 	}

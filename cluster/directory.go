@@ -54,6 +54,9 @@ type Directory struct {
 	// topic, by id. This instance's own entry comes from cfg, never from
 	// the topic. REQUIRES: mu held.
 	instances map[string]instance
+	// tracked maps the tracked groups to their input topics.
+	// REQUIRES: mu held.
+	tracked map[string]string
 	// groups holds the latest description of every tracked group.
 	// REQUIRES: mu held.
 	groups map[string]assignment
@@ -82,13 +85,33 @@ func New(cfg Config) (*Directory, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.Groups = maps.Clone(cfg.Groups)
+	tracked := maps.Clone(cfg.Groups)
+	if tracked == nil {
+		tracked = make(map[string]string)
+	}
 	return &Directory{
 		cfg:       cfg,
 		started:   time.Now(),
 		instances: make(map[string]instance),
+		tracked:   tracked,
 		groups:    make(map[string]assignment),
 	}, nil
+}
+
+// Track adds group, whose members are assigned partitions of topic, to
+// the groups whose owners the directory tracks (from the next refresh on).
+func (d *Directory) Track(group, topic string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tracked[group] = topic
+}
+
+// Untrack stops tracking group; its owners are unknown from now on.
+func (d *Directory) Untrack(group string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.tracked, group)
+	delete(d.groups, group)
 }
 
 // Run advertises this instance, follows the directory topic and describes

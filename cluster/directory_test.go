@@ -435,7 +435,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no brokers", func(c *Config) { c.Brokers = nil }, "cluster: no brokers"},
 		{"no topic", func(c *Config) { c.Topic = "" }, "cluster: no directory topic"},
 		{"no instance id", func(c *Config) { c.InstanceID = "" }, "cluster: no instance id"},
-		{"no groups", func(c *Config) { c.Groups = nil }, "cluster: no consumer groups to track"},
+		{"no groups yet", func(c *Config) { c.Groups = nil }, ""},
 		{"group without topic", func(c *Config) { c.Groups = map[string]string{"g": ""} }, `cluster: group "g" with topic "": both must be set`},
 		{"negative refresh", func(c *Config) { c.RefreshInterval = -time.Second }, "cluster: negative refresh interval -1s"},
 		{"no URL", func(c *Config) { c.HTTP = "" }, "cluster: advertised HTTP address: empty"},
@@ -483,5 +483,39 @@ func TestDecodeRecord(t *testing.T) {
 				t.Fatalf("got %+v, %v; want URL %s", inst, err, tc.url)
 			}
 		})
+	}
+}
+
+// TestTrackAndUntrack tracks a group the directory did not start with,
+// then stops tracking it.
+func TestTrackAndUntrack(t *testing.T) {
+	c := newCluster(t)
+	d, err := New(Config{Brokers: c.ListenAddrs(), Topic: dirTopic, InstanceID: "a", HTTP: urlOf("a"),
+		RefreshInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	startMember(t, c, "a")
+	waitFor(t, "the group to be stable", func() (bool, string) {
+		_, ok := brokerOwners(c, 1)
+		return ok, "not stable"
+	})
+	if got := owners(t, d); len(got) != 0 {
+		t.Fatalf("owners of an untracked group: %v", got)
+	}
+	d.Track(group, inTopic)
+	waitConverged(t, c, 1, []string{"a"}, d)
+	d.Untrack(group)
+	if got := owners(t, d); len(got) != 0 {
+		t.Fatalf("owners after Untrack: %v", got)
 	}
 }

@@ -21,9 +21,10 @@ const stateStable = "Stable"
 // groupWatch describes the tracked groups. Only the refresh goroutine
 // uses it.
 type groupWatch struct {
-	d      *Directory
-	adm    *kadm.Client
-	groups []string
+	d   *Directory
+	adm *kadm.Client
+	// tracked is the directory's tracked groups when the describe began.
+	tracked map[string]string
 	// status is the last logged status of each group.
 	status map[string]string
 	// warned holds the groups whose members without an instance id
@@ -36,18 +37,26 @@ func (d *Directory) refresh(ctx context.Context, adm *kadm.Client) {
 	w := &groupWatch{
 		d:      d,
 		adm:    adm,
-		groups: slices.Sorted(maps.Keys(d.cfg.Groups)),
 		status: make(map[string]string),
 		warned: make(map[string]bool),
 	}
 	t := time.NewTicker(d.cfg.RefreshInterval)
 	defer t.Stop()
 	for {
+		d.mu.RLock()
+		w.tracked = maps.Clone(d.tracked)
+		d.mu.RUnlock()
 		views := w.describe(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		d.mu.Lock()
+		for g := range views {
+			// NB: a group untracked while it was described stays out.
+			if _, ok := d.tracked[g]; !ok {
+				delete(views, g)
+			}
+		}
 		d.groups = views
 		d.mu.Unlock()
 		select {
@@ -61,11 +70,15 @@ func (d *Directory) refresh(ctx context.Context, adm *kadm.Client) {
 // describe returns what the brokers say about each group now. A group
 // that is not Stable, or that could not be described, gets no owners.
 func (w *groupWatch) describe(ctx context.Context) map[string]assignment {
+	groups := slices.Sorted(maps.Keys(w.tracked))
+	views := make(map[string]assignment, len(groups))
+	if len(groups) == 0 {
+		return views
+	}
 	rctx, cancel := context.WithTimeout(ctx, describeTimeout)
-	described, err := w.adm.DescribeGroups(rctx, w.groups...)
+	described, err := w.adm.DescribeGroups(rctx, groups...)
 	cancel()
-	views := make(map[string]assignment, len(w.groups))
-	for _, g := range w.groups {
+	for _, g := range groups {
 		dg, ok := described[g]
 		switch {
 		case !ok:
@@ -89,7 +102,7 @@ func (w *groupWatch) describe(ctx context.Context) map[string]assignment {
 
 // owners reads the assignment of a stable group.
 func (w *groupWatch) owners(dg kadm.DescribedGroup) assignment {
-	topic := w.d.cfg.Groups[dg.Group]
+	topic := w.tracked[dg.Group]
 	owners := make(map[int32]string)
 	for _, m := range dg.Members {
 		if m.InstanceID == nil {
