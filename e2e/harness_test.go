@@ -231,21 +231,25 @@ func waitApplied(t testing.TB, adm *kadm.Client, group, topic string, timeout ti
 		applied := map[int32]int64{}
 		for _, addr := range instances {
 			var st struct {
-				Stages []struct {
-					Group      string `json:"group"`
-					Partitions []struct {
-						Partition int32 `json:"partition"`
-						Committed int64 `json:"committed"`
-					} `json:"partitions"`
-				} `json:"stages"`
+				Versions []struct {
+					Stages []struct {
+						Group      string `json:"group"`
+						Partitions []struct {
+							Partition int32 `json:"partition"`
+							Committed int64 `json:"committed"`
+						} `json:"partitions"`
+					} `json:"stages"`
+				} `json:"versions"`
 			}
 			if _, err := newClient(addr).getJSON("/v1/status", &st); err != nil {
 				return false, err.Error()
 			}
-			for _, stage := range st.Stages {
-				for _, p := range stage.Partitions {
-					if stage.Group == group {
-						applied[p.Partition] = max(applied[p.Partition], p.Committed)
+			for _, v := range st.Versions {
+				for _, stage := range v.Stages {
+					for _, p := range stage.Partitions {
+						if stage.Group == group {
+							applied[p.Partition] = max(applied[p.Partition], p.Committed)
+						}
 					}
 				}
 			}

@@ -37,9 +37,9 @@ type cellFansResponse struct {
 
 // fanZones serves GET /v1/artists/{id}/fan-zones?res=&min_fans=&limit=:
 // the artist's cells at res with at least min_fans fans, most fans first.
-func (s *Server) fanZones(w http.ResponseWriter, r *http.Request) {
-	if status, err := s.checkVersion(r); err != nil {
-		writeError(w, status, err.Error())
+func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
+	if v.Fans == nil {
+		fansOff(w, v)
 		return
 	}
 	artist, err := parseID(r.PathValue("id"), "artist_id")
@@ -48,7 +48,7 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	params := r.URL.Query()
-	res, err := s.parseRes(params.Get("res"))
+	res, err := parseRes(params.Get("res"), v.Fans)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -67,7 +67,7 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	key := rollups.PartitionKey(nil, rollups.Artist, artist)
-	s.routed(w, r, s.cfg.Rollups, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
+	s.routed(w, r, v, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
 		zs, err := fans.Zones(store, artist, res, minFans, limit)
 		if err != nil {
 			s.cfg.Logger.Error("fan zones query failed", "path", r.URL.Path, "err", err)
@@ -84,9 +84,9 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request) {
 
 // cellFans serves GET /v1/cells/{cell}/fans?artist_id=: the number of
 // fans of the artist whose home cell is cell.
-func (s *Server) cellFans(w http.ResponseWriter, r *http.Request) {
-	if status, err := s.checkVersion(r); err != nil {
-		writeError(w, status, err.Error())
+func (s *Server) cellFans(w http.ResponseWriter, r *http.Request, v version) {
+	if v.Fans == nil {
+		fansOff(w, v)
 		return
 	}
 	name := r.PathValue("cell")
@@ -95,7 +95,7 @@ func (s *Server) cellFans(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "cell "+strconv.Quote(name)+" is not an H3 cell (15 hexadecimal digits, e.g. 872a1072bffffff)")
 		return
 	}
-	if _, err := s.parseRes(strconv.Itoa(cell.Resolution())); err != nil {
+	if _, err := parseRes(strconv.Itoa(cell.Resolution()), v.Fans); err != nil {
 		writeError(w, http.StatusBadRequest, "cell "+name+": "+err.Error())
 		return
 	}
@@ -105,7 +105,7 @@ func (s *Server) cellFans(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := rollups.PartitionKey(nil, rollups.Artist, artist)
-	s.routed(w, r, s.cfg.Rollups, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
+	s.routed(w, r, v, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
 		n, err := fans.CellFans(store, artist, cell)
 		if err != nil {
 			s.cfg.Logger.Error("cell fans query failed", "path", r.URL.Path, "err", err)
@@ -116,9 +116,14 @@ func (s *Server) cellFans(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// parseRes reads a resolution that the fan zones are counted at.
-func (s *Server) parseRes(v string) (int, error) {
-	kept := s.cfg.Fans.ResolutionsKept()
+// fansOff answers a fan-zone request to a version that does not count them.
+func fansOff(w http.ResponseWriter, v version) {
+	writeError(w, http.StatusNotFound, "fan zones are off in version "+v.name+" (kappa up, process or replay --fan-zones turns them on)")
+}
+
+// parseRes reads a resolution that the fan zones of c are counted at.
+func parseRes(v string, c *fans.Config) (int, error) {
+	kept := c.ResolutionsKept()
 	res, err := strconv.Atoi(v)
 	if err != nil || !slices.Contains(kept, res) {
 		return 0, badRequest("res must be one of the resolutions fan zones are counted at: " + intsString(kept) + " (--h3-resolutions)")

@@ -37,19 +37,19 @@ type liveWindow struct {
 // live serves GET /v1/songs/{id}/live?window=&last=: the song's last
 // windows, newest first, from the one holding the largest event time its
 // partition has seen.
-func (s *Server) live(w http.ResponseWriter, r *http.Request) {
-	if status, err := s.checkVersion(r); err != nil {
-		writeError(w, status, err.Error())
+func (s *Server) live(w http.ResponseWriter, r *http.Request, v version) {
+	if v.Live == nil {
+		writeError(w, http.StatusNotFound, "live windows are off in version "+v.name+" (--live-windows off)")
 		return
 	}
-	song, size, last, err := s.parseLiveQuery(r)
+	song, size, last, err := parseLiveQuery(r, v.Live)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	key := rollups.PartitionKey(nil, rollups.Song, song)
-	s.routed(w, r, s.cfg.Rollups, key, "song_id "+strconv.FormatInt(song, 10), func(store *state.Store) {
-		a, err := live.Query(store, *s.cfg.Live, song, size, last)
+	s.routed(w, r, v, key, "song_id "+strconv.FormatInt(song, 10), func(store *state.Store) {
+		a, err := live.Query(store, *v.Live, song, size, last)
 		if err != nil {
 			s.cfg.Logger.Error("live query failed", "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusInternalServerError, "query failed")
@@ -70,12 +70,12 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) parseLiveQuery(r *http.Request) (song int64, size time.Duration, last int, err error) {
+func parseLiveQuery(r *http.Request, c *live.Config) (song int64, size time.Duration, last int, err error) {
 	if song, err = parseID(r.PathValue("id"), "song_id"); err != nil {
 		return 0, 0, 0, err
 	}
 	params := r.URL.Query()
-	kept := s.cfg.Live.WindowSizes()
+	kept := c.WindowSizes()
 	size = kept[0]
 	if v := params.Get("window"); v != "" {
 		if size, err = live.ParseWindow(v); err != nil {

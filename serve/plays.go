@@ -39,12 +39,8 @@ type countryRow struct {
 	Streams int64   `json:"streams"`
 }
 
-func (s *Server) plays(e rollups.Entity, idField string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if status, err := s.checkVersion(r); err != nil {
-			writeError(w, status, err.Error())
-			return
-		}
+func (s *Server) plays(e rollups.Entity, idField string) read {
+	return func(w http.ResponseWriter, r *http.Request, v version) {
 		q, err := parsePlaysQuery(r, e, idField)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -52,7 +48,7 @@ func (s *Server) plays(e rollups.Entity, idField string) http.HandlerFunc {
 		}
 		key := rollups.PartitionKey(nil, e, q.ID)
 		what := idField + " " + strconv.FormatInt(q.ID, 10)
-		s.routed(w, r, s.cfg.Rollups, key, what, func(store *state.Store) {
+		s.routed(w, r, v, key, what, func(store *state.Store) {
 			res, err := rollups.NewReader(store).Query(q)
 			if err != nil {
 				s.cfg.Logger.Error("plays query failed", "path", r.URL.Path, "err", err)

@@ -28,14 +28,14 @@ const forwardTimeout = 5 * time.Second
 // when read fails or panics. When another instance owns key, r is
 // forwarded there. Otherwise the partition is rebalancing or restoring,
 // and the answer is 503 with Retry-After.
-func (s *Server) routed(w http.ResponseWriter, r *http.Request, p Placement, key []byte, what string, read func(*state.Store)) {
-	loc := p.Locate(key)
+func (s *Server) routed(w http.ResponseWriter, r *http.Request, v version, key []byte, what string, read func(*state.Store)) {
+	loc := v.Rollups.Locate(key)
 	switch {
 	case loc.Store != nil:
 		defer loc.Release()
 		read(loc.Store)
 	case loc.Owner != "" && r.Header.Get(forwardedHeader) == "":
-		s.forward(w, r, loc.Owner, what)
+		s.forward(w, r, loc.Owner, v.name, what)
 	case loc.Owner != "":
 		unavailable(w, "the partition of "+what+" is moving between instances; retry")
 	default:
@@ -43,11 +43,16 @@ func (s *Server) routed(w http.ResponseWriter, r *http.Request, p Placement, key
 	}
 }
 
-// forward relays r to the instance at base URL owner and copies the
-// answer's status, Content-Type, Retry-After and body back. The routed
-// endpoints are GETs, so no request body is relayed.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, owner, what string) {
-	target := strings.TrimSuffix(owner, "/") + r.URL.RequestURI()
+// forward relays r to the instance at base URL owner, reading version v
+// there too (also when the owner serves another version by now), and
+// copies the answer's status, Content-Type, Retry-After and body back.
+// The routed endpoints are GETs, so no request body is relayed.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, owner, v, what string) {
+	u := *r.URL
+	q := u.Query()
+	q.Set("version", v)
+	u.RawQuery = q.Encode()
+	target := strings.TrimSuffix(owner, "/") + u.RequestURI()
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, target, nil)
 	if err != nil {
 		s.cfg.Logger.Error("bad owner URL", "owner", owner, "path", r.URL.Path, "err", err)

@@ -43,6 +43,8 @@ func (p *peer) seen() []string {
 func TestRouting(t *testing.T) {
 	const (
 		target = "/v1/songs/7/plays?from=2026-03-01&to=2026-03-31"
+		// forwarded is target as forwarded: it names the version read.
+		forwarded = target + "&version=v1"
 		answer = `{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"day":"2026-03-01","plays":1,"streams":1},{"day":"2026-03-02","plays":1,"streams":0}]}`
 	)
 	gone := httptest.NewServer(http.NotFoundHandler())
@@ -65,16 +67,16 @@ func TestRouting(t *testing.T) {
 			seenA: []string{" " + target}, releasesA: 1},
 		{name: "forwarded to the owner", a: &fakePlacement{owner: "b"}, b: &fakePlacement{store: newStore(t)},
 			status: 200, body: answer,
-			seenA: []string{" " + target}, seenB: []string{"1 " + target}, releasesB: 1},
+			seenA: []string{" " + target}, seenB: []string{"1 " + forwarded}, releasesB: 1},
 		{name: "owners disagree: one hop, then 503", a: &fakePlacement{owner: "b"}, b: &fakePlacement{owner: "a"},
 			status: 503, retryAfter: "1", body: `{"error":"the partition of song_id 7 is moving between instances; retry"}`,
-			seenA: []string{" " + target}, seenB: []string{"1 " + target}},
+			seenA: []string{" " + target}, seenB: []string{"1 " + forwarded}},
 		{name: "rebalancing", a: &fakePlacement{},
 			status: 503, retryAfter: "1", body: `{"error":"the partition of song_id 7 is rebalancing or restoring; retry"}`,
 			seenA: []string{" " + target}},
 		{name: "owner restoring: its 503 is relayed", a: &fakePlacement{owner: "b"}, b: &fakePlacement{},
 			status: 503, retryAfter: "1", body: `{"error":"the partition of song_id 7 is rebalancing or restoring; retry"}`,
-			seenA: []string{" " + target}, seenB: []string{"1 " + target}},
+			seenA: []string{" " + target}, seenB: []string{"1 " + forwarded}},
 		{name: "owner unreachable", a: &fakePlacement{owner: gone.URL},
 			status: 503, retryAfter: "1", body: "the owner of song_id 7 at " + gone.URL + " did not answer (dial tcp",
 			seenA: []string{" " + target}},

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/kappa-stream/kappa/processors/fans"
@@ -23,11 +22,8 @@ import (
 	"github.com/kappa-stream/kappa/processors/rollups"
 )
 
-// Config wires the server to the read sides of the processors.
-type Config struct {
-	// Version is the topology version this instance serves, e.g. "v1"
-	// (required). A request's version= must name it.
-	Version string
+// Backend is the read side of one topology version.
+type Backend struct {
 	// Rollups locates the store that answers a plays query, by the
 	// rollups.PartitionKey of its song or artist (required). A query
 	// whose store is on another instance is forwarded there.
@@ -41,6 +37,23 @@ type Config struct {
 	// resolutions); an artist's zones are in the store of its rollups
 	// key. Nil: the fan-zone endpoints answer 404, fan zones are off.
 	Fans *fans.Config
+}
+
+// Versions are the topology versions an instance serves. Its methods are
+// called concurrently, once or twice per request.
+type Versions interface {
+	// Serving is the version that answers requests without version=.
+	Serving() string
+	// Backend is the read side of version v; an error, shown to the
+	// client with 404, says why v cannot be read here (unknown, retired).
+	Backend(v string) (*Backend, error)
+}
+
+// Config wires the server to the read sides of the processors.
+type Config struct {
+	// Versions resolve the version a request reads: its version=, or the
+	// serving one (required).
+	Versions Versions
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
 	// Produce serves POST /v1/listens (default: the endpoint answers 404).
@@ -57,10 +70,8 @@ type Config struct {
 // Validate reports a missing setting.
 func (c *Config) Validate() error {
 	switch {
-	case c.Version == "":
-		return errors.New("serve: no version")
-	case c.Rollups == nil:
-		return errors.New("serve: no rollups placement")
+	case c.Versions == nil:
+		return errors.New("serve: no versions")
 	case c.Ready == nil:
 		return errors.New("serve: no readiness check")
 	}
@@ -84,25 +95,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), peers: &http.Client{Timeout: forwardTimeout}}
-	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.plays(rollups.Song, "song_id"))
-	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.plays(rollups.Artist, "artist_id"))
-	if cfg.Live != nil {
-		s.mux.HandleFunc("GET /v1/songs/{id}/live", s.live)
-	} else {
-		s.mux.HandleFunc("GET /v1/songs/{id}/live", func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "live windows are off on this instance (--live-windows off)")
-		})
-	}
-	if cfg.Fans != nil {
-		s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", s.fanZones)
-		s.mux.HandleFunc("GET /v1/cells/{cell}/fans", s.cellFans)
-	} else {
-		off := func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "fan zones are off on this instance (kappa up or process --fan-zones turns them on)")
-		}
-		s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", off)
-		s.mux.HandleFunc("GET /v1/cells/{cell}/fans", off)
-	}
+	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.versioned(s.plays(rollups.Song, "song_id")))
+	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.versioned(s.plays(rollups.Artist, "artist_id")))
+	s.mux.HandleFunc("GET /v1/songs/{id}/live", s.versioned(s.live))
+	s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", s.versioned(s.fanZones))
+	s.mux.HandleFunc("GET /v1/cells/{cell}/fans", s.versioned(s.cellFans))
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
 	}
@@ -139,7 +136,33 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "not ready: stores are catching up with the log")
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "version": s.cfg.Version})
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "version": s.cfg.Versions.Serving()})
+	}
+}
+
+// read is a handler of a state endpoint, given the version it reads.
+type read func(w http.ResponseWriter, r *http.Request, v version)
+
+// version is the topology version a request reads.
+type version struct {
+	name string
+	*Backend
+}
+
+// versioned resolves the version a request reads (its version=, or the
+// serving one) and hands it to h; an unknown or retired version is 404.
+func (s *Server) versioned(h read) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("version")
+		if name == "" {
+			name = s.cfg.Versions.Serving()
+		}
+		b, err := s.cfg.Versions.Backend(name)
+		if err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		h(w, r, version{name: name, Backend: b})
 	}
 }
 
@@ -147,15 +170,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 type badRequest string
 
 func (e badRequest) Error() string { return string(e) }
-
-// checkVersion accepts an absent version= or the served one.
-func (s *Server) checkVersion(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("version")
-	if v == "" || v == s.cfg.Version {
-		return 0, nil
-	}
-	return http.StatusNotFound, errors.New("version " + strconv.Quote(v) + " is not served here (serving " + s.cfg.Version + ")")
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,13 +119,34 @@ func newStore(t *testing.T) *state.Store {
 	return s
 }
 
+// fixedVersions serves the versions of backends; the others are unknown.
+type fixedVersions struct {
+	serving  string
+	backends map[string]*Backend
+}
+
+func (f fixedVersions) Serving() string { return f.serving }
+
+func (f fixedVersions) Backend(v string) (*Backend, error) {
+	b, ok := f.backends[v]
+	if !ok {
+		return nil, errors.New("version " + strconv.Quote(v) + " does not run here")
+	}
+	return b, nil
+}
+
+// newServer serves version v1 from p.
 func newServer(t *testing.T, p Placement, log *fakeLog) *Server {
 	t.Helper()
+	return newVersionsServer(t, fixedVersions{"v1", map[string]*Backend{"v1": {Rollups: p}}}, log)
+}
+
+func newVersionsServer(t *testing.T, vs Versions, log *fakeLog) *Server {
+	t.Helper()
 	srv, err := New(Config{
-		Version: "v1",
-		Rollups: p,
-		Ready:   func(context.Context) (bool, error) { return true, nil },
-		Produce: log.produce,
+		Versions: vs,
+		Ready:    func(context.Context) (bool, error) { return true, nil },
+		Produce:  log.produce,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +192,7 @@ func TestPlays(t *testing.T) {
 			`{"song_id":8,"from":"2026-03-01","to":"2026-03-31","plays":0,"streams":0,"rows":[]}`,
 			rollups.PartitionKey(nil, rollups.Song, 8)},
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-31&version=v2", 404,
-			`{"error":"version \"v2\" is not served here (serving v1)"}`, nil},
+			`{"error":"version \"v2\" does not run here"}`, nil},
 		{"/v1/songs/7/plays?from=2026-03-01", 400, `{"error":"to is required (YYYY-MM-DD)"}`, nil},
 		{"/v1/songs/7/plays?from=1969-12-31&to=2026-03-01", 400,
 			`{"error":"from must be a date YYYY-MM-DD from 1970-01-01 on, not \"1969-12-31\""}`, nil},
@@ -194,6 +216,45 @@ func TestPlays(t *testing.T) {
 			}
 			if !slices.Equal(located, want) || released != wantReleased {
 				t.Fatalf("located %q and released %d stores, want %q and %d", located, released, want, wantReleased)
+			}
+		})
+	}
+}
+
+// TestVersions reads the serving version without version=, either one
+// with it, and says that processors a version does not run are off.
+func TestVersions(t *testing.T) {
+	v1 := &fakePlacement{store: newStore(t)}
+	v2 := &fakePlacement{store: newStore(t)}
+	vs := fixedVersions{"v2", map[string]*Backend{"v1": {Rollups: v1}, "v2": {Rollups: v2}}}
+	srv := newVersionsServer(t, vs, &fakeLog{})
+	for _, tc := range []struct {
+		target string
+		status int
+		body   string
+		from   *fakePlacement
+	}{
+		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01", 200, `"plays":1`, v2},
+		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v2", 200, `"plays":1`, v2},
+		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v1", 200, `"plays":1`, v1},
+		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v3", 404, `{"error":"version \"v3\" does not run here"}`, nil},
+		{"/v1/songs/7/live", 404, `{"error":"live windows are off in version v2 (--live-windows off)"}`, nil},
+		{"/v1/artists/3/fan-zones?res=7&version=v1", 404, `fan zones are off in version v1`, nil},
+		{"/v1/cells/872a1072bffffff/fans?artist_id=3", 404, `fan zones are off in version v2`, nil},
+		{"/readyz", 200, `{"ready":true,"version":"v2"}`, nil},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			before1, _ := v1.counts()
+			before2, _ := v2.counts()
+			status, body := do(t, srv, http.MethodGet, tc.target, "")
+			if status != tc.status || !strings.Contains(body, tc.body) {
+				t.Fatalf("got %d %s\nwant %d with %s", status, body, tc.status, tc.body)
+			}
+			after1, _ := v1.counts()
+			after2, _ := v2.counts()
+			read1, read2 := len(after1) > len(before1), len(after2) > len(before2)
+			if read1 != (tc.from == v1) || read2 != (tc.from == v2) {
+				t.Fatalf("read v1: %t, v2: %t", read1, read2)
 			}
 		})
 	}

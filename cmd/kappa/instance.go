@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,16 +19,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kappa-stream/kappa/cluster"
-	"github.com/kappa-stream/kappa/processors/fans"
+	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/processors/live"
-	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
 )
 
 // instanceConfig is one processing instance: both stages of every
-// processor and the HTTP API, against a Kafka cluster.
+// processor of every version the control topic lists, and the HTTP API,
+// against a Kafka cluster.
 type instanceConfig struct {
 	brokers            []string
 	data               string
@@ -40,10 +41,12 @@ type instanceConfig struct {
 	sessionTimeout     time.Duration
 	transactionTimeout time.Duration
 	pprof              bool
-	live               live.Config
-	liveOff            bool // --live-windows off: no live windows
-	fans               fans.Config
-	fanZones           bool // --fan-zones
+	controlTopic       string
+	// procs is the configuration of the version the instance declares
+	// when the cluster has none yet; procsSet is true when a processor
+	// flag was given.
+	procs    processors
+	procsSet bool
 }
 
 // names are the versioned group, topic and directory names of one
@@ -86,16 +89,28 @@ const storeCacheSize = 128 << 20
 // (16 MiB cost the rollups a fifth of their backlog throughput.)
 const storeMemTableSize = 32 << 20
 
+// instance is what the versions of one processing instance share.
+type instance struct {
+	c           instanceConfig
+	logger      *slog.Logger
+	adm         *kadm.Client
+	dir         *cluster.Directory
+	advertise   string
+	partitions  int32
+	common      topology.Config
+	storeOpts   []state.Opt
+	liveMetrics *live.Metrics
+}
+
 func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
-	n := versionNames(c.data, c.version)
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
 	if err != nil {
 		return err
 	}
 	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
+	inst := &instance{c: c, logger: logger, adm: kadm.NewClient(admCl)}
 	provisionCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	partitions, err := provision(provisionCtx, adm, logger, n, c.partitions)
+	inst.partitions, err = provision(provisionCtx, inst.adm, logger, c.partitions, c.controlTopic)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("provision topics on %s: %w", strings.Join(c.brokers, ","), err)
@@ -105,14 +120,14 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return fmt.Errorf("http: %w", err)
 	}
 	defer ln.Close()
-	advertise := c.advertise
-	if advertise == "" {
-		advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
+	inst.advertise = c.advertise
+	if inst.advertise == "" {
+		inst.advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
 	}
 
 	cache := state.NewCache(storeCacheSize)
 	defer cache.Close()
-	common := topology.Config{
+	inst.common = topology.Config{
 		Brokers:            c.brokers,
 		InstanceID:         c.instanceID,
 		CommitInterval:     c.commitInterval,
@@ -122,71 +137,27 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		MeterProvider:      tel.provider,
 		ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
 	}
-	users := common
-	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
-	users.ManualTopics = []string{n.deltas}
-	storeOpts := []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
+	inst.storeOpts = []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
 		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
-	var fanProc *fans.Processor
-	if c.fanZones {
-		if fanProc, err = fans.NewProcessor(c.fans); err != nil {
-			return err
-		}
-		users.Changelog, users.StoreDir, users.StoreOpts = n.usersChangelog, n.usersDir, storeOpts
-	}
-	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
-		t := &listensTask{rollups: rollups.NewUserTask(n.deltas, partitions)}
-		if !c.liveOff {
-			t.live = live.NewCollector(c.live, p, n.deltas, partitions)
-		}
-		if fanProc != nil {
-			t.fans = fans.NewCollector(fanProc, s, n.deltas, partitions)
-		}
-		return t, nil
-	}
-	stage1, err := topology.New(users)
-	if err != nil {
+	if inst.liveMetrics, err = live.NewMetrics(tel.provider); err != nil {
 		return err
 	}
-	aggregates := common
-	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.aggregatesGroup, n.deltas, n.changelog
-	aggregates.StoreDir = n.aggregatesDir
-	aggregates.PurgeInterval = deltasPurgeInterval
-	aggregates.StoreOpts = storeOpts
-	liveMetrics, err := live.NewMetrics(tel.provider)
-	if err != nil {
-		return err
-	}
-	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
-		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
-		if fanProc != nil {
-			t.fans = fans.NewCountTask(s)
-		}
-		if !c.liveOff {
-			var err error
-			if t.live, err = live.NewTask(c.live, s, partitions, n.liveFinal, liveMetrics); err != nil {
-				return nil, err
-			}
-		}
-		return t, nil
-	}
-	stage2, err := topology.New(aggregates)
-	if err != nil {
-		return err
-	}
-
-	dir, err := cluster.New(cluster.Config{
+	inst.dir, err = cluster.New(cluster.Config{
 		Brokers:    c.brokers,
 		Topic:      topicInstances,
 		InstanceID: c.instanceID,
-		HTTP:       advertise,
-		Groups:     map[string]string{n.aggregatesGroup: n.deltas},
+		HTTP:       inst.advertise,
 		Logger:     logger,
 		ClientOpts: []kgo.Opt{tel.kafkaHooks()},
 	})
 	if err != nil {
 		return err
 	}
+	follower, err := control.NewFollower(c.brokers, c.controlTopic, logger, tel.kafkaHooks())
+	if err != nil {
+		return err
+	}
+	vs := &versions{inst: inst, running: make(map[string]*versionRun), retired: make(map[string]bool), failed: make(chan *versionRun, 1)}
 
 	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
 	if err != nil {
@@ -194,19 +165,8 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	}
 	defer ingestCl.Close()
 	api, err := serve.New(serve.Config{
-		Version: c.version,
-		Rollups: &placement{runner: stage2, dir: dir, self: c.instanceID, group: n.aggregatesGroup,
-			route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
-		Live: liveServed(c),
-		Fans: fansServed(c),
-		Ready: func(ctx context.Context) (bool, error) {
-			for _, r := range []*topology.Runner{stage1, stage2} {
-				if ok, err := r.Ready(ctx); !ok || err != nil {
-					return false, err
-				}
-			}
-			return true, nil
-		},
+		Versions: vs,
+		Ready:    vs.ready,
 		Produce: func(ctx context.Context, users []int64, values [][]byte) error {
 			recs := make([]*kgo.Record, len(values))
 			for i, v := range values {
@@ -215,16 +175,8 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			return ingestCl.ProduceSync(ctx, recs...).FirstErr()
 		},
 		Metrics: tel.handler,
-		Status: func() any {
-			return instanceStatus{
-				Instance: c.instanceID, Version: c.version, HTTP: advertise,
-				Stages: []stageStatus{
-					{Group: n.usersGroup, Topic: topicListens, Partitions: stage1.Status()},
-					{Group: n.aggregatesGroup, Topic: n.deltas, Partitions: stage2.Status()},
-				},
-			}
-		},
-		Logger: logger,
+		Status:  func() any { return vs.status() },
+		Logger:  logger,
 	})
 	if err != nil {
 		return err
@@ -240,12 +192,15 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		handler = mux
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", advertise, "version", c.version, "instance", c.instanceID)
+	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", inst.advertise, "instance", c.instanceID)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return stage1.Run(gctx) })
-	g.Go(func() error { return stage2.Run(gctx) })
-	g.Go(func() error { return dir.Run(gctx) })
+	g.Go(func() error { return follower.Run(gctx) })
+	g.Go(func() error { return inst.dir.Run(gctx) })
+	g.Go(func() error {
+		defer vs.stopAll()
+		return inst.followControl(gctx, admCl, follower, vs)
+	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -268,30 +223,83 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	return g.Wait()
 }
 
-// fansServed is the fan-zones configuration the API serves, nil when off.
-func fansServed(c instanceConfig) *fans.Config {
-	if !c.fanZones {
+// reconcileInterval is how often an instance retries starting the
+// versions that could not start, without a change in the control topic.
+const reconcileInterval = 5 * time.Second
+
+// followControl runs the versions the control topic lists until ctx ends
+// or a version fails. On a cluster without versions it first declares
+// the instance's --version with its processor flags, serving.
+func (inst *instance) followControl(ctx context.Context, cl *kgo.Client, f *control.Follower, vs *versions) error {
+	select {
+	case <-f.Synced():
+	case <-ctx.Done():
 		return nil
 	}
-	return &c.fans
-}
-
-// liveServed is the live configuration the API serves, nil when off.
-func liveServed(c instanceConfig) *live.Config {
-	if c.liveOff {
-		return nil
+	st := f.State()
+	if len(st.Versions) == 0 {
+		if err := inst.declareFirst(ctx, cl, f); err != nil {
+			return err
+		}
+		st = f.State()
+	} else if inst.c.procsSet {
+		inst.logger.Warn("processor flags ignored: every version runs with the configuration it was declared with in "+inst.c.controlTopic+
+			"; kappa replay builds a version with another", "serving", st.Serving.Version)
 	}
-	return &c.live
+	t := time.NewTicker(reconcileInterval)
+	defer t.Stop()
+	for {
+		vs.reconcile(ctx, st)
+		select {
+		case <-ctx.Done():
+			return nil
+		case vr := <-vs.failed:
+			return fmt.Errorf("version %s: %w", vr.name, vr.err)
+		case <-f.Changed():
+		case <-t.C:
+		}
+		st = f.State()
+	}
 }
 
-// provision creates the topics of version n that are missing and returns
-// the partition count of the listens topic, which every internal topic
-// shares.
-func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n names, partitions int) (int32, error) {
+// declareFirst declares the instance's --version, serving, and waits
+// until the follower has read it back.
+func (inst *instance) declareFirst(ctx context.Context, cl *kgo.Client, f *control.Follower) error {
+	config, err := json.Marshal(inst.c.procs)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	v := control.Version{Name: inst.c.version, From: control.FromEarliest, Config: config, Created: now}
+	if err := control.PutVersion(ctx, cl, inst.c.controlTopic, v); err != nil {
+		return err
+	}
+	if err := control.PutServing(ctx, cl, inst.c.controlTopic, control.Serving{Version: v.Name, Since: now}); err != nil {
+		return err
+	}
+	inst.logger.Info("declared the first version", "version", v.Name, "config", inst.c.procs.describe())
+	for {
+		if st := f.State(); st.Serving.Version != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.Changed():
+		}
+	}
+}
+
+// provision creates the topics every version shares that are missing and
+// returns the partition count of the listens topic, which every internal
+// topic shares.
+func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, partitions int, controlTopic string) (int32, error) {
 	forever := map[string]string{"retention.ms": "-1"}
 	if err := topology.Provision(ctx, adm, logger,
 		topology.TopicSpec{Name: topicListens, Partitions: int32(partitions), Configs: forever},
 		topology.TopicSpec{Name: topicDLQ, Partitions: int32(partitions), Configs: forever},
+		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
+		topology.TopicSpec{Name: controlTopic, Partitions: control.TopicPartitions, Configs: control.TopicConfigs()},
 	); err != nil {
 		return 0, err
 	}
@@ -303,12 +311,16 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n nam
 	if !ok || d.Err != nil || len(d.Partitions) == 0 {
 		return 0, fmt.Errorf("topic %s: not found after creating it", topicListens)
 	}
-	p := int32(len(d.Partitions))
+	return int32(len(d.Partitions)), nil
+}
+
+// provisionVersion creates the internal topics of version n that are
+// missing, with p partitions each.
+func provisionVersion(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n names, p int32) error {
 	// NB: deltas are kept as long as listens: a stage 2 that was down
 	// for a week still finds every delta it has not counted.
-	return p, topology.Provision(ctx, adm, logger,
-		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
-		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: forever},
+	return topology.Provision(ctx, adm, logger,
+		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: map[string]string{"retention.ms": "-1"}},
 		topology.TopicSpec{Name: n.changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
 		topology.TopicSpec{Name: n.usersChangelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
 		topology.TopicSpec{Name: n.liveFinal, Partitions: p, Configs: map[string]string{"retention.ms": strconv.FormatInt(liveFinalRetention.Milliseconds(), 10)}},
@@ -317,10 +329,18 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n nam
 
 // instanceStatus is the body of GET /v1/status.
 type instanceStatus struct {
-	Instance string        `json:"instance"`
-	Version  string        `json:"version"`
-	HTTP     string        `json:"http"`
-	Stages   []stageStatus `json:"stages"`
+	Instance string          `json:"instance"`
+	HTTP     string          `json:"http"`
+	Serving  string          `json:"serving"`
+	Versions []versionStatus `json:"versions"`
+}
+
+// versionStatus is one version running on the instance.
+type versionStatus struct {
+	Version string        `json:"version"`
+	Serving bool          `json:"serving"`
+	Config  processors    `json:"config"`
+	Stages  []stageStatus `json:"stages"`
 }
 
 type stageStatus struct {

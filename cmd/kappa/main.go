@@ -23,7 +23,8 @@ Commands:
   process   one processing instance against a Kafka cluster; start several to scale out
   produce   produce JSON lines from a file or stdin to the listens topic
   generate  synthetic, seeded listen events to a file, stdout or Kafka
-  status    groups, lag per partition and store sizes
+  replay    rebuild into a new version from the log, show progress, cut over, retire the old
+  status    versions, groups, lag per partition, store sizes, serving version
 
 Run 'kappa <command> -h' for the flags of a command.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		{"process", runProcess},
 		{"produce", runProduce},
 		{"generate", runGenerate},
+		{"replay", runReplay},
 		{"status", runStatus},
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {

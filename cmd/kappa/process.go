@@ -3,70 +3,36 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"regexp"
-	"strconv"
-	"strings"
+	"slices"
 	"time"
 
-	"github.com/kappa-stream/kappa/processors/fans"
-	"github.com/kappa-stream/kappa/processors/live"
-	"github.com/kappa-stream/kappa/windows"
+	"github.com/kappa-stream/kappa/control"
 )
 
-var (
-	versionRE    = regexp.MustCompile(`^v[1-9][0-9]*$`)
-	instanceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
-)
+var instanceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 // instanceFlags declares the flags every processing instance has.
 func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.StringVar(&c.data, "data", "./kappa-data", "data directory: state stores (and the embedded broker's log)")
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "HTTP API listen address")
 	fs.StringVar(&c.advertise, "advertise", "", "base URL other instances forward queries to (default: http://<--http address>)")
-	fs.StringVar(&c.version, "version", "v1", "topology version: consumer groups, internal topics and state directories carry it")
+	fs.StringVar(&c.version, "version", "v1", "topology version declared, with the processor flags, when the cluster has none yet; later ones come from kappa replay")
 	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the listens topic (and the internal topics) when it is created")
 	fs.DurationVar(&c.commitInterval, "commit-interval", 100*time.Millisecond, "how long one transaction collects input")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 6*time.Second, "how long the group waits for a dead instance before moving its partitions")
 	fs.DurationVar(&c.transactionTimeout, "transaction-timeout", 10*time.Second, "how long the broker waits before aborting a dead instance's open transaction")
 	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
-	fs.Func("live-windows", "comma-separated sizes of the live windows kept per song (default 1m), e.g. 10s,1m,1h, or off; the same on every instance of a version", func(s string) error {
-		c.live.Windows, c.liveOff = nil, s == "off"
-		if c.liveOff {
-			return nil
-		}
-		for _, f := range strings.Split(s, ",") {
-			d, err := live.ParseWindow(strings.TrimSpace(f))
-			if err != nil {
-				return err
-			}
-			c.live.Windows = append(c.live.Windows, d)
-		}
-		return nil
-	})
-	fs.BoolVar(&c.fanZones, "fan-zones", false, "count fan zones (fans per artist per H3 cell of their homes); costly: see docs/benchmarks.md")
-	fs.Func("h3-resolutions", "comma-separated H3 resolutions fan zones are counted at (default 5,6,7,8,9); the same on every instance of a version", func(s string) error {
-		c.fans.Resolutions = nil
-		for _, f := range strings.Split(s, ",") {
-			r, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil {
-				return fmt.Errorf("resolution %q: want 0…15", f)
-			}
-			c.fans.Resolutions = append(c.fans.Resolutions, r)
-		}
-		return nil
-	})
-	fs.IntVar(&c.fans.MinPlays, "fan-min-plays", fans.DefaultMinPlays, "plays of an artist that make a user a fan of it")
-	fs.DurationVar(&c.live.Grace, "live-grace", live.DefaultGrace, "how long after its end a live window still takes late listens before it closes and is emitted")
-	fs.DurationVar(&c.live.Retention, "live-retention", windows.DefaultRetention, "how long after its end a live window is kept")
+	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
+	processorFlags(fs, &c.procs)
 }
 
 // checkInstance validates the instance flags.
 func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 	switch {
-	case !versionRE.MatchString(c.version):
+	case !control.ValidName(c.version):
 		return usageErrorf(fs, "--version %q: want v1, v2, …", c.version)
 	case !instanceIDRE.MatchString(c.instanceID):
 		return usageErrorf(fs, "--instance-id %q: want letters, digits, '.', '_' or '-'", c.instanceID)
@@ -77,12 +43,12 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
 	}
-	if err := c.fans.Validate(); err != nil {
-		return usageErrorf(fs, "--h3-resolutions, --fan-min-plays: %s", strings.TrimPrefix(err.Error(), "fans: "))
+	if err := c.procs.validate(); err != nil {
+		return usageErrorf(fs, "%s", err)
 	}
-	if err := c.live.Validate(); err != nil {
-		return usageErrorf(fs, "--live-windows, --live-grace, --live-retention: %s", strings.TrimPrefix(err.Error(), "live: config: "))
-	}
+	fs.Visit(func(f *flag.Flag) {
+		c.procsSet = c.procsSet || slices.Contains(processorFlagNames, f.Name)
+	})
 	return nil
 }
 

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/control"
 )
 
 // partitionCheckRecords is how many of the newest records per partition
@@ -24,12 +24,14 @@ import (
 const partitionCheckRecords = 100
 
 func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", "Shows the topics, the consumer groups of a version with their lag per\n"+
-		"partition, the state store sizes, and warns when recent records of listens sit in\n"+
-		"a partition their key does not hash to (murmur2, as the Java client).", stderr)
+	fs := newFlagSet("status", "Shows the topics, every version of the topology (its lag, readiness, and which\n"+
+		"one serves), the consumer groups of the running versions with their lag per\n"+
+		"partition, the state store sizes, and warns when recent records of listens sit\n"+
+		"in a partition their key does not hash to (murmur2, as the Java client).", stderr)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	data := fs.String("data", "./kappa-data", "data directory of the local instance (for store sizes)")
-	version := fs.String("version", "v1", "topology version")
+	version := fs.String("version", "", "show the groups and stores of this version only (default: every running version)")
+	controlTopic := fs.String("control-topic", topicControl, "the control topic of the kappa deployment")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of an instance to ask for its partitions and restores (empty: skip)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -38,7 +40,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if len(bs) == 0 {
 		return usageErrorf(fs, "--brokers is empty")
 	}
-	if !versionRE.MatchString(*version) {
+	if *version != "" && !control.ValidName(*version) {
 		return usageErrorf(fs, "--version %q: want v1, v2, …", *version)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -49,26 +51,90 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-
-	fmt.Fprintf(stdout, "brokers %s, version %s\n\n", *brokers, *version)
-	if err := printTopics(ctx, stdout, adm, topicListens, topicDLQ, versionNames(*data, *version).deltas); err != nil {
+	st, err := loadControlTopic(ctx, adm, bs, *controlTopic)
+	if err != nil {
 		return err
 	}
-	n := versionNames(*data, *version)
-	for _, group := range []string{n.usersGroup, n.aggregatesGroup} {
-		if err := printGroupLag(ctx, stdout, adm, group); err != nil {
-			return err
+
+	fmt.Fprintf(stdout, "brokers %s\n\n", *brokers)
+	topics := []string{topicListens, topicDLQ}
+	var shown []string
+	for _, v := range st.Active() {
+		if *version == "" || v.Name == *version {
+			shown = append(shown, v.Name)
+			topics = append(topics, versionNames(*data, v.Name).deltas)
+		}
+	}
+	if *version != "" && len(shown) == 0 {
+		shown = append(shown, *version)
+	}
+	if err := printTopics(ctx, stdout, adm, topics...); err != nil {
+		return err
+	}
+	if err := printVersions(ctx, stdout, adm, st, *controlTopic); err != nil {
+		return err
+	}
+	for _, v := range shown {
+		n := versionNames(*data, v)
+		for _, group := range []string{n.usersGroup, n.aggregatesGroup} {
+			if err := printGroupLag(ctx, stdout, adm, group); err != nil {
+				return err
+			}
 		}
 	}
 	if *httpAddr != "" {
 		printInstance(ctx, stdout, *httpAddr)
 	}
-	printStores(stdout, n.aggregatesDir)
-	if _, err := os.Stat(n.usersDir); err == nil {
-		// NB: stage 1 keeps stores only with --fan-zones.
-		printStores(stdout, n.usersDir)
+	for _, v := range shown {
+		n := versionNames(*data, v)
+		printStores(stdout, n.aggregatesDir)
+		if _, err := os.Stat(n.usersDir); err == nil {
+			// NB: stage 1 keeps stores only with --fan-zones.
+			printStores(stdout, n.usersDir)
+		}
 	}
 	return checkPartitioning(ctx, stdout, bs, adm)
+}
+
+// printVersions prints every version with its state, its lag and whether
+// it is ready (within readyLag) and serving.
+func printVersions(ctx context.Context, w io.Writer, adm *kadm.Client, st control.State, topic string) error {
+	if len(st.Versions) == 0 {
+		fmt.Fprintf(w, "versions: none yet (%s is empty: no instance has run)\n\n", topic)
+		return nil
+	}
+	fmt.Fprintf(w, "versions (%s), serving %s since %s\n", topic, st.Serving.Version, st.Serving.Since.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "version\tstate\tfrom\tlag listens\tlag deltas\tready\tserving\tconfig")
+	for _, v := range st.Sorted() {
+		state, lag1, lag2, ready := "", "-", "-", "-"
+		if !v.Active() {
+			state = "retired " + v.Retired.Format(time.RFC3339)
+		} else {
+			state = "running"
+			p, err := progressOf(ctx, adm, versionNames("", v.Name))
+			if err != nil {
+				return err
+			}
+			lag1, lag2 = strconv.FormatInt(p.listensLag, 10), strconv.FormatInt(p.deltasLag, 10)
+			ready = "no"
+			if p.ready(readyLag) {
+				ready = "yes"
+			}
+		}
+		serving := ""
+		if v.Name == st.Serving.Version {
+			serving = "serving"
+		}
+		from := v.From
+		if v.Forced {
+			from += " (forced)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, state, from, lag1, lag2, ready, serving, v.Config)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	return nil
 }
 
 // printTopics prints the partitions and the number of offsets (records,
@@ -136,24 +202,22 @@ func printGroupLag(ctx context.Context, w io.Writer, adm *kadm.Client, group str
 // printInstance prints what the instance at addr says of its partitions:
 // which it owns per stage, their lag, and the restores in progress.
 func printInstance(ctx context.Context, w io.Writer, addr string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	st, err := fetchStatus(ctx, "http://"+addr)
 	if err != nil {
-		fmt.Fprintf(w, "instance at %s: %v\n\n", addr, err)
+		fmt.Fprintf(w, "instance at %s: no status (%v)\n\n", addr, err)
 		return
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(w, "instance at %s: not reachable (%v)\n\n", addr, err)
-		return
+	fmt.Fprintf(w, "instance %s (%s, serving %s)\n", st.Instance, st.HTTP, st.Serving)
+	for _, vs := range st.Versions {
+		fmt.Fprintf(w, "  version %s\n", vs.Version)
+		printStages(w, vs.Stages)
 	}
-	defer resp.Body.Close()
-	var st instanceStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(w, "instance at %s: no status (HTTP %d, %v)\n\n", addr, resp.StatusCode, err)
-		return
-	}
-	fmt.Fprintf(w, "instance %s (%s, version %s)\n", st.Instance, st.HTTP, st.Version)
-	for _, sg := range st.Stages {
+	fmt.Fprintln(w)
+}
+
+// printStages prints an instance's partitions of each stage.
+func printStages(w io.Writer, stages []stageStatus) {
+	for _, sg := range stages {
 		var owned, restoring []string
 		var lag int64
 		for _, p := range sg.Partitions {
@@ -163,13 +227,12 @@ func printInstance(ctx context.Context, w io.Writer, addr string) {
 				restoring = append(restoring, fmt.Sprintf("p%d %d/%d", p.Partition, p.RestoreDone, p.RestoreTotal))
 			}
 		}
-		fmt.Fprintf(w, "  %s: partitions [%s], lag %d", sg.Group, strings.Join(owned, " "), lag)
+		fmt.Fprintf(w, "    %s: partitions [%s], lag %d", sg.Group, strings.Join(owned, " "), lag)
 		if len(restoring) > 0 {
 			fmt.Fprintf(w, ", restoring %s", strings.Join(restoring, ", "))
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
 }
 
 func printStores(w io.Writer, dir string) {

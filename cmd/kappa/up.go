@@ -144,10 +144,10 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			today := time.Now().UTC().Format("2006-01-02")
 			song := "http://" + c.httpAddr + "/v1/songs/" + strconv.FormatInt(l.SongID, 10)
 			logger.Info("try: curl '" + song + "/plays?from=" + today + "&to=" + today + "&by=country'")
-			if !c.liveOff {
+			if !c.procs.liveOff {
 				logger.Info("try: curl '" + song + "/live?last=5'")
 			}
-			if c.fanZones {
+			if c.procs.fanZones {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/artists/" + strconv.FormatInt(l.ArtistID, 10) + "/fan-zones?res=7&limit=5'")
 			}
 		}

@@ -23,6 +23,8 @@ const (
 	topicDLQ     = "listens.dlq"
 	// topicInstances is where instances advertise their HTTP address.
 	topicInstances = "kappa.instances"
+	// topicControl holds the versions and the serving pointer.
+	topicControl = "kappa.control"
 )
 
 func splitBrokers(s string) []string {

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/processors/fans"
+	"github.com/kappa-stream/kappa/processors/live"
+	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/serve"
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+)
+
+// versionRun is one topology version running on this instance: both
+// stages of every processor it has on, and its read side.
+type versionRun struct {
+	name    string
+	procs   processors
+	n       names
+	stage1  *topology.Runner
+	stage2  *topology.Runner
+	backend *serve.Backend
+	cancel  context.CancelFunc
+	// done is closed when both stages have stopped; err is their first
+	// failure, set before.
+	done chan struct{}
+	err  error
+}
+
+// ready reports whether both stages have joined and caught up.
+func (vr *versionRun) ready(ctx context.Context) (bool, error) {
+	for _, r := range []*topology.Runner{vr.stage1, vr.stage2} {
+		if ok, err := r.Ready(ctx); !ok || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (vr *versionRun) status(serving bool) versionStatus {
+	return versionStatus{
+		Version: vr.name, Serving: serving, Config: vr.procs,
+		Stages: []stageStatus{
+			{Group: vr.n.usersGroup, Topic: topicListens, Partitions: vr.stage1.Status()},
+			{Group: vr.n.aggregatesGroup, Topic: vr.n.deltas, Partitions: vr.stage2.Status()},
+		},
+	}
+}
+
+// versions are the topology versions of one instance, kept in step with
+// the control topic: every active version runs, a retired one is stopped
+// and its state directories deleted, and reads without version= go to
+// the serving one. It implements serve.Versions.
+type versions struct {
+	inst *instance
+
+	mu sync.RWMutex
+	// running are the versions running here, by name. REQUIRES: mu held.
+	running map[string]*versionRun
+	// retired are the versions the control topic says are retired.
+	// REQUIRES: mu held.
+	retired map[string]bool
+	// serving is the serving version. REQUIRES: mu held.
+	serving string
+	// failed receives the first version whose stages failed.
+	failed chan *versionRun
+}
+
+func (vs *versions) Serving() string {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	return vs.serving
+}
+
+func (vs *versions) Backend(v string) (*serve.Backend, error) {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	if vr, ok := vs.running[v]; ok {
+		return vr.backend, nil
+	}
+	if vs.retired[v] {
+		return nil, errors.New("version " + v + " is retired (serving " + vs.serving + ")")
+	}
+	return nil, fmt.Errorf("version %q does not run here (running: %s; serving %s)", v,
+		strings.Join(slices.Sorted(maps.Keys(vs.running)), ", "), vs.serving)
+}
+
+// ready reports whether the serving version is ready: its stores are
+// restored and it has caught up with the log.
+func (vs *versions) ready(ctx context.Context) (bool, error) {
+	vs.mu.RLock()
+	vr := vs.running[vs.serving]
+	vs.mu.RUnlock()
+	if vr == nil {
+		return false, nil
+	}
+	return vr.ready(ctx)
+}
+
+func (vs *versions) status() instanceStatus {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	st := instanceStatus{Instance: vs.inst.c.instanceID, HTTP: vs.inst.advertise, Serving: vs.serving}
+	for _, name := range slices.SortedFunc(maps.Keys(vs.running), func(a, b string) int { return control.Number(a) - control.Number(b) }) {
+		st.Versions = append(st.Versions, vs.running[name].status(name == vs.serving))
+	}
+	return st
+}
+
+// reconcile brings the running versions in step with the control state:
+// starts the active versions that do not run, stops the retired ones and
+// deletes their state. A version that cannot start now (its topics cannot
+// be provisioned) is logged and left for the next call.
+func (vs *versions) reconcile(ctx context.Context, st control.State) {
+	vs.mu.Lock()
+	if st.Serving.Version != vs.serving {
+		vs.inst.logger.Info("serving version", "version", st.Serving.Version, "was", vs.serving, "since", st.Serving.Since)
+		vs.serving = st.Serving.Version
+	}
+	vs.mu.Unlock()
+	for _, v := range st.Sorted() {
+		if v.Active() {
+			vs.start(ctx, v)
+		} else {
+			vs.retire(v.Name)
+		}
+	}
+}
+
+// start runs version v unless it runs already.
+func (vs *versions) start(ctx context.Context, v control.Version) {
+	vs.mu.RLock()
+	_, ok := vs.running[v.Name]
+	vs.mu.RUnlock()
+	if ok {
+		return
+	}
+	var procs processors
+	if err := json.Unmarshal(v.Config, &procs); err != nil {
+		vs.inst.logger.Error("version has a configuration this instance cannot read; not running it", "version", v.Name, "err", err)
+		return
+	}
+	vr, err := vs.inst.newVersion(ctx, v.Name, procs)
+	if err != nil {
+		vs.inst.logger.Error("starting version failed; retrying", "version", v.Name, "err", err)
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	vr.cancel = cancel
+	vs.mu.Lock()
+	vs.running[v.Name] = vr
+	vs.mu.Unlock()
+	vs.inst.dir.Track(vr.n.aggregatesGroup, vr.n.deltas)
+	vs.inst.logger.Info("version running", "version", v.Name, "from", v.From, "config", procs.describe())
+	go func() {
+		g, gctx := errgroup.WithContext(rctx)
+		g.Go(func() error { return vr.stage1.Run(gctx) })
+		g.Go(func() error { return vr.stage2.Run(gctx) })
+		vr.err = g.Wait()
+		close(vr.done)
+		if vr.err != nil {
+			select {
+			case vs.failed <- vr:
+			default:
+			}
+		}
+	}()
+}
+
+// retire stops version name if it runs and deletes its state directories.
+func (vs *versions) retire(name string) {
+	vs.mu.Lock()
+	vr := vs.running[name]
+	delete(vs.running, name)
+	vs.retired[name] = true
+	vs.mu.Unlock()
+	if vr != nil {
+		vs.inst.dir.Untrack(vr.n.aggregatesGroup)
+		vr.cancel()
+		<-vr.done
+		vs.inst.leave(vr.n.usersGroup, vr.n.aggregatesGroup)
+		vs.inst.logger.Info("retired version stopped", "version", name)
+	}
+	dir := filepath.Join(vs.inst.c.data, name)
+	if _, err := os.Stat(dir); err != nil {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		vs.inst.logger.Error("deleting a retired version's state failed", "version", name, "dir", dir, "err", err)
+		return
+	}
+	vs.inst.logger.Info("retired version's state deleted", "version", name, "dir", dir)
+}
+
+// stopAll stops every running version and waits for them.
+func (vs *versions) stopAll() {
+	vs.mu.Lock()
+	running := slices.Collect(maps.Values(vs.running))
+	vs.mu.Unlock()
+	for _, vr := range running {
+		vr.cancel()
+	}
+	for _, vr := range running {
+		<-vr.done
+	}
+}
+
+// newVersion provisions version name's topics and builds its stages.
+func (inst *instance) newVersion(ctx context.Context, name string, procs processors) (*versionRun, error) {
+	n := versionNames(inst.c.data, name)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := provisionVersion(pctx, inst.adm, inst.logger, n, inst.partitions)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("provision the topics of %s: %w", name, err)
+	}
+	partitions := inst.partitions
+	users := inst.common
+	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
+	users.ManualTopics = []string{n.deltas}
+	var fanProc *fans.Processor
+	if procs.fanZones {
+		if fanProc, err = fans.NewProcessor(procs.fans); err != nil {
+			return nil, err
+		}
+		users.Changelog, users.StoreDir, users.StoreOpts = n.usersChangelog, n.usersDir, inst.storeOpts
+	}
+	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
+		t := &listensTask{rollups: rollups.NewUserTask(n.deltas, partitions)}
+		if !procs.liveOff {
+			t.live = live.NewCollector(procs.live, p, n.deltas, partitions)
+		}
+		if fanProc != nil {
+			t.fans = fans.NewCollector(fanProc, s, n.deltas, partitions)
+		}
+		return t, nil
+	}
+	stage1, err := topology.New(users)
+	if err != nil {
+		return nil, err
+	}
+	aggregates := inst.common
+	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.aggregatesGroup, n.deltas, n.changelog
+	aggregates.StoreDir = n.aggregatesDir
+	aggregates.PurgeInterval = deltasPurgeInterval
+	aggregates.StoreOpts = inst.storeOpts
+	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
+		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
+		if fanProc != nil {
+			t.fans = fans.NewCountTask(s)
+		}
+		if !procs.liveOff {
+			var err error
+			if t.live, err = live.NewTask(procs.live, s, partitions, n.liveFinal, inst.liveMetrics); err != nil {
+				return nil, err
+			}
+		}
+		return t, nil
+	}
+	stage2, err := topology.New(aggregates)
+	if err != nil {
+		return nil, err
+	}
+	return &versionRun{
+		name: name, procs: procs, n: n, stage1: stage1, stage2: stage2,
+		backend: &serve.Backend{
+			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.aggregatesGroup,
+				route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
+			Live: procs.liveServed(),
+			Fans: procs.fansServed(),
+		},
+		done: make(chan struct{}),
+	}, nil
+}
+
+// leaveTimeout bounds the LeaveGroup of a retired version's groups.
+const leaveTimeout = 5 * time.Second
+
+// leave takes this instance out of groups at once. A static member that
+// stops does not leave its groups (a restart takes its partitions back),
+// so without this a retired version's groups would keep it as a member,
+// and could not be deleted, until its session timed out.
+func (inst *instance) leave(groups ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	for _, g := range groups {
+		resp, err := inst.adm.LeaveGroup(ctx, kadm.LeaveGroup(g).InstanceIDs(inst.c.instanceID).Reason("version retired"))
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			inst.logger.Warn("leaving a retired version's group failed; it lets this instance go when its session times out", "group", g, "err", err)
+		}
+	}
+}
