@@ -45,7 +45,7 @@ func TestRouting(t *testing.T) {
 		target = "/v1/songs/7/plays?from=2026-03-01&to=2026-03-31"
 		// forwarded is target as forwarded: it names the version read.
 		forwarded = target + "&version=v1"
-		answer = `{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"day":"2026-03-01","plays":1,"streams":1},{"day":"2026-03-02","plays":1,"streams":0}]}`
+		answer    = `{"song_id":7,"from":"2026-03-01","to":"2026-03-31","plays":2,"streams":1,"rows":[{"day":"2026-03-01","plays":1,"streams":1},{"day":"2026-03-02","plays":1,"streams":0}]}`
 	)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
