@@ -28,7 +28,9 @@ const benchEvents = 2_000_000
 //     first produce until the group's lag is 0;
 //   - backlog: a second `kappa up --brokers` process builds a fresh
 //     version (new group, empty store) from the whole log, served by the
-//     first process's broker, until its lag is 0: with the rollups only
+//     first process's broker, until its lag is 0 (a deployment of its own:
+//     its own control topic, so the first process does not run it too):
+//     with the rollups only
 //     (--live-windows off: the job the peer benchmarks do), with the
 //     rollups and the fan zones ("fans"; the ratio of the two rates is
 //     fans/rollups), and with every processor ("all": --fan-zones).
@@ -72,7 +74,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 func backlogRun(b *testing.B, brokers, version string, args ...string) (time.Duration, int64) {
 	b.Helper()
 	p := startKappa(b, "bench-up-"+version+".log", append([]string{"up", "--brokers", brokers, "--data", b.TempDir(),
-		"--http", freeAddr(b), "--version", version, "--instance-id", "bench-" + version}, args...)...)
+		"--http", freeAddr(b), "--version", version, "--instance-id", "bench-" + version,
+		"--control-topic", "kappa.control.bench-" + version}, args...)...)
 	start := time.Now()
 	waitVersionCaughtUp(b, brokers, version, benchEvents, 5*time.Minute)
 	took := time.Since(start)

@@ -431,14 +431,22 @@ func produceWithKcat(t testing.TB, brokers, file string) {
 type client struct {
 	base string
 	hc   *http.Client
+	// query is appended to the query of every request, e.g. "&version=v2".
+	query string
 }
 
 func newClient(addr string) *client {
 	return &client{base: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Second}}
 }
 
+// version returns a client of the same instance whose requests read
+// version v (paths must have a query).
+func (c *client) version(v string) *client {
+	return &client{base: c.base, hc: c.hc, query: "&version=" + v}
+}
+
 func (c *client) getJSON(path string, v any) (int, error) {
-	resp, err := c.hc.Get(c.base + path)
+	resp, err := c.hc.Get(c.base + path + c.query)
 	if err != nil {
 		return 0, err
 	}

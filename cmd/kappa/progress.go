@@ -9,9 +9,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// readyLag is the lag, in records of each stage, within which a version
+// readyLag is the lag, in listens, within which a version's stage 1
 // counts as caught up (kappa status; kappa replay's default --max-lag).
 const readyLag = 1000
+
+// readyDeltasIntervals is the lag of stage 2, in commit intervals of
+// stage 1, within which it counts as caught up: each listens partition
+// sends at most one repartition record to each stage-2 partition per
+// interval (plus a transaction marker).
+const readyDeltasIntervals = 3
 
 // progress is how far a version's consumer groups are, from the offsets
 // they committed with their state.
@@ -22,44 +28,50 @@ type progress struct {
 	// listensLag and deltasLag are the records each stage has still to
 	// process (offsets, transaction markers included).
 	listensLag, deltasLag int64
+	// deltasLagMax is the largest lag of one repartition partition.
+	deltasLagMax int64
+	// listensPartitions is the number of listens partitions.
+	listensPartitions int
 }
 
-// ready reports whether both stages are within maxLag of their inputs.
+// ready reports whether stage 1 is within maxLag listens of the log's end,
+// and stage 2 within readyDeltasIntervals of stage 1's output.
 func (p progress) ready(maxLag int64) bool {
-	return p.listensLag <= maxLag && p.deltasLag <= maxLag
+	return p.listensLag <= maxLag && p.deltasLagMax <= int64(readyDeltasIntervals*2*p.listensPartitions)
 }
 
 // progressOf reads the progress of version n's groups now.
 func progressOf(ctx context.Context, adm *kadm.Client, n names) (progress, error) {
 	var p progress
 	var err error
-	if p.listensCommitted, p.listensLag, err = groupProgress(ctx, adm, n.usersGroup, topicListens); err != nil {
+	if p.listensCommitted, p.listensLag, _, p.listensPartitions, err = groupProgress(ctx, adm, n.usersGroup, topicListens); err != nil {
 		return p, err
 	}
-	_, p.deltasLag, err = groupProgress(ctx, adm, n.aggregatesGroup, n.deltas)
+	_, p.deltasLag, p.deltasLagMax, _, err = groupProgress(ctx, adm, n.aggregatesGroup, n.deltas)
 	return p, err
 }
 
 // groupProgress sums, over the partitions of topic, the offsets group has
-// committed (the log start where it has none) and its lag behind the end.
-func groupProgress(ctx context.Context, adm *kadm.Client, group, topic string) (committed, lag int64, err error) {
+// committed (the log start where it has none) and its lag behind the end;
+// maxLag is the largest lag of one partition.
+func groupProgress(ctx context.Context, adm *kadm.Client, group, topic string) (committed, lag, maxLag int64, partitions int, err error) {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("list start offsets of %s: %w", topic, err)
+		return 0, 0, 0, 0, fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("list end offsets of %s: %w", topic, err)
+		return 0, 0, 0, 0, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	commits, err := fetchOffsets(ctx, adm, group)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	ends.Each(func(end kadm.ListedOffset) {
 		at := int64(0)
@@ -71,8 +83,10 @@ func groupProgress(ctx context.Context, adm *kadm.Client, group, topic string) (
 		}
 		committed += at
 		lag += max(end.Offset-at, 0)
+		maxLag = max(maxLag, end.Offset-at)
+		partitions++
 	})
-	return committed, lag, nil
+	return committed, lag, maxLag, partitions, nil
 }
 
 // fetchOffsets is the offsets group has committed; none when the group

@@ -104,6 +104,7 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	err := replay(ctx, c, stdout, stderr)
 	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "%s\n\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		fs.Usage()
 	}
 	return err

@@ -259,6 +259,10 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	aggregates.StoreDir = n.aggregatesDir
 	aggregates.PurgeInterval = deltasPurgeInterval
 	aggregates.StoreOpts = inst.storeOpts
+	// NB: one repartition record sums a commit interval of a listens
+	// partition, so stage 2 is ready within a few intervals, not within
+	// stage 1's 1,000 records.
+	aggregates.ReadyLag = readyDeltasIntervals * 2 * int64(partitions)
 	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
 		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
 		if fanProc != nil {

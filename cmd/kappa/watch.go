@@ -18,10 +18,13 @@ import (
 	"github.com/kappa-stream/kappa/control"
 )
 
-// watch shows the progress of version v until it has caught up: both
-// stages within maxLag of their inputs, and the stores of the instances
-// that run it applied that far. A terminal gets a progress bar redrawn in
-// place; anything else a line every few seconds.
+// watch shows the progress of version v until it has caught up: stage 1
+// within maxLag listens of the log's end, and then, on the instances that
+// run it, every store of both stages applied that far: stage 2's to the
+// repartition offsets stage 1 had reached by then (one repartition record
+// sums a whole commit interval of listens, so a lag in records would say
+// little). A terminal gets a progress bar redrawn in place; anything else
+// a line every few seconds.
 func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Version, w io.Writer) error {
 	n := versionNames("", v.Name)
 	first, err := firstOffsets(ctx, adm, v)
@@ -36,7 +39,9 @@ func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Vers
 	var (
 		rate    rateMeter
 		printed time.Time
-		line    string
+		// deltas are the repartition end offsets once stage 1 is within
+		// maxLag: what stage 2's stores must hold.
+		deltas kadm.ListedOffsets
 	)
 	for {
 		p, err := progressOf(ctx, adm, n)
@@ -51,12 +56,19 @@ func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Vers
 		ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
 		done, total := p.listensCommitted-first, end-first
 		r := rate.add(time.Now(), done)
-		var why string
-		ready := p.ready(c.maxLag)
-		if ready {
-			ready, why = applied(ctx, c, adm, n)
+		if deltas == nil && p.listensLag <= c.maxLag {
+			if deltas, err = adm.ListEndOffsets(ctx, n.deltas); err == nil {
+				err = deltas.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("list end offsets of %s: %w", n.deltas, err)
+			}
 		}
-		line = progressLine(v.Name, done, total, r, p, tty)
+		ready, why := false, ""
+		if deltas != nil {
+			ready, why = applied(ctx, c, n, ends, deltas)
+		}
+		line := progressLine(v.Name, done, total, r, p, tty)
 		if !ready && why != "" {
 			line += "  (" + why + ")"
 		}
@@ -67,7 +79,7 @@ func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Vers
 			} else {
 				fmt.Fprintln(w, line)
 			}
-			fmt.Fprintf(w, "%s has caught up (lag %d listens, %d deltas; stores applied)\n", v.Name, p.listensLag, p.deltasLag)
+			fmt.Fprintf(w, "%s has caught up (lag %d listens; stores applied)\n", v.Name, p.listensLag)
 			return nil
 		case tty:
 			fmt.Fprintf(w, "\r\033[K%s", line)
@@ -187,10 +199,11 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// applied reports whether, for both stages of version n, the stores of
-// the instances that answer hold every partition to within maxLag of the
-// end of its input; why says what is missing.
-func applied(ctx context.Context, c replayConfig, adm *kadm.Client, n names) (ok bool, why string) {
+// applied reports whether the stores of the instances that answer hold,
+// for stage 1 of version n, every listens partition to within maxLag of
+// listens, and for stage 2 every repartition partition up to deltas; why
+// says what is missing.
+func applied(ctx context.Context, c replayConfig, n names, listens, deltas kadm.ListedOffsets) (ok bool, why string) {
 	statuses, unreachable, err := instanceStatuses(ctx, c.brokers)
 	if err != nil {
 		return false, err.Error()
@@ -198,19 +211,16 @@ func applied(ctx context.Context, c replayConfig, adm *kadm.Client, n names) (ok
 	if len(statuses) == 0 {
 		return false, "no instance answers: " + strings.Join(unreachable, ", ")
 	}
-	for _, stage := range [][2]string{{n.usersGroup, topicListens}, {n.aggregatesGroup, n.deltas}} {
-		ends, err := adm.ListEndOffsets(ctx, stage[1])
-		if err == nil {
-			err = ends.Error()
-		}
-		if err != nil {
-			return false, err.Error()
-		}
+	for _, stage := range []struct {
+		group  string
+		ends   kadm.ListedOffsets
+		maxLag int64
+	}{{n.usersGroup, listens, c.maxLag}, {n.aggregatesGroup, deltas, 0}} {
 		committed := map[int32]int64{}
 		for _, st := range statuses {
 			for _, vs := range st.Versions {
 				for _, sg := range vs.Stages {
-					if sg.Group != stage[0] {
+					if sg.Group != stage.group {
 						continue
 					}
 					for _, p := range sg.Partitions {
@@ -222,14 +232,14 @@ func applied(ctx context.Context, c replayConfig, adm *kadm.Client, n names) (ok
 			}
 		}
 		var behind []string
-		ends.Each(func(o kadm.ListedOffset) {
-			if at, ok := committed[o.Partition]; !ok || o.Offset-at > c.maxLag {
+		stage.ends.Each(func(o kadm.ListedOffset) {
+			if at, ok := committed[o.Partition]; !ok || o.Offset-at > stage.maxLag {
 				behind = append(behind, fmt.Sprint(o.Partition))
 			}
 		})
 		if len(behind) > 0 {
 			slices.Sort(behind)
-			return false, "stores of " + stage[0] + " partitions " + strings.Join(behind, ",") + " not applied yet"
+			return false, "stores of " + stage.group + " partitions " + strings.Join(behind, ",") + " not applied yet"
 		}
 	}
 	return true, ""
