@@ -39,13 +39,19 @@ type Backend struct {
 	Fans *fans.Config
 }
 
+// ErrStarting marks a Versions.Backend error for a version that is not
+// readable here yet but will be (the instance is starting it): the
+// answer is 503 with Retry-After instead of 404.
+var ErrStarting = errors.New("serve: version starting")
+
 // Versions are the topology versions an instance serves. Its methods are
 // called concurrently, once or twice per request.
 type Versions interface {
 	// Serving is the version that answers requests without version=.
 	Serving() string
 	// Backend is the read side of version v; an error, shown to the
-	// client with 404, says why v cannot be read here (unknown, retired).
+	// client with 404 (with 503 when it wraps ErrStarting), says why v
+	// cannot be read here (unknown, retired, starting).
 	Backend(v string) (*Backend, error)
 }
 
@@ -158,7 +164,11 @@ func (s *Server) versioned(h read) http.HandlerFunc {
 			name = s.cfg.Versions.Serving()
 		}
 		b, err := s.cfg.Versions.Backend(name)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrStarting):
+			unavailable(w, err.Error())
+			return
+		case err != nil:
 			writeError(w, http.StatusNotFound, err.Error())
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -129,6 +130,9 @@ func (f fixedVersions) Serving() string { return f.serving }
 
 func (f fixedVersions) Backend(v string) (*Backend, error) {
 	b, ok := f.backends[v]
+	if v == "v9" {
+		return nil, fmt.Errorf("%w: v9 starts", ErrStarting)
+	}
 	if !ok {
 		return nil, errors.New("version " + strconv.Quote(v) + " does not run here")
 	}
@@ -238,6 +242,7 @@ func TestVersions(t *testing.T) {
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v2", 200, `"plays":1`, v2},
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v1", 200, `"plays":1`, v1},
 		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v3", 404, `{"error":"version \"v3\" does not run here"}`, nil},
+		{"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01&version=v9", 503, `{"error":"serve: version starting: v9 starts"}`, nil},
 		{"/v1/songs/7/live", 404, `{"error":"live windows are off in version v2 (--live-windows off)"}`, nil},
 		{"/v1/artists/3/fan-zones?res=7&version=v1", 404, `fan zones are off in version v1`, nil},
 		{"/v1/cells/872a1072bffffff/fans?artist_id=3", 404, `fan zones are off in version v2`, nil},

@@ -157,7 +157,8 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	if err != nil {
 		return err
 	}
-	vs := &versions{inst: inst, running: make(map[string]*versionRun), retired: make(map[string]bool), failed: make(chan *versionRun, 1)}
+	vs := &versions{inst: inst, running: make(map[string]*versionRun), retired: make(map[string]bool),
+		active: make(map[string]bool), failed: make(chan *versionRun, 1)}
 
 	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
 	if err != nil {

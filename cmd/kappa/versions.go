@@ -72,9 +72,12 @@ type versions struct {
 	mu sync.RWMutex
 	// running are the versions running here, by name. REQUIRES: mu held.
 	running map[string]*versionRun
-	// retired are the versions the control topic says are retired.
-	// REQUIRES: mu held.
-	retired map[string]bool
+	// retired are the versions the control topic says are retired,
+	// active those it lists as running. REQUIRES: mu held.
+	retired, active map[string]bool
+	// synced is true once the control topic has been read. REQUIRES: mu
+	// held.
+	synced bool
 	// serving is the serving version. REQUIRES: mu held.
 	serving string
 	// failed receives the first version whose stages failed.
@@ -93,8 +96,13 @@ func (vs *versions) Backend(v string) (*serve.Backend, error) {
 	if vr, ok := vs.running[v]; ok {
 		return vr.backend, nil
 	}
-	if vs.retired[v] {
+	switch {
+	case !vs.synced:
+		return nil, fmt.Errorf("%w: the instance is reading %s", serve.ErrStarting, vs.inst.c.controlTopic)
+	case vs.retired[v]:
 		return nil, errors.New("version " + v + " is retired (serving " + vs.serving + ")")
+	case vs.active[v]:
+		return nil, fmt.Errorf("%w: version %s is starting on this instance", serve.ErrStarting, v)
 	}
 	return nil, fmt.Errorf("version %q does not run here (running: %s; serving %s)", v,
 		strings.Join(slices.Sorted(maps.Keys(vs.running)), ", "), vs.serving)
@@ -128,6 +136,11 @@ func (vs *versions) status() instanceStatus {
 // be provisioned) is logged and left for the next call.
 func (vs *versions) reconcile(ctx context.Context, st control.State) {
 	vs.mu.Lock()
+	vs.synced = true
+	clear(vs.active)
+	for _, v := range st.Active() {
+		vs.active[v.Name] = true
+	}
 	if st.Serving.Version != vs.serving {
 		vs.inst.logger.Info("serving version", "version", st.Serving.Version, "was", vs.serving, "since", st.Serving.Since)
 		vs.serving = st.Serving.Version
