@@ -291,3 +291,27 @@ func TestMergeRow(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCellKey packs listens' cell keys, sorts them as a flush does,
+// and encodes them to their store keys.
+func BenchmarkCellKey(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const perFlush = 4096
+	ids := make([]int64, perFlush)
+	for i := range ids {
+		ids[i] = 1 + r.Int64N(200_000)
+	}
+	keys := make([]cellKey, perFlush)
+	var dst []byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i += perFlush {
+		for j := range keys {
+			keys[j] = newCellKey(tableSong, ids[j], int32(20_500+j%7), events.Country{'G', 'B'})
+		}
+		slices.SortFunc(keys, cellKey.compare)
+		for _, k := range keys {
+			dst = k.append(dst[:0])
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "keys/s")
+}
