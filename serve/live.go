@@ -19,8 +19,11 @@ const (
 )
 
 type liveResponse struct {
-	SongID int64  `json:"song_id"`
-	Window string `json:"window"`
+	SongID int64 `json:"song_id"`
+	// Title and ArtistName are the catalog's, when it knows the song.
+	Title      string `json:"title,omitempty"`
+	ArtistName string `json:"artist_name,omitempty"`
+	Window     string `json:"window"`
 	// Watermark is null until every stage-1 partition has sent an event
 	// time (or gone idle).
 	Watermark *string      `json:"watermark"`
@@ -56,6 +59,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request, v version) {
 			return
 		}
 		out := liveResponse{SongID: song, Window: live.FormatWindow(size), Windows: make([]liveWindow, 0, len(a.Windows))}
+		out.Title, out.ArtistName = s.songNames(song)
 		if a.HasWatermark {
 			wm := a.Watermark.Format(timeLayout)
 			out.Watermark = &wm

@@ -18,12 +18,15 @@ const (
 type playsResponse struct {
 	SongID   *int64 `json:"song_id,omitempty"`
 	ArtistID *int64 `json:"artist_id,omitempty"`
-	From     string `json:"from"`
-	To       string `json:"to"`
-	Country  string `json:"country,omitempty"`
-	Plays    int64  `json:"plays"`
-	Streams  int64  `json:"streams"`
-	Rows     []any  `json:"rows"`
+	// Title and ArtistName are the catalog's, when it knows the id.
+	Title      string `json:"title,omitempty"`
+	ArtistName string `json:"artist_name,omitempty"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Country    string `json:"country,omitempty"`
+	Plays      int64  `json:"plays"`
+	Streams    int64  `json:"streams"`
+	Rows       []any  `json:"rows"`
 }
 
 type dayRow struct {
@@ -55,7 +58,13 @@ func (s *Server) plays(e rollups.Entity, idField string) read {
 				writeError(w, http.StatusInternalServerError, "query failed")
 				return
 			}
-			writeJSON(w, http.StatusOK, newPlaysResponse(q, res))
+			out := newPlaysResponse(q, res)
+			if q.Entity == rollups.Song {
+				out.Title, out.ArtistName = s.songNames(q.ID)
+			} else {
+				out.ArtistName = s.artistName(q.ID)
+			}
+			writeJSON(w, http.StatusOK, out)
 		})
 	}
 }
@@ -148,4 +157,27 @@ func parseID(v, field string) (int64, error) {
 		return 0, badRequest(field + " must be an integer in 1..9223372036854775807")
 	}
 	return id, nil
+}
+
+// songNames is a song's title and artist name from the catalog, empty
+// when unknown.
+func (s *Server) songNames(id int64) (title, artist string) {
+	if s.cfg.Names == nil {
+		return "", ""
+	}
+	if title, artist, ok := s.cfg.Names.Song(id); ok {
+		return title, artist
+	}
+	return "", ""
+}
+
+// artistName is an artist's name from the catalog, empty when unknown.
+func (s *Server) artistName(id int64) string {
+	if s.cfg.Names == nil {
+		return ""
+	}
+	if name, ok := s.cfg.Names.Artist(id); ok {
+		return name
+	}
+	return ""
 }

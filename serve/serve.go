@@ -55,11 +55,23 @@ type Versions interface {
 	Backend(v string) (*Backend, error)
 }
 
+// Names looks up the catalog's names; ok is false for ids it does not
+// know. Its methods are called concurrently.
+type Names interface {
+	// Song is a song's title and its artist's name (empty when unknown).
+	Song(id int64) (title, artist string, ok bool)
+	// Artist is an artist's name.
+	Artist(id int64) (name string, ok bool)
+}
+
 // Config wires the server to the read sides of the processors.
 type Config struct {
 	// Versions resolve the version a request reads: its version=, or the
 	// serving one (required).
 	Versions Versions
+	// Names enriches answers with the catalog's names of songs and
+	// artists (default: answers carry ids only).
+	Names Names
 	// Ready reports readiness for /readyz (required).
 	Ready func(context.Context) (bool, error)
 	// Produce serves POST /v1/listens (default: the endpoint answers 404).

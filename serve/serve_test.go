@@ -309,3 +309,36 @@ func TestIngest(t *testing.T) {
 		})
 	}
 }
+
+// fakeNames knows song 7 ("Hello" by "Adele") and artist 3.
+type fakeNames struct{}
+
+func (fakeNames) Song(id int64) (string, string, bool) {
+	if id == 7 {
+		return "Hello", "Adele", true
+	}
+	return "", "", false
+}
+
+func (fakeNames) Artist(id int64) (string, bool) { return "Adele", id == 3 }
+
+func TestNames(t *testing.T) {
+	srv, err := New(Config{
+		Versions: fixedVersions{"v1", map[string]*Backend{"v1": {Rollups: &fakePlacement{store: newStore(t)}}}},
+		Ready:    func(context.Context) (bool, error) { return true, nil },
+		Names:    fakeNames{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]string{
+		"/v1/songs/7/plays?from=2026-03-01&to=2026-03-01":   `{"song_id":7,"title":"Hello","artist_name":"Adele","from":"2026-03-01"`,
+		"/v1/songs/8/plays?from=2026-03-01&to=2026-03-01":   `{"song_id":8,"from":"2026-03-01"`,
+		"/v1/artists/3/plays?from=2026-03-01&to=2026-03-01": `{"artist_id":3,"artist_name":"Adele","from":"2026-03-01"`,
+		"/v1/artists/4/plays?from=2026-03-01&to=2026-03-01": `{"artist_id":4,"from":"2026-03-01"`,
+	} {
+		if status, body := do(t, srv, http.MethodGet, target, ""); status != 200 || !strings.HasPrefix(body, want) {
+			t.Errorf("%s: %d %s\nwant %s…", target, status, body, want)
+		}
+	}
+}

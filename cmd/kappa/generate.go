@@ -9,8 +9,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/generate"
 )
 
@@ -33,6 +35,8 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	rate := fs.Float64("rate", 0, "events per second; 0 is as fast as possible")
 	out := fs.String("out", "", "write JSON lines to this file (- is stdout) instead of producing to Kafka")
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers, when --out is not given")
+	feed := fs.Bool("catalog", false, "generate the catalog feed of the songs and artists instead (to "+catalog.FeedTopic+"), with every kind of mess a third-party feed has")
+	badBatch := fs.Bool("bad-batch", false, "with --catalog: end with a batch of valid but wrong records, to try kappa catalog rollback")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +54,9 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	g, err := generate.New(cfg)
 	if err != nil {
 		return usageErrorf(fs, "%s", err)
+	}
+	if *feed {
+		return generateFeed(ctx, g, *badBatch, *out, splitBrokers(*brokers), stdout, stderr)
 	}
 	pace := newPacer(*rate)
 	if *out != "" {
@@ -104,6 +111,54 @@ func generateToFile(ctx context.Context, g *generate.Generator, n int, pace *pac
 		}
 	}
 	return ctx.Err()
+}
+
+// generateFeed writes g's catalog feed to the file out, or produces it to
+// the feed topic keyed by entity, partitioned as goka reads it.
+func generateFeed(ctx context.Context, g *generate.Generator, bad bool, out string, brokers []string, stdout, stderr io.Writer) error {
+	f := g.CatalogFeed()
+	lines, keys := f.Lines, f.Keys
+	if bad {
+		lines, keys = append(lines, f.Bad...), append(keys, f.BadKeys...)
+		fmt.Fprintf(stderr, "the feed ends with bad batch %s (%d records); undo it with: kappa catalog rollback --batch %s\n", f.BadBatch, len(f.Bad), f.BadBatch)
+	}
+	if out != "" {
+		w := stdout
+		if out != "-" {
+			file, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			w = file
+		}
+		bw := bufio.NewWriter(w)
+		for _, l := range lines {
+			bw.Write(l)
+			bw.WriteByte('\n')
+		}
+		return bw.Flush()
+	}
+	if len(brokers) == 0 {
+		return fmt.Errorf("%w: --brokers is empty", errUsage)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
+		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2*time.Minute))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = provisionCatalog(pctx, kadm.NewClient(cl), nil)
+	cancel()
+	if err != nil {
+		return err
+	}
+	p := newProducer(cl, stderr, "generate --catalog")
+	for i, l := range lines {
+		p.produceKeyed(ctx, []byte(keys[i]), l)
+	}
+	return errors.Join(ctx.Err(), p.finish(context.WithoutCancel(ctx)))
 }
 
 // Scenarios of the synthetic load.

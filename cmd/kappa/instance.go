@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/processors/live"
@@ -160,6 +161,12 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	vs := &versions{inst: inst, running: make(map[string]*versionRun), retired: make(map[string]bool),
 		active: make(map[string]bool), failed: make(chan *versionRun, 1)}
 
+	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider}
+	view, err := catalog.NewView(catalogCfg)
+	if err != nil {
+		return err
+	}
+
 	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
 	if err != nil {
 		return err
@@ -167,6 +174,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	defer ingestCl.Close()
 	api, err := serve.New(serve.Config{
 		Versions: vs,
+		Names:    view,
 		Ready:    vs.ready,
 		Produce: func(ctx context.Context, users []int64, values [][]byte) error {
 			recs := make([]*kgo.Record, len(values))
@@ -198,6 +206,8 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return follower.Run(gctx) })
 	g.Go(func() error { return inst.dir.Run(gctx) })
+	g.Go(func() error { return runCatalogProcessor(gctx, catalogCfg, logger) })
+	g.Go(func() error { return keepRunning(gctx, logger, "catalog view", view.Run) })
 	g.Go(func() error {
 		defer vs.stopAll()
 		return inst.followControl(gctx, admCl, follower, vs)
@@ -296,6 +306,9 @@ func (inst *instance) declareFirst(ctx context.Context, cl *kgo.Client, f *contr
 // topic shares.
 func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, partitions int, controlTopic string) (int32, error) {
 	forever := map[string]string{"retention.ms": "-1"}
+	if err := provisionCatalog(ctx, adm, logger); err != nil {
+		return 0, err
+	}
 	if err := topology.Provision(ctx, adm, logger,
 		topology.TopicSpec{Name: topicListens, Partitions: int32(partitions), Configs: forever},
 		topology.TopicSpec{Name: topicDLQ, Partitions: int32(partitions), Configs: forever},

@@ -25,6 +25,7 @@ Commands:
   generate  synthetic, seeded listen events to a file, stdout or Kafka
   replay    rebuild into a new version from the log, show progress, cut over, retire the old
   status    versions, groups, lag per partition, store sizes, serving version
+  catalog   the song and artist catalog: rollback a feed batch, reconcile with the source
 
 Run 'kappa <command> -h' for the flags of a command.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		{"produce", runProduce},
 		{"generate", runGenerate},
 		{"replay", runReplay},
+		{"catalog", runCatalog},
 		{"status", runStatus},
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
