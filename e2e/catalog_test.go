@@ -75,6 +75,16 @@ func TestCatalog(t *testing.T) {
 	waitTable(t, kafka, want)
 	checkNames(t, newClient(in.http), d, want)
 
+	// The bad batch again (newer than the current versions, so accepted),
+	// then a rollback of everything accepted since just before it.
+	before := time.Now().UTC().Format(time.RFC3339Nano)
+	runKappa(t, 0, append(genFlags, "--brokers", kafka, "--bad-batch")...)
+	waitTable(t, kafka, bad)
+	if out := runKappa(t, 0, "catalog", "rollback", "--brokers", kafka, "--to", before); !strings.Contains(out, "versions accepted after "+before) {
+		t.Errorf("rollback --to output: %s", out)
+	}
+	waitTable(t, kafka, want)
+
 	// Reconciliation: clean, then with planted differences.
 	if out := runKappa(t, 0, "catalog", "reconcile", "--brokers", kafka, "--source", source); !strings.Contains(out, "the table matches the source") {
 		t.Errorf("reconcile of the clean source: %s", out)

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/control"
 )
 
@@ -57,7 +58,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 
 	fmt.Fprintf(stdout, "brokers %s\n\n", *brokers)
-	topics := []string{topicListens, topicDLQ}
+	topics := []string{topicListens, topicDLQ, catalog.FeedTopic, catalog.RejectsTopic}
 	var shown []string
 	for _, v := range st.Active() {
 		if *version == "" || v.Name == *version {
@@ -81,6 +82,9 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 				return err
 			}
 		}
+	}
+	if err := printGroupLag(ctx, stdout, adm, string(catalog.Group)); err != nil {
+		return err
 	}
 	if *httpAddr != "" {
 		printInstance(ctx, stdout, *httpAddr)
