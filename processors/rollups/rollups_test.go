@@ -315,3 +315,80 @@ func BenchmarkCellKey(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 }
+
+// TestAggregateRowCache runs the same listens through one long-lived
+// stage-2 task (whose row cache serves rows it wrote before, and starts
+// over when full) and through a new task per interval (every row read
+// from the store): the stores must end equal.
+func TestAggregateRowCache(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var intervals [][]events.Listen
+	for i := range 8 {
+		songs := int64(50)
+		if i == 3 {
+			songs = maxCachedRows + 5_000 // fills the cache past its bound
+		}
+		var ls []events.Listen
+		for range 3_000 + int(songs) {
+			ls = append(ls, events.Listen{UserID: 1, SongID: 1 + r.Int64N(songs), ArtistID: 1 + r.Int64N(20),
+				TS: 1772323200000 + r.Int64N(2*86_400_000), MsPlayed: int32(r.IntN(60_000)), Country: events.Country{'G', 'B'}})
+		}
+		intervals = append(intervals, ls)
+	}
+	open := func() *state.Store {
+		s, err := state.Open("db", state.WithFS(vfs.NewMem()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	cached, fresh := open(), open()
+	long := NewAggregateTask(cached)
+	for _, ls := range intervals {
+		for _, st := range []struct {
+			s    *state.Store
+			task *AggregateTask
+		}{{cached, long}, {fresh, NewAggregateTask(fresh)}} {
+			users := NewUserTask("deltas", 1)
+			for i := range ls {
+				users.Add(&ls[i])
+			}
+			var deltas, changes topology.Output
+			if err := users.Prepare(&deltas); err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range deltas.Records() {
+				if err := st.task.Process(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := st.task.Prepare(&changes); err != nil {
+				t.Fatal(err)
+			}
+			b := st.s.NewBatch()
+			for k, v := range changes.Changes() {
+				if err := b.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dump := func(s *state.Store) map[string]string {
+		out := map[string]string{}
+		if err := s.Scan(nil, []byte{0xff}, func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	a, b := dump(cached), dump(fresh)
+	if len(a) < maxCachedRows || !maps.Equal(a, b) {
+		t.Fatalf("the cached task's store (%d keys) differs from the uncached one's (%d keys)", len(a), len(b))
+	}
+}
