@@ -214,55 +214,17 @@ func entityIDs(key string, r *catalog.Record) error {
 
 // readTable reads the catalog table topic to its end: every entity by key.
 func readTable(ctx context.Context, brokers []string) (map[string]*catalog.Entity, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, catalog.TableTopic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", catalog.TableTopic, err)
-	}
-	remaining := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-			from[o.Partition] = kgo.NewOffset().AtStart()
+	table := map[string]*catalog.Entity{}
+	err := topology.ReadTopic(ctx, brokers, catalog.TableTopic, func(r *kgo.Record) {
+		if r.Value == nil {
+			delete(table, string(r.Key))
+			return
+		}
+		if e, err := catalog.DecodeEntity(r.Value); err == nil {
+			table[string(r.Key)] = e
 		}
 	})
-	table := map[string]*catalog.Entity{}
-	if len(remaining) == 0 {
-		return table, nil
-	}
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{catalog.TableTopic: from})
-	for len(remaining) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", catalog.TableTopic, err)
-		}
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
-		if ferr != nil {
-			return nil, fmt.Errorf("read %s: %w", catalog.TableTopic, ferr)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset+1 >= remaining[r.Partition] {
-				delete(remaining, r.Partition)
-			}
-			if r.Value == nil {
-				delete(table, string(r.Key))
-				return
-			}
-			if e, err := catalog.DecodeEntity(r.Value); err == nil {
-				table[string(r.Key)] = e
-			}
-		})
-	}
-	return table, nil
+	return table, err
 }
 
 func runCatalogReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
