@@ -22,6 +22,7 @@ import (
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/processors/live"
+	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
@@ -48,30 +49,6 @@ type instanceConfig struct {
 	// flag was given.
 	procs    processors
 	procsSet bool
-}
-
-// names are the versioned group, topic and directory names of one
-// topology version (DESIGN.md, "Versions and replay").
-type names struct {
-	usersGroup, aggregatesGroup string
-	deltas, changelog           string
-	usersChangelog              string
-	liveFinal                   string
-	usersDir, aggregatesDir     string
-}
-
-func versionNames(data, version string) names {
-	p := "kappa." + version + "."
-	return names{
-		usersGroup:      p + "users",
-		aggregatesGroup: p + "aggregates",
-		deltas:          p + "song-deltas",
-		changelog:       p + "rollups-changelog",
-		usersChangelog:  p + "users-changelog",
-		usersDir:        filepath.Join(data, version, "users"),
-		liveFinal:       p + "live-final",
-		aggregatesDir:   filepath.Join(data, version, "aggregates"),
-	}
 }
 
 // deltasPurgeInterval is how often stage 2 deletes the repartition
@@ -330,37 +307,15 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, parti
 
 // provisionVersion creates the internal topics of version n that are
 // missing, with p partitions each.
-func provisionVersion(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n names, p int32) error {
+func provisionVersion(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n replay.Names, p int32) error {
 	// NB: deltas are kept as long as listens: a stage 2 that was down
 	// for a week still finds every delta it has not counted.
 	return topology.Provision(ctx, adm, logger,
-		topology.TopicSpec{Name: n.deltas, Partitions: p, Configs: map[string]string{"retention.ms": "-1"}},
-		topology.TopicSpec{Name: n.changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
-		topology.TopicSpec{Name: n.usersChangelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
-		topology.TopicSpec{Name: n.liveFinal, Partitions: p, Configs: map[string]string{"retention.ms": strconv.FormatInt(liveFinalRetention.Milliseconds(), 10)}},
+		topology.TopicSpec{Name: n.Deltas, Partitions: p, Configs: map[string]string{"retention.ms": "-1"}},
+		topology.TopicSpec{Name: n.Changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
+		topology.TopicSpec{Name: n.UsersChangelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
+		topology.TopicSpec{Name: n.LiveFinal, Partitions: p, Configs: map[string]string{"retention.ms": strconv.FormatInt(liveFinalRetention.Milliseconds(), 10)}},
 	)
-}
-
-// instanceStatus is the body of GET /v1/status.
-type instanceStatus struct {
-	Instance string          `json:"instance"`
-	HTTP     string          `json:"http"`
-	Serving  string          `json:"serving"`
-	Versions []versionStatus `json:"versions"`
-}
-
-// versionStatus is one version running on the instance.
-type versionStatus struct {
-	Version string        `json:"version"`
-	Serving bool          `json:"serving"`
-	Config  processors    `json:"config"`
-	Stages  []stageStatus `json:"stages"`
-}
-
-type stageStatus struct {
-	Group      string                     `json:"group"`
-	Topic      string                     `json:"topic"`
-	Partitions []topology.PartitionStatus `json:"partitions"`
 }
 
 // advertisedURL is the base URL other instances reach the API at: the

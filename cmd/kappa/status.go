@@ -18,6 +18,7 @@ import (
 
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/replay"
 )
 
 // partitionCheckRecords is how many of the newest records per partition
@@ -52,7 +53,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	st, err := loadControlTopic(ctx, adm, bs, *controlTopic)
+	st, err := replay.LoadControl(ctx, adm, bs, *controlTopic)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	for _, v := range st.Active() {
 		if *version == "" || v.Name == *version {
 			shown = append(shown, v.Name)
-			topics = append(topics, versionNames(*data, v.Name).deltas)
+			topics = append(topics, replay.NamesOf(*data, v.Name).Deltas)
 		}
 	}
 	if *version != "" && len(shown) == 0 {
@@ -76,8 +77,8 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	for _, v := range shown {
-		n := versionNames(*data, v)
-		for _, group := range []string{n.usersGroup, n.aggregatesGroup} {
+		n := replay.NamesOf(*data, v)
+		for _, group := range []string{n.UsersGroup, n.AggregatesGroup} {
 			if err := printGroupLag(ctx, stdout, adm, group); err != nil {
 				return err
 			}
@@ -90,18 +91,18 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		printInstance(ctx, stdout, *httpAddr)
 	}
 	for _, v := range shown {
-		n := versionNames(*data, v)
-		printStores(stdout, n.aggregatesDir)
-		if _, err := os.Stat(n.usersDir); err == nil {
+		n := replay.NamesOf(*data, v)
+		printStores(stdout, n.AggregatesDir)
+		if _, err := os.Stat(n.UsersDir); err == nil {
 			// NB: stage 1 keeps stores only with --fan-zones.
-			printStores(stdout, n.usersDir)
+			printStores(stdout, n.UsersDir)
 		}
 	}
 	return checkPartitioning(ctx, stdout, bs, adm)
 }
 
 // printVersions prints every version with its state, its lag and whether
-// it is ready (within readyLag) and serving.
+// it is ready (replay.ReadyLag) and serving.
 func printVersions(ctx context.Context, w io.Writer, adm *kadm.Client, st control.State, topic string) error {
 	if len(st.Versions) == 0 {
 		fmt.Fprintf(w, "versions: none yet (%s is empty: no instance has run)\n\n", topic)
@@ -116,13 +117,13 @@ func printVersions(ctx context.Context, w io.Writer, adm *kadm.Client, st contro
 			state = "retired " + v.Retired.Format(time.RFC3339)
 		} else {
 			state = "running"
-			p, err := progressOf(ctx, adm, versionNames("", v.Name))
+			p, err := replay.ProgressOf(ctx, adm, replay.NamesOf("", v.Name), topicListens)
 			if err != nil {
 				return err
 			}
-			lag1, lag2 = strconv.FormatInt(p.listensLag, 10), strconv.FormatInt(p.deltasLag, 10)
+			lag1, lag2 = strconv.FormatInt(p.ListensLag, 10), strconv.FormatInt(p.DeltasLag, 10)
 			ready = "no"
-			if p.ready(readyLag) {
+			if p.Ready(replay.ReadyLag) {
 				ready = "yes"
 			}
 		}
@@ -206,7 +207,7 @@ func printGroupLag(ctx context.Context, w io.Writer, adm *kadm.Client, group str
 // printInstance prints what the instance at addr says of its partitions:
 // which it owns per stage, their lag, and the restores in progress.
 func printInstance(ctx context.Context, w io.Writer, addr string) {
-	st, err := fetchStatus(ctx, "http://"+addr)
+	st, err := replay.FetchStatus(ctx, "http://"+addr)
 	if err != nil {
 		fmt.Fprintf(w, "instance at %s: no status (%v)\n\n", addr, err)
 		return
@@ -220,7 +221,7 @@ func printInstance(ctx context.Context, w io.Writer, addr string) {
 }
 
 // printStages prints an instance's partitions of each stage.
-func printStages(w io.Writer, stages []stageStatus) {
+func printStages(w io.Writer, stages []replay.StageStatus) {
 	for _, sg := range stages {
 		var owned, restoring []string
 		var lag int64

@@ -21,6 +21,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
@@ -31,7 +32,7 @@ import (
 type versionRun struct {
 	name    string
 	procs   processors
-	n       names
+	n       replay.Names
 	stage1  *topology.Runner
 	stage2  *topology.Runner
 	backend *serve.Backend
@@ -52,12 +53,14 @@ func (vr *versionRun) ready(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-func (vr *versionRun) status(serving bool) versionStatus {
-	return versionStatus{
-		Version: vr.name, Serving: serving, Config: vr.procs,
-		Stages: []stageStatus{
-			{Group: vr.n.usersGroup, Topic: topicListens, Partitions: vr.stage1.Status()},
-			{Group: vr.n.aggregatesGroup, Topic: vr.n.deltas, Partitions: vr.stage2.Status()},
+func (vr *versionRun) status(serving bool) replay.VersionStatus {
+	// NB: a processors value always marshals.
+	config, _ := json.Marshal(vr.procs)
+	return replay.VersionStatus{
+		Version: vr.name, Serving: serving, Config: config,
+		Stages: []replay.StageStatus{
+			{Group: vr.n.UsersGroup, Topic: topicListens, Partitions: vr.stage1.Status()},
+			{Group: vr.n.AggregatesGroup, Topic: vr.n.Deltas, Partitions: vr.stage2.Status()},
 		},
 	}
 }
@@ -120,10 +123,10 @@ func (vs *versions) ready(ctx context.Context) (bool, error) {
 	return vr.ready(ctx)
 }
 
-func (vs *versions) status() instanceStatus {
+func (vs *versions) status() replay.Status {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	st := instanceStatus{Instance: vs.inst.c.instanceID, HTTP: vs.inst.advertise, Serving: vs.serving}
+	st := replay.Status{Instance: vs.inst.c.instanceID, HTTP: vs.inst.advertise, Serving: vs.serving}
 	for _, name := range slices.SortedFunc(maps.Keys(vs.running), func(a, b string) int { return control.Number(a) - control.Number(b) }) {
 		st.Versions = append(st.Versions, vs.running[name].status(name == vs.serving))
 	}
@@ -178,7 +181,7 @@ func (vs *versions) start(ctx context.Context, v control.Version) {
 	vs.mu.Lock()
 	vs.running[v.Name] = vr
 	vs.mu.Unlock()
-	vs.inst.dir.Track(vr.n.aggregatesGroup, vr.n.deltas)
+	vs.inst.dir.Track(vr.n.AggregatesGroup, vr.n.Deltas)
 	vs.inst.logger.Info("version running", "version", v.Name, "from", v.From, "config", procs.describe())
 	go func() {
 		g, gctx := errgroup.WithContext(rctx)
@@ -203,10 +206,10 @@ func (vs *versions) retire(name string) {
 	vs.retired[name] = true
 	vs.mu.Unlock()
 	if vr != nil {
-		vs.inst.dir.Untrack(vr.n.aggregatesGroup)
+		vs.inst.dir.Untrack(vr.n.AggregatesGroup)
 		vr.cancel()
 		<-vr.done
-		vs.inst.leave(vr.n.usersGroup, vr.n.aggregatesGroup)
+		vs.inst.leave(vr.n.UsersGroup, vr.n.AggregatesGroup)
 		vs.inst.logger.Info("retired version stopped", "version", name)
 	}
 	dir := filepath.Join(vs.inst.c.data, name)
@@ -235,7 +238,7 @@ func (vs *versions) stopAll() {
 
 // newVersion provisions version name's topics and builds its stages.
 func (inst *instance) newVersion(ctx context.Context, name string, procs processors) (*versionRun, error) {
-	n := versionNames(inst.c.data, name)
+	n := replay.NamesOf(inst.c.data, name)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := provisionVersion(pctx, inst.adm, inst.logger, n, inst.partitions)
 	cancel()
@@ -244,22 +247,22 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	}
 	partitions := inst.partitions
 	users := inst.common
-	users.Group, users.Topic, users.DLQTopic = n.usersGroup, topicListens, topicDLQ
-	users.ManualTopics = []string{n.deltas}
+	users.Group, users.Topic, users.DLQTopic = n.UsersGroup, topicListens, topicDLQ
+	users.ManualTopics = []string{n.Deltas}
 	var fanProc *fans.Processor
 	if procs.fanZones {
 		if fanProc, err = fans.NewProcessor(procs.fans); err != nil {
 			return nil, err
 		}
-		users.Changelog, users.StoreDir, users.StoreOpts = n.usersChangelog, n.usersDir, inst.storeOpts
+		users.Changelog, users.StoreDir, users.StoreOpts = n.UsersChangelog, n.UsersDir, inst.storeOpts
 	}
 	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
-		t := &listensTask{rollups: rollups.NewUserTask(n.deltas, partitions)}
+		t := &listensTask{rollups: rollups.NewUserTask(n.Deltas, partitions)}
 		if !procs.liveOff {
-			t.live = live.NewCollector(procs.live, p, n.deltas, partitions)
+			t.live = live.NewCollector(procs.live, p, n.Deltas, partitions)
 		}
 		if fanProc != nil {
-			t.fans = fans.NewCollector(fanProc, s, n.deltas, partitions)
+			t.fans = fans.NewCollector(fanProc, s, n.Deltas, partitions)
 		}
 		return t, nil
 	}
@@ -268,14 +271,14 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		return nil, err
 	}
 	aggregates := inst.common
-	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.aggregatesGroup, n.deltas, n.changelog
-	aggregates.StoreDir = n.aggregatesDir
+	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.AggregatesGroup, n.Deltas, n.Changelog
+	aggregates.StoreDir = n.AggregatesDir
 	aggregates.PurgeInterval = deltasPurgeInterval
 	aggregates.StoreOpts = inst.storeOpts
 	// NB: one repartition record sums a commit interval of a listens
 	// partition, so stage 2 is ready within a few intervals, not within
 	// stage 1's 1,000 records.
-	aggregates.ReadyLag = readyDeltasIntervals * 2 * int64(partitions)
+	aggregates.ReadyLag = replay.ReadyDeltasIntervals * 2 * int64(partitions)
 	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
 		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
 		if fanProc != nil {
@@ -283,7 +286,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		}
 		if !procs.liveOff {
 			var err error
-			if t.live, err = live.NewTask(procs.live, s, partitions, n.liveFinal, inst.liveMetrics); err != nil {
+			if t.live, err = live.NewTask(procs.live, s, partitions, n.LiveFinal, inst.liveMetrics); err != nil {
 				return nil, err
 			}
 		}
@@ -296,8 +299,8 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	return &versionRun{
 		name: name, procs: procs, n: n, stage1: stage1, stage2: stage2,
 		backend: &serve.Backend{
-			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.aggregatesGroup,
-				route: kgo.StickyKeyPartitioner(nil).ForTopic(n.deltas), partitions: int(partitions)},
+			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.AggregatesGroup,
+				route: kgo.StickyKeyPartitioner(nil).ForTopic(n.Deltas), partitions: int(partitions)},
 			Live: procs.liveServed(),
 			Fans: procs.fansServed(),
 		},

@@ -1,20 +1,16 @@
-package main
+package replay
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
 )
 
@@ -25,9 +21,9 @@ import (
 // sums a whole commit interval of listens, so a lag in records would say
 // little). A terminal gets a progress bar redrawn in place; anything else
 // a line every few seconds.
-func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Version, w io.Writer) error {
-	n := versionNames("", v.Name)
-	first, err := firstOffsets(ctx, adm, v)
+func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w io.Writer) error {
+	n := NamesOf("", v.Name)
+	first, err := firstOffsets(ctx, adm, v, c.Input)
 	if err != nil {
 		return err
 	}
@@ -44,24 +40,24 @@ func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Vers
 		deltas kadm.ListedOffsets
 	)
 	for {
-		p, err := progressOf(ctx, adm, n)
+		p, err := ProgressOf(ctx, adm, n, c.Input)
 		if err != nil {
 			return err
 		}
-		ends, err := adm.ListEndOffsets(ctx, topicListens)
+		ends, err := adm.ListEndOffsets(ctx, c.Input)
 		if err != nil {
-			return fmt.Errorf("list end offsets of %s: %w", topicListens, err)
+			return fmt.Errorf("list end offsets of %s: %w", c.Input, err)
 		}
 		var end int64
 		ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
-		done, total := p.listensCommitted-first, end-first
+		done, total := p.ListensCommitted-first, end-first
 		r := rate.add(time.Now(), done)
-		if deltas == nil && p.listensLag <= c.maxLag {
-			if deltas, err = adm.ListEndOffsets(ctx, n.deltas); err == nil {
+		if deltas == nil && p.ListensLag <= c.MaxLag {
+			if deltas, err = adm.ListEndOffsets(ctx, n.Deltas); err == nil {
 				err = deltas.Error()
 			}
 			if err != nil {
-				return fmt.Errorf("list end offsets of %s: %w", n.deltas, err)
+				return fmt.Errorf("list end offsets of %s: %w", n.Deltas, err)
 			}
 		}
 		ready, why := false, ""
@@ -79,7 +75,7 @@ func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Vers
 			} else {
 				fmt.Fprintln(w, line)
 			}
-			fmt.Fprintf(w, "%s has caught up (lag %d listens; stores applied)\n", v.Name, p.listensLag)
+			fmt.Fprintf(w, "%s has caught up (lag %d listens; stores applied)\n", v.Name, p.ListensLag)
 			return nil
 		case tty:
 			fmt.Fprintf(w, "\r\033[K%s", line)
@@ -100,23 +96,23 @@ func watch(ctx context.Context, c replayConfig, adm *kadm.Client, v control.Vers
 
 // firstOffsets is the sum over the listens partitions of the offsets
 // version v started at: the log start, or the first offsets at its time.
-func firstOffsets(ctx context.Context, adm *kadm.Client, v control.Version) (int64, error) {
+func firstOffsets(ctx context.Context, adm *kadm.Client, v control.Version, input string) (int64, error) {
 	var listed kadm.ListedOffsets
 	var err error
 	if v.From == control.FromEarliest {
-		listed, err = adm.ListStartOffsets(ctx, topicListens)
+		listed, err = adm.ListStartOffsets(ctx, input)
 	} else {
 		var t time.Time
 		if t, err = time.Parse(time.RFC3339, v.From); err != nil {
 			return 0, fmt.Errorf("version %s: from %q: %w", v.Name, v.From, err)
 		}
-		listed, err = adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topicListens)
+		listed, err = adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), input)
 	}
 	if err == nil {
 		err = listed.Error()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("first offsets of %s: %w", topicListens, err)
+		return 0, fmt.Errorf("first offsets of %s: %w", input, err)
 	}
 	var sum int64
 	listed.Each(func(o kadm.ListedOffset) { sum += o.Offset })
@@ -125,7 +121,7 @@ func firstOffsets(ctx context.Context, adm *kadm.Client, v control.Version) (int
 
 // progressLine is one report: a bar on a terminal, then done/total,
 // events/s, the lag of both stages and the ETA.
-func progressLine(version string, done, total int64, rate float64, p progress, tty bool) string {
+func progressLine(version string, done, total int64, rate float64, p Progress, tty bool) string {
 	frac := 1.0
 	if total > 0 {
 		frac = min(max(float64(done)/float64(total), 0), 1)
@@ -138,9 +134,9 @@ func progressLine(version string, done, total int64, rate float64, p progress, t
 		b.WriteString("[" + strings.Repeat("█", full) + strings.Repeat("░", width-full) + "] ")
 	}
 	fmt.Fprintf(&b, "%5.1f%%  %s/%s listens  %s ev/s  lag %s (+%s deltas)", 100*frac,
-		thousands(done), thousands(total), thousands(int64(rate)), thousands(p.listensLag), thousands(p.deltasLag))
+		thousands(done), thousands(total), thousands(int64(rate)), thousands(p.ListensLag), thousands(p.DeltasLag))
 	if rate > 0 {
-		eta := time.Duration(float64(p.listensLag+p.deltasLag) / rate * float64(time.Second))
+		eta := time.Duration(float64(p.ListensLag+p.DeltasLag) / rate * float64(time.Second))
 		fmt.Fprintf(&b, "  ETA %s", eta.Round(time.Second))
 	}
 	return b.String()
@@ -203,8 +199,8 @@ func isTerminal(w io.Writer) bool {
 // for stage 1 of version n, every listens partition to within maxLag of
 // listens, and for stage 2 every repartition partition up to deltas; why
 // says what is missing.
-func applied(ctx context.Context, c replayConfig, n names, listens, deltas kadm.ListedOffsets) (ok bool, why string) {
-	statuses, unreachable, err := instanceStatuses(ctx, c.brokers)
+func applied(ctx context.Context, c Config, n Names, listens, deltas kadm.ListedOffsets) (ok bool, why string) {
+	statuses, unreachable, err := InstanceStatuses(ctx, c.Brokers, c.Directory)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -215,7 +211,7 @@ func applied(ctx context.Context, c replayConfig, n names, listens, deltas kadm.
 		group  string
 		ends   kadm.ListedOffsets
 		maxLag int64
-	}{{n.usersGroup, listens, c.maxLag}, {n.aggregatesGroup, deltas, 0}} {
+	}{{n.UsersGroup, listens, c.MaxLag}, {n.AggregatesGroup, deltas, 0}} {
 		committed := map[int32]int64{}
 		for _, st := range statuses {
 			for _, vs := range st.Versions {
@@ -243,55 +239,4 @@ func applied(ctx context.Context, c replayConfig, n names, listens, deltas kadm.
 		}
 	}
 	return true, ""
-}
-
-// instanceStatuses asks every instance in the directory for its status;
-// unreachable lists those that did not answer (stopped ones stay listed).
-func instanceStatuses(ctx context.Context, brokers []string) (statuses []instanceStatus, unreachable []string, err error) {
-	urls, err := cluster.ReadInstances(ctx, brokers, topicInstances)
-	if err != nil {
-		return nil, nil, err
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for id, url := range urls {
-		wg.Go(func() {
-			st, err := fetchStatus(ctx, url)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				unreachable = append(unreachable, id)
-				return
-			}
-			statuses = append(statuses, st)
-		})
-	}
-	wg.Wait()
-	slices.Sort(unreachable)
-	return statuses, unreachable, nil
-}
-
-// statusTimeout bounds one GET /v1/status.
-const statusTimeout = 2 * time.Second
-
-func fetchStatus(ctx context.Context, base string) (instanceStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/status", nil)
-	if err != nil {
-		return instanceStatus{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return instanceStatus{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return instanceStatus{}, fmt.Errorf("status %s: HTTP %d", base, resp.StatusCode)
-	}
-	var st instanceStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return instanceStatus{}, fmt.Errorf("status %s: %w", base, err)
-	}
-	return st, nil
 }

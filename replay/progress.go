@@ -1,4 +1,4 @@
-package main
+package replay
 
 import (
 	"context"
@@ -9,45 +9,46 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// readyLag is the lag, in listens, within which a version's stage 1
+// ReadyLag is the lag, in listens, within which a version's stage 1
 // counts as caught up (kappa status; kappa replay's default --max-lag).
-const readyLag = 1000
+const ReadyLag = 1000
 
-// readyDeltasIntervals is the lag of stage 2, in commit intervals of
+// ReadyDeltasIntervals is the lag of stage 2, in commit intervals of
 // stage 1, within which it counts as caught up: each listens partition
 // sends at most one repartition record to each stage-2 partition per
 // interval (plus a transaction marker).
-const readyDeltasIntervals = 3
+const ReadyDeltasIntervals = 3
 
-// progress is how far a version's consumer groups are, from the offsets
+// Progress is how far a version's consumer groups are, from the offsets
 // they committed with their state.
-type progress struct {
-	// listensCommitted is the sum over the listens partitions of the
+type Progress struct {
+	// ListensCommitted is the sum over the listens partitions of the
 	// offsets stage 1 committed (the log start where it has none).
-	listensCommitted int64
-	// listensLag and deltasLag are the records each stage has still to
+	ListensCommitted int64
+	// ListensLag and DeltasLag are the records each stage has still to
 	// process (offsets, transaction markers included).
-	listensLag, deltasLag int64
-	// deltasLagMax is the largest lag of one repartition partition.
-	deltasLagMax int64
-	// listensPartitions is the number of listens partitions.
-	listensPartitions int
+	ListensLag, DeltasLag int64
+	// DeltasLagMax is the largest lag of one repartition partition.
+	DeltasLagMax int64
+	// ListensPartitions is the number of listens partitions.
+	ListensPartitions int
 }
 
-// ready reports whether stage 1 is within maxLag listens of the log's end,
-// and stage 2 within readyDeltasIntervals of stage 1's output.
-func (p progress) ready(maxLag int64) bool {
-	return p.listensLag <= maxLag && p.deltasLagMax <= int64(readyDeltasIntervals*2*p.listensPartitions)
+// Ready reports whether stage 1 is within maxLag listens of the log's end,
+// and stage 2 within ReadyDeltasIntervals of stage 1's output.
+func (p Progress) Ready(maxLag int64) bool {
+	return p.ListensLag <= maxLag && p.DeltasLagMax <= int64(ReadyDeltasIntervals*2*p.ListensPartitions)
 }
 
-// progressOf reads the progress of version n's groups now.
-func progressOf(ctx context.Context, adm *kadm.Client, n names) (progress, error) {
-	var p progress
+// ProgressOf reads the progress of version n's groups now; input is the
+// topic of stage 1 (listens).
+func ProgressOf(ctx context.Context, adm *kadm.Client, n Names, input string) (Progress, error) {
+	var p Progress
 	var err error
-	if p.listensCommitted, p.listensLag, _, p.listensPartitions, err = groupProgress(ctx, adm, n.usersGroup, topicListens); err != nil {
+	if p.ListensCommitted, p.ListensLag, _, p.ListensPartitions, err = groupProgress(ctx, adm, n.UsersGroup, input); err != nil {
 		return p, err
 	}
-	_, p.deltasLag, p.deltasLagMax, _, err = groupProgress(ctx, adm, n.aggregatesGroup, n.deltas)
+	_, p.DeltasLag, p.DeltasLagMax, _, err = groupProgress(ctx, adm, n.AggregatesGroup, n.Deltas)
 	return p, err
 }
 
