@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kappa-stream/kappa/broker"
+	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/generate"
 )
@@ -128,6 +130,9 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer cl.Close()
+	if err := produceCatalog(ctx, gen, c.brokers, logger); err != nil {
+		return err
+	}
 	logger.Info("generating synthetic load", "rate", c.generateRate, "seed", c.seed)
 	pace := newPacer(c.generateRate)
 	var (
@@ -159,6 +164,31 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			}
 		})
 	}
+	return nil
+}
+
+// produceCatalog sends the catalog feed of gen's songs and artists, so
+// that answers carry names (again on a restart: the catalog drops the
+// duplicates).
+func produceCatalog(ctx context.Context, gen *generate.Generator, brokers []string, logger *slog.Logger) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
+		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2*time.Minute))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	f := gen.CatalogFeed()
+	recs := make([]*kgo.Record, len(f.Lines))
+	for i, l := range f.Lines {
+		recs[i] = &kgo.Record{Key: []byte(f.Keys[i]), Value: l}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("produce the synthetic catalog feed: %w", err)
+	}
+	logger.Info("produced the synthetic catalog feed", "topic", catalog.FeedTopic, "records", len(recs), "mess", f.Mess)
 	return nil
 }
 
