@@ -227,15 +227,15 @@ func applied(ctx context.Context, c Config, n Names, listens, deltas kadm.Listed
 				}
 			}
 		}
-		var behind []string
+		var behind []int32
 		stage.ends.Each(func(o kadm.ListedOffset) {
 			if at, ok := committed[o.Partition]; !ok || o.Offset-at > stage.maxLag {
-				behind = append(behind, fmt.Sprint(o.Partition))
+				behind = append(behind, o.Partition)
 			}
 		})
 		if len(behind) > 0 {
 			slices.Sort(behind)
-			return false, "stores of " + stage.group + " partitions " + strings.Join(behind, ",") + " not applied yet"
+			return false, "stores of " + stage.group + " partitions " + strings.Trim(fmt.Sprint(behind), "[]") + " not applied yet"
 		}
 	}
 	return true, ""
