@@ -32,12 +32,16 @@ type Progress struct {
 	DeltasLagMax int64
 	// ListensPartitions is the number of listens partitions.
 	ListensPartitions int
+	// Started is false until the instances have created the version's
+	// repartition topic (they start a version when they read it in the
+	// control topic); the lags of stage 2 are 0 until then.
+	Started bool
 }
 
 // Ready reports whether stage 1 is within maxLag listens of the log's end,
 // and stage 2 within ReadyDeltasIntervals of stage 1's output.
 func (p Progress) Ready(maxLag int64) bool {
-	return p.ListensLag <= maxLag && p.DeltasLagMax <= int64(ReadyDeltasIntervals*2*p.ListensPartitions)
+	return p.Started && p.ListensLag <= maxLag && p.DeltasLagMax <= int64(ReadyDeltasIntervals*2*p.ListensPartitions)
 }
 
 // ProgressOf reads the progress of version n's groups now; input is the
@@ -49,6 +53,10 @@ func ProgressOf(ctx context.Context, adm *kadm.Client, n Names, input string) (P
 		return p, err
 	}
 	_, p.DeltasLag, p.DeltasLagMax, _, err = groupProgress(ctx, adm, n.AggregatesGroup, n.Deltas)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return p, nil
+	}
+	p.Started = err == nil
 	return p, err
 }
 

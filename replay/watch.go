@@ -52,7 +52,7 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 		ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
 		done, total := p.ListensCommitted-first, end-first
 		r := rate.add(time.Now(), done)
-		if deltas == nil && p.ListensLag <= c.MaxLag {
+		if deltas == nil && p.Started && p.ListensLag <= c.MaxLag {
 			if deltas, err = adm.ListEndOffsets(ctx, n.Deltas); err == nil {
 				err = deltas.Error()
 			}
@@ -65,6 +65,9 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 			ready, why = applied(ctx, c, n, ends, deltas)
 		}
 		line := progressLine(v.Name, done, total, r, p, tty)
+		if !p.Started {
+			why = "waiting for the instances to start " + v.Name
+		}
 		if !ready && why != "" {
 			line += "  (" + why + ")"
 		}
