@@ -208,20 +208,10 @@ type AggregateTask struct {
 	key    []byte
 	val    []byte
 	row    []rowEntry
-	// rows caches the day rows this task wrote last, by key: a row that
-	// changes again (today's rows of the busy songs, interval after
-	// interval) is not read back from the store. The runtime drops the
-	// task, and so the cache, when a transaction aborts.
-	rows map[string][]byte
 }
-
-// maxCachedRows bounds AggregateTask.rows; a full cache starts over.
-const maxCachedRows = 16_384
 
 // NewAggregateTask returns a task over the partition's store.
-func NewAggregateTask(s *state.Store) *AggregateTask {
-	return &AggregateTask{store: s, rows: make(map[string][]byte)}
-}
+func NewAggregateTask(s *state.Store) *AggregateTask { return &AggregateTask{store: s} }
 
 // Process adds one delta record; a malformed one changes nothing.
 func (t *AggregateTask) Process(rec *kgo.Record) error {
@@ -241,39 +231,25 @@ func (t *AggregateTask) Prepare(out *topology.Output) error {
 	if len(list) == 0 {
 		return nil
 	}
-	var r *state.SortedReader
-	defer func() {
-		if r != nil {
-			r.Close()
-		}
-	}()
-	if len(t.rows) > maxCachedRows {
-		clear(t.rows)
+	r, err := t.store.NewSortedReader()
+	if err != nil {
+		return err
 	}
+	defer r.Close()
 	for i := 0; i < len(list); {
 		j := i + 1
 		for j < len(list) && list[j].k.sameDay(list[i].k) {
 			j++
 		}
 		t.key = dayKey(t.key[:0], list[i].k.entity(), list[i].k.day())
-		old, cached := t.rows[string(t.key)]
-		if !cached {
-			var err error
-			if r == nil {
-				if r, err = t.store.NewSortedReader(); err != nil {
-					return err
-				}
-			}
-			if old, _, err = r.Get(t.key); err != nil {
-				return err
-			}
+		old, _, err := r.Get(t.key)
+		if err != nil {
+			return err
 		}
-		var err error
 		if t.val, err = mergeRow(t.val[:0], old, list[i:j], &t.row); err != nil {
 			return err
 		}
 		out.Put(t.key, t.val)
-		t.rows[string(t.key)] = append(old[:0:0], t.val...)
 		i = j
 	}
 	t.cells.reset()
