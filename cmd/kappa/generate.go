@@ -56,7 +56,11 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return usageErrorf(fs, "%s", err)
 	}
 	if *feed {
-		return generateFeed(ctx, g, *badBatch, *out, splitBrokers(*brokers), stdout, stderr)
+		bs := splitBrokers(*brokers)
+		if *out == "" && len(bs) == 0 {
+			return usageErrorf(fs, "--brokers is empty")
+		}
+		return generateFeed(ctx, g, *badBatch, *out, bs, stdout, stderr)
 	}
 	pace := newPacer(*rate)
 	if *out != "" {
@@ -83,6 +87,27 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func generateToFile(ctx context.Context, g *generate.Generator, n int, pace *pacer, path string, stdout io.Writer) error {
+	err := writeOut(path, stdout, func(bw *bufio.Writer) error {
+		var line []byte
+		for i := 0; i < n && ctx.Err() == nil; i++ {
+			pace.wait(ctx, i)
+			line, _ = g.Next(line[:0])
+			line = append(line, '\n')
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// writeOut calls write with a buffered writer to the file path (created,
+// and synced at the end), or to stdout when path is "-".
+func writeOut(path string, stdout io.Writer, write func(*bufio.Writer) error) error {
 	w := stdout
 	if path != "-" {
 		f, err := os.Create(path)
@@ -93,14 +118,8 @@ func generateToFile(ctx context.Context, g *generate.Generator, n int, pace *pac
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	var line []byte
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		pace.wait(ctx, i)
-		line, _ = g.Next(line[:0])
-		line = append(line, '\n')
-		if _, err := bw.Write(line); err != nil {
-			return err
-		}
+	if err := write(bw); err != nil {
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return err
@@ -110,7 +129,7 @@ func generateToFile(ctx context.Context, g *generate.Generator, n int, pace *pac
 			return fmt.Errorf("sync %s: %w", path, err)
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 // generateFeed writes g's catalog feed to the file out, or produces it to
@@ -123,24 +142,13 @@ func generateFeed(ctx context.Context, g *generate.Generator, bad bool, out stri
 		fmt.Fprintf(stderr, "the feed ends with bad batch %s (%d records); undo it with: kappa catalog rollback --batch %s\n", f.BadBatch, len(f.Bad), f.BadBatch)
 	}
 	if out != "" {
-		w := stdout
-		if out != "-" {
-			file, err := os.Create(out)
-			if err != nil {
-				return err
+		return writeOut(out, stdout, func(bw *bufio.Writer) error {
+			for _, l := range lines {
+				bw.Write(l)
+				bw.WriteByte('\n')
 			}
-			defer file.Close()
-			w = file
-		}
-		bw := bufio.NewWriter(w)
-		for _, l := range lines {
-			bw.Write(l)
-			bw.WriteByte('\n')
-		}
-		return bw.Flush()
-	}
-	if len(brokers) == 0 {
-		return fmt.Errorf("%w: --brokers is empty", errUsage)
+			return nil
+		})
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
 		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2*time.Minute))
