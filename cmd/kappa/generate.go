@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/generate"
+	"github.com/kappa-stream/kappa/topology"
 )
 
 func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -37,6 +39,8 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers, when --out is not given")
 	feed := fs.Bool("catalog", false, "generate the catalog feed of the songs and artists instead (to "+catalog.FeedTopic+"), with every kind of mess a third-party feed has")
 	badBatch := fs.Bool("bad-batch", false, "with --catalog: end with a batch of valid but wrong records, to try kappa catalog rollback")
+	features := fs.Bool("features", false, "generate the feature vectors of the songs instead (to "+topicFeatures+", keyed by song_id): latent clusters by artist")
+	featureDim := fs.Int("feature-dim", 32, "with --features: the dimension of the vectors")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +58,16 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	g, err := generate.New(cfg)
 	if err != nil {
 		return usageErrorf(fs, "%s", err)
+	}
+	if *features {
+		if *featureDim < 1 || *featureDim > 4096 {
+			return usageErrorf(fs, "--feature-dim %d: want 1…4096", *featureDim)
+		}
+		bs := splitBrokers(*brokers)
+		if *out == "" && len(bs) == 0 {
+			return usageErrorf(fs, "--brokers is empty")
+		}
+		return generateFeatures(ctx, g, *featureDim, *out, bs, stdout, stderr)
 	}
 	if *feed {
 		bs := splitBrokers(*brokers)
@@ -165,6 +179,48 @@ func generateFeed(ctx context.Context, g *generate.Generator, bad bool, out stri
 	p := newProducer(cl, stderr, "generate --catalog")
 	for i, l := range lines {
 		p.produceKeyed(ctx, []byte(keys[i]), l)
+	}
+	return errors.Join(ctx.Err(), p.finish(context.WithoutCancel(ctx)))
+}
+
+// featurePartitions is the partition count of song-features when kappa
+// generate creates it (compacted: the latest vector per song wins).
+const featurePartitions = 12
+
+// generateFeatures writes the songs' feature vectors to the file out, or
+// produces them to the song-features topic keyed by song id.
+func generateFeatures(ctx context.Context, g *generate.Generator, dim int, out string, brokers []string, stdout, stderr io.Writer) error {
+	var line []byte
+	if out != "" {
+		return writeOut(out, stdout, func(bw *bufio.Writer) error {
+			for id, v := range g.SongFeatures(dim) {
+				line = append(generate.AppendFeature(line[:0], id, v), '\n')
+				if _, err := bw.Write(line); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	cl, err := kgo.NewClient(append(producerOpts(brokers), kgo.DefaultProduceTopic(topicFeatures))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = topology.Provision(pctx, kadm.NewClient(cl), nil, topology.TopicSpec{Name: topicFeatures, Partitions: featurePartitions,
+		Configs: map[string]string{"cleanup.policy": "compact"}})
+	cancel()
+	if err != nil {
+		return err
+	}
+	p := newProducer(cl, stderr, "generate --features")
+	for id, v := range g.SongFeatures(dim) {
+		if ctx.Err() != nil {
+			break
+		}
+		line = generate.AppendFeature(line[:0], id, v)
+		p.produceKeyed(ctx, strconv.AppendInt(nil, id, 10), line)
 	}
 	return errors.Join(ctx.Err(), p.finish(context.WithoutCancel(ctx)))
 }

@@ -25,6 +25,8 @@ const (
 	topicInstances = "kappa.instances"
 	// topicControl holds the versions and the serving pointer.
 	topicControl = "kappa.control"
+	// topicFeatures holds the songs' feature vectors (CONTRACT.md).
+	topicFeatures = "song-features"
 )
 
 func splitBrokers(s string) []string {
