@@ -126,27 +126,6 @@ func (s State) Next() string {
 	return "v" + strconv.Itoa(n+1)
 }
 
-// Equal reports whether s and o hold the same versions and serving
-// pointer.
-func (s State) Equal(o State) bool {
-	if s.Serving != o.Serving || len(s.Versions) != len(o.Versions) {
-		return false
-	}
-	for name, v := range s.Versions {
-		w, ok := o.Versions[name]
-		if !ok || !sameVersion(v, w) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameVersion(a, b Version) bool {
-	return a.Name == b.Name && a.From == b.From && a.Forced == b.Forced && a.Replaces == b.Replaces &&
-		string(a.Config) == string(b.Config) && a.Created.Equal(b.Created) &&
-		(a.Retired == nil) == (b.Retired == nil) && (a.Retired == nil || a.Retired.Equal(*b.Retired))
-}
-
 // clone returns a copy of s that shares nothing mutable with it.
 func (s State) clone() State {
 	return State{Versions: maps.Clone(s.Versions), Serving: s.Serving}

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,7 +160,7 @@ func TestFollowAndLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !loaded.Equal(f.State()) {
+	if !reflect.DeepEqual(loaded, f.State()) {
 		t.Fatalf("Load = %+v, follower = %+v", loaded, f.State())
 	}
 	if loaded.Next() != "v3" {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/topology"
 )
 
 // Follower follows the control topic from its start and keeps its State.
@@ -58,8 +60,8 @@ func (f *Follower) State() State {
 // the topic when Run started.
 func (f *Follower) Synced() <-chan struct{} { return f.synced }
 
-// Changed receives a value after a record changed the state (coalesced:
-// a reader that is behind gets one value for several changes).
+// Changed receives a value after a record was applied to the state
+// (coalesced: a reader that is behind gets one value for several).
 func (f *Follower) Changed() <-chan struct{} { return f.changed }
 
 // Run reads the topic until ctx ends and returns nil then; it fails only
@@ -126,47 +128,29 @@ func (f *Follower) endOffset(ctx context.Context, adm *kadm.Client) int64 {
 
 func (f *Follower) apply(r *kgo.Record) {
 	f.mu.Lock()
-	before := f.state.clone()
 	err := f.state.apply(r.Key, r.Value)
-	changed := err == nil && !before.Equal(f.state)
 	f.mu.Unlock()
 	if err != nil {
 		f.logger.Warn("ignoring an unreadable control record", "topic", r.Topic, "offset", r.Offset, "err", err)
 		return
 	}
-	if changed {
-		select {
-		case f.changed <- struct{}{}:
-		default:
-		}
+	select {
+	case f.changed <- struct{}{}:
+	default:
 	}
 }
 
-// Load reads the whole control topic once and returns its state.
+// Load reads the whole control topic once and returns its state. As a
+// Follower, it skips records it cannot read.
 func Load(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (State, error) {
-	f, err := NewFollower(brokers, topic, nil, opts...)
+	var st State
+	err := topology.ReadTopic(ctx, brokers, topic, func(r *kgo.Record) {
+		_ = st.apply(r.Key, r.Value) // NB: an unreadable record leaves st as it was
+	}, opts...)
 	if err != nil {
-		return State{}, err
+		return State{}, fmt.Errorf("control: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	select {
-	case <-f.Synced():
-		cancel()
-		<-done
-		return f.State(), nil
-	case err := <-done:
-		cancel()
-		if err == nil {
-			err = ctx.Err()
-		}
-		return State{}, err
-	case <-ctx.Done():
-		cancel()
-		<-done
-		return State{}, fmt.Errorf("control: read %s: %w", topic, ctx.Err())
-	}
+	return st, nil
 }
 
 // PutVersion writes v's record and waits for the broker to acknowledge it.

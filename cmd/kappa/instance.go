@@ -135,8 +135,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	if err != nil {
 		return err
 	}
-	vs := &versions{inst: inst, running: make(map[string]*versionRun), retired: make(map[string]bool),
-		active: make(map[string]bool), failed: make(chan *versionRun, 1)}
+	vs := &versions{inst: inst, running: make(map[string]*versionRun), failed: make(chan *versionRun, 1)}
 
 	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider}
 	view, err := catalog.NewView(catalogCfg)

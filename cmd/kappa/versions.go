@@ -75,14 +75,9 @@ type versions struct {
 	mu sync.RWMutex
 	// running are the versions running here, by name. REQUIRES: mu held.
 	running map[string]*versionRun
-	// retired are the versions the control topic says are retired,
-	// active those it lists as running. REQUIRES: mu held.
-	retired, active map[string]bool
-	// synced is true once the control topic has been read. REQUIRES: mu
-	// held.
-	synced bool
-	// serving is the serving version. REQUIRES: mu held.
-	serving string
+	// state is the control topic's content as last reconciled; nil until
+	// the topic has been read. REQUIRES: mu held.
+	state *control.State
 	// failed receives the first version whose stages failed.
 	failed chan *versionRun
 }
@@ -90,7 +85,16 @@ type versions struct {
 func (vs *versions) Serving() string {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	return vs.serving
+	return vs.serving()
+}
+
+// serving is the serving version, "" before the control topic is read.
+// REQUIRES: mu held.
+func (vs *versions) serving() string {
+	if vs.state == nil {
+		return ""
+	}
+	return vs.state.Serving.Version
 }
 
 func (vs *versions) Backend(v string) (*serve.Backend, error) {
@@ -99,23 +103,27 @@ func (vs *versions) Backend(v string) (*serve.Backend, error) {
 	if vr, ok := vs.running[v]; ok {
 		return vr.backend, nil
 	}
+	declared, known := control.Version{}, false
+	if vs.state != nil {
+		declared, known = vs.state.Versions[v]
+	}
 	switch {
-	case !vs.synced:
+	case vs.state == nil:
 		return nil, fmt.Errorf("%w: the instance is reading %s", serve.ErrStarting, vs.inst.c.controlTopic)
-	case vs.retired[v]:
-		return nil, errors.New("version " + v + " is retired (serving " + vs.serving + ")")
-	case vs.active[v]:
+	case known && !declared.Active():
+		return nil, errors.New("version " + v + " is retired (serving " + vs.serving() + ")")
+	case known:
 		return nil, fmt.Errorf("%w: version %s is starting on this instance", serve.ErrStarting, v)
 	}
 	return nil, fmt.Errorf("version %q does not run here (running: %s; serving %s)", v,
-		strings.Join(slices.Sorted(maps.Keys(vs.running)), ", "), vs.serving)
+		strings.Join(slices.Sorted(maps.Keys(vs.running)), ", "), vs.serving())
 }
 
 // ready reports whether the serving version is ready: its stores are
 // restored and it has caught up with the log.
 func (vs *versions) ready(ctx context.Context) (bool, error) {
 	vs.mu.RLock()
-	vr := vs.running[vs.serving]
+	vr := vs.running[vs.serving()]
 	vs.mu.RUnlock()
 	if vr == nil {
 		return false, nil
@@ -126,9 +134,9 @@ func (vs *versions) ready(ctx context.Context) (bool, error) {
 func (vs *versions) status() replay.Status {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	st := replay.Status{Instance: vs.inst.c.instanceID, HTTP: vs.inst.advertise, Serving: vs.serving}
+	st := replay.Status{Instance: vs.inst.c.instanceID, HTTP: vs.inst.advertise, Serving: vs.serving()}
 	for _, name := range slices.SortedFunc(maps.Keys(vs.running), func(a, b string) int { return control.Number(a) - control.Number(b) }) {
-		st.Versions = append(st.Versions, vs.running[name].status(name == vs.serving))
+		st.Versions = append(st.Versions, vs.running[name].status(name == st.Serving))
 	}
 	return st
 }
@@ -139,15 +147,10 @@ func (vs *versions) status() replay.Status {
 // be provisioned) is logged and left for the next call.
 func (vs *versions) reconcile(ctx context.Context, st control.State) {
 	vs.mu.Lock()
-	vs.synced = true
-	clear(vs.active)
-	for _, v := range st.Active() {
-		vs.active[v.Name] = true
+	if was := vs.serving(); st.Serving.Version != was {
+		vs.inst.logger.Info("serving version", "version", st.Serving.Version, "was", was, "since", st.Serving.Since)
 	}
-	if st.Serving.Version != vs.serving {
-		vs.inst.logger.Info("serving version", "version", st.Serving.Version, "was", vs.serving, "since", st.Serving.Since)
-		vs.serving = st.Serving.Version
-	}
+	vs.state = &st
 	vs.mu.Unlock()
 	for _, v := range st.Sorted() {
 		if v.Active() {
@@ -203,7 +206,6 @@ func (vs *versions) retire(name string) {
 	vs.mu.Lock()
 	vr := vs.running[name]
 	delete(vs.running, name)
-	vs.retired[name] = true
 	vs.mu.Unlock()
 	if vr != nil {
 		vs.inst.dir.Untrack(vr.n.AggregatesGroup)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/serve"
@@ -18,8 +19,6 @@ func TestVersionsBackend(t *testing.T) {
 	vs := &versions{
 		inst:    &instance{c: instanceConfig{controlTopic: "kappa.control"}},
 		running: map[string]*versionRun{"v2": {name: "v2", backend: &serve.Backend{}}},
-		retired: map[string]bool{"v1": true},
-		active:  map[string]bool{},
 	}
 	if _, err := vs.Backend("v2"); err != nil {
 		t.Fatalf("running v2: %v", err)
@@ -27,9 +26,12 @@ func TestVersionsBackend(t *testing.T) {
 	if _, err := vs.Backend("v3"); !errors.Is(err, serve.ErrStarting) {
 		t.Fatalf("before the control topic is read: %v, want ErrStarting", err)
 	}
+	retired := time.Now()
 	vs.mu.Lock()
-	vs.synced, vs.serving = true, "v2"
-	vs.active["v3"] = true
+	vs.state = &control.State{
+		Versions: map[string]control.Version{"v1": {Name: "v1", Retired: &retired}, "v2": {Name: "v2"}, "v3": {Name: "v3"}},
+		Serving:  control.Serving{Version: "v2"},
+	}
 	vs.mu.Unlock()
 	for _, tc := range []struct {
 		version  string
@@ -55,15 +57,13 @@ func TestReconcileServing(t *testing.T) {
 	vs := &versions{
 		inst:    &instance{c: instanceConfig{controlTopic: "kappa.control"}, logger: slog.New(slog.DiscardHandler)},
 		running: map[string]*versionRun{"v1": {name: "v1"}},
-		retired: map[string]bool{},
-		active:  map[string]bool{},
 	}
 	st := control.State{
 		Versions: map[string]control.Version{"v1": {Name: "v1"}},
 		Serving:  control.Serving{Version: "v1"},
 	}
 	vs.reconcile(t.Context(), st)
-	if vs.Serving() != "v1" || !vs.active["v1"] || !vs.synced {
-		t.Fatalf("after reconcile: serving %q, active %v, synced %t", vs.Serving(), vs.active, vs.synced)
+	if _, err := vs.Backend("v1"); vs.Serving() != "v1" || err != nil {
+		t.Fatalf("after reconcile: serving %q, reading v1: %v", vs.Serving(), err)
 	}
 }
