@@ -1,0 +1,168 @@
+package similar
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"iter"
+	"slices"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/state"
+)
+
+// Source reads the stage-2 partitions of the index, wherever they are:
+// the partitions of one instance's stores, or those of several instances
+// (scatter and gather). Its methods split their keys by partition with
+// ItemKey and BucketKey, and read each partition with the Index's
+// Members and Score.
+type Source interface {
+	// Members returns, for each bucket, its first limit members in
+	// ascending id order.
+	Members(ctx context.Context, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error)
+	// Score scores the items of ids against query (an item of kind k)
+	// and returns the best n of them; ids without an item are left out.
+	Score(ctx context.Context, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error)
+}
+
+// Answer is the result of a similarity query.
+type Answer struct {
+	// Similar are the n best candidates, best first (ties by id).
+	Similar []lsh.Scored
+	// Candidates is the number of distinct candidates scored; Capped the
+	// number of buckets read only in part (lsh.Limits).
+	Candidates, Capped int
+}
+
+// Similar answers "the n items most similar to item id": candidates from
+// the buckets of item (id's stored item), scored against it.
+func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item []byte, n int) (Answer, error) {
+	buckets, err := ix.buckets(k, item, nil)
+	if err != nil {
+		return Answer{}, corrupt("%s %d: %v", k, id, err)
+	}
+	lim := ix.cfg.Limits
+	if lim.PerBucket == 0 {
+		lim.PerBucket = lsh.DefaultPerBucket
+	}
+	members, err := src.Members(ctx, k, buckets, lim.PerBucket+1)
+	if err != nil {
+		return Answer{}, err
+	}
+	c := lsh.NewCandidates(id, lim)
+	for _, m := range members {
+		c.Scan(slices.Values(m))
+	}
+	var a Answer
+	a.Candidates, a.Capped = len(c.IDs()), c.Capped()
+	if a.Candidates == 0 {
+		return a, nil
+	}
+	scored, err := src.Score(ctx, k, item, c.IDs(), n)
+	if err != nil {
+		return Answer{}, err
+	}
+	a.Similar = lsh.TopK(scored, n)
+	return a, nil
+}
+
+// Item reads the stored item of id from s, a stage-2 store.
+func (ix *Index) Item(s *state.Store, k Kind, id int64) ([]byte, bool, error) {
+	return s.Get(nil, itemStoreKey(nil, k, id))
+}
+
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
+// Members reads the first limit members of bucket b from s, a stage-2
+// store, in ascending id order.
+func (ix *Index) Members(s *state.Store, k Kind, b lsh.Bucket, limit int) ([]int64, error) {
+	prefix := b.AppendKey([]byte{tableMember, byte(k)})
+	var ids []int64
+	err := s.Scan(prefix, state.PrefixEnd(prefix), func(key, _ []byte) error {
+		if len(key) != len(prefix)+8 {
+			return corrupt("member key of %d bytes", len(key))
+		}
+		ids = append(ids, int64(state.Uint64(key, len(prefix))))
+		if len(ids) == limit {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Score scores the items of ids stored in s, a stage-2 store, against
+// query, an item of kind k, and returns the best n.
+func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
+	var (
+		key, val []byte
+		err      error
+	)
+	// read yields the stored items of ids, decoded by dec into a buffer
+	// that is reused (the rankers keep no candidate's item).
+	read := func(yield func(id int64, item []byte) bool) {
+		for _, id := range ids {
+			var found bool
+			key = itemStoreKey(key[:0], k, id)
+			if val, found, err = s.Get(val[:0], key); err != nil {
+				return
+			}
+			if found && !yield(id, val) {
+				return
+			}
+		}
+	}
+	var out []lsh.Scored
+	if k == Users {
+		q, perr := ix.mh.ParseSignature(query)
+		if perr != nil {
+			return nil, corrupt("query signature: %v", perr)
+		}
+		out = lsh.RankJaccard(q, decoded(read, make(lsh.Signature, len(q)), decodeSignature, &err), n)
+	} else {
+		q, perr := ix.vector(query)
+		if perr != nil {
+			return nil, corrupt("query vector: %v", perr)
+		}
+		out = lsh.RankCosine(q, decoded(read, make([]float32, len(q)), decodeVector, &err), n)
+	}
+	return out, err
+}
+
+// decoded yields the items of read decoded into buf; a corrupt item ends
+// the sequence with *errp set.
+func decoded[T any](read iter.Seq2[int64, []byte], buf T, dec func(T, []byte) error, errp *error) iter.Seq2[int64, T] {
+	return func(yield func(int64, T) bool) {
+		for id, b := range read {
+			if err := dec(buf, b); err != nil {
+				*errp = corrupt("item %d: %v", id, err)
+				return
+			}
+			if !yield(id, buf) {
+				return
+			}
+		}
+	}
+}
+
+// decodeSignature decodes a stored signature into sig, of its length.
+func decodeSignature(sig lsh.Signature, b []byte) error {
+	if len(b) != 4*len(sig) {
+		return lsh.ErrSignature
+	}
+	for i := range sig {
+		sig[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return nil
+}
+
+// decodeVector decodes a stored vector into v, of its dimension.
+func decodeVector(v []float32, b []byte) error {
+	_, err := events.ParseVector(v, b, len(v))
+	return err
+}

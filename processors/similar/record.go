@@ -1,0 +1,147 @@
+package similar
+
+import (
+	"encoding/binary"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+)
+
+// A similar-index record is Format followed by entries, each
+//
+//	op (1 byte) | kind (1 byte) | id (8 bytes, big-endian) | body
+//
+// where the body of opItem is uvarint length | the item (a signature or a
+// vector), and that of opJoin and opLeave the lsh.KeyLen-byte bucket key.
+const (
+	opItem  byte = 1
+	opJoin  byte = 2
+	opLeave byte = 3
+)
+
+// entry is one decoded entry of a record; item aliases the record.
+type entry struct {
+	op     byte
+	kind   Kind
+	id     int64
+	bucket lsh.Bucket
+	item   []byte
+}
+
+// maxRecord is the size past which an emitter sends a partition's record
+// and starts the next: well below the producer's batch limit (1 MiB).
+const maxRecord = 256 << 10
+
+// emitter collects the entries of one Prepare, one record per stage-2
+// partition (more when they grow past maxRecord), and sends them into out.
+type emitter struct {
+	topic  string
+	route  kgo.TopicPartitioner
+	parts  int
+	byPart [][]byte
+	rec    kgo.Record
+	out    *topology.Output
+}
+
+func newEmitter(topic string, partitions int32) emitter {
+	return emitter{
+		topic: topic, parts: int(partitions),
+		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
+		byPart: make([][]byte, partitions),
+	}
+}
+
+// to returns the record of the partition key routes to.
+func (e *emitter) to(key []byte) *[]byte {
+	e.rec.Key = key
+	i := e.route.Partition(&e.rec, e.parts)
+	p := &e.byPart[i]
+	if len(*p) > maxRecord {
+		e.out.SendTo(e.topic, int32(i), nil, *p)
+		*p = (*p)[:0]
+	}
+	if len(*p) == 0 {
+		*p = append(*p, Format)
+	}
+	return p
+}
+
+func appendHead(dst []byte, op byte, k Kind, id int64) []byte {
+	return state.AppendUint64(append(dst, op, byte(k)), uint64(id))
+}
+
+// item sends id's new item to the partition of its item key.
+func (e *emitter) item(k Kind, id int64, item []byte) {
+	p := e.to(ItemKey(e.rec.Key[:0], k, id))
+	*p = append(binary.AppendUvarint(appendHead(*p, opItem, k, id), uint64(len(item))), item...)
+}
+
+// members sends id's leaves and joins to the partitions of the buckets.
+func (e *emitter) members(k Kind, id int64, left, joined []lsh.Bucket) {
+	for _, b := range left {
+		p := e.to(BucketKey(e.rec.Key[:0], k, b))
+		*p = b.AppendKey(appendHead(*p, opLeave, k, id))
+	}
+	for _, b := range joined {
+		p := e.to(BucketKey(e.rec.Key[:0], k, b))
+		*p = b.AppendKey(appendHead(*p, opJoin, k, id))
+	}
+}
+
+// start begins a Prepare into out.
+func (e *emitter) start(out *topology.Output) { e.out = out }
+
+// flush sends the records left into out and ends the Prepare.
+func (e *emitter) flush() {
+	for p, b := range e.byPart {
+		if len(b) > 0 {
+			e.out.SendTo(e.topic, int32(p), nil, b)
+			e.byPart[p] = b[:0]
+		}
+	}
+	e.out = nil
+}
+
+// parse decodes a whole similar-index record; it never panics.
+func parse(v []byte, dst []entry) ([]entry, error) {
+	if !IsDelta(v) {
+		return nil, corrupt("not a similar-index record")
+	}
+	b := v[1:]
+	for len(b) > 0 {
+		if len(b) < 10 {
+			return nil, corrupt("truncated entry")
+		}
+		e := entry{op: b[0], kind: Kind(b[1]), id: int64(state.Uint64(b, 2))}
+		if e.kind != Users && e.kind != Songs {
+			return nil, corrupt("unknown kind %d", b[1])
+		}
+		if e.id < 1 {
+			return nil, corrupt("id %d", e.id)
+		}
+		b = b[10:]
+		switch e.op {
+		case opItem:
+			n, w := binary.Uvarint(b)
+			if w <= 0 || n > uint64(len(b)-w) {
+				return nil, corrupt("item length")
+			}
+			e.item = b[w : w+int(n)]
+			b = b[w+int(n):]
+		case opJoin, opLeave:
+			bk, err := lsh.ParseKey(b)
+			if err != nil {
+				return nil, corrupt("bucket key")
+			}
+			e.bucket = bk
+			b = b[lsh.KeyLen:]
+		default:
+			return nil, corrupt("unknown op %d", e.op)
+		}
+		dst = append(dst, e)
+	}
+	return dst, nil
+}

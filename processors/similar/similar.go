@@ -1,0 +1,156 @@
+// Package similar keeps the LSH indexes behind GET /v1/users/{id}/similar
+// and GET /v1/songs/{id}/similar on kappa's topology, with the hashing of
+// package lsh:
+//
+//   - similar users: stage 1 ([UserCollector], on a partition of listens)
+//     keeps each user's MinHash signature over the artists they play,
+//     table 0x42 | user → signature, and updates it with every listen;
+//   - similar songs: the features stage ([FeatureTask], on a partition of
+//     song-features) keeps each song's latest vector, table 0x43 | song →
+//     vector;
+//   - when an item (a user's signature, a song's vector) changes, its
+//     stage sends, at the end of the commit interval, the new item to the
+//     stage-2 partition of its item key and, for every bucket it left or
+//     joined (lsh.Diff of the buckets before and after the interval), a
+//     leave or join entry to the stage-2 partition of the bucket key;
+//   - stage 2 ([IndexTask]) keeps the items, table 0x41 | kind | id →
+//     item, and the bucket members, table 0x40 | kind | bucket | id → "".
+//
+// Every change travels in the transaction of the interval that made it,
+// with the stage's store changes and input offsets, and is applied by
+// stage 2 in its own: an entry is added once and removed once (exactly
+// once), so the members of a bucket are exactly the items whose current
+// buckets include it. A stage-2 partition gets an item's entries from the
+// one stage-1 partition that owns the item, in the order they were made,
+// so a later leave never overtakes the join it undoes.
+//
+// A query ([Index.Similar]) reads its item, then the members of its
+// buckets (capped by lsh.Limits: oversized buckets), then scores the
+// candidates against the query's item: estimated Jaccard of the
+// signatures for users, exact cosine of the vectors for songs. The reads
+// go through a [Source], which finds the partitions wherever they are.
+package similar
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/state"
+)
+
+// Kind is what an index holds: users or songs.
+type Kind byte
+
+const (
+	// Users are indexed by the MinHash of the artists they play.
+	Users Kind = 'u'
+	// Songs are indexed by random hyperplanes over their feature vectors.
+	Songs Kind = 's'
+)
+
+func (k Kind) String() string {
+	if k == Users {
+		return "user"
+	}
+	return "song"
+}
+
+// Store tables of the package.
+const (
+	tableMember byte = 0x40 // stage 2: kind | bucket | id → ""
+	tableItem   byte = 0x41 // stage 2: kind | id → signature or vector
+	tableSig    byte = 0x42 // stage 1: user → signature
+	tableVector byte = 0x43 // features stage: song → vector
+)
+
+// Format is the first byte of a similar-index record of the repartition
+// topic.
+const Format byte = 0x53
+
+// IsDelta reports whether a record value of the repartition topic is a
+// similar-index record.
+func IsDelta(value []byte) bool { return len(value) > 0 && value[0] == Format }
+
+// Config is the configuration of the similarity indexes (the flags
+// --minhash-bands, --minhash-rows, --hyperplane-tables,
+// --hyperplane-bits, --feature-dim, --similar-bucket-cap,
+// --similar-candidates). The hashing is fixed for a topology version:
+// changing it changes the bucket ids, so it takes a replay. Zero values
+// mean the defaults of package lsh.
+type Config struct {
+	MinHash     lsh.MinHashConfig
+	Hyperplanes lsh.HyperplaneConfig
+	Limits      lsh.Limits
+}
+
+// Validate reports the first bad value of c.
+func (c Config) Validate() error {
+	return errors.Join(c.MinHash.Validate(), c.Hyperplanes.Validate(), c.Limits.Validate())
+}
+
+// Index is the hashing of a Config; it is safe for concurrent use.
+type Index struct {
+	cfg Config
+	mh  *lsh.MinHash
+	hp  *lsh.Hyperplanes
+}
+
+// New returns the Index of cfg, or cfg's Validate error.
+func New(cfg Config) (*Index, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mh, err := lsh.NewMinHash(cfg.MinHash)
+	if err != nil {
+		return nil, err
+	}
+	hp, err := lsh.NewHyperplanes(cfg.Hyperplanes)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MinHash, cfg.Hyperplanes = mh.Config(), hp.Config()
+	return &Index{cfg: cfg, mh: mh, hp: hp}, nil
+}
+
+// Config is the index's configuration with the defaults filled in.
+func (ix *Index) Config() Config { return ix.cfg }
+
+// Dim is the dimension of the song vectors.
+func (ix *Index) Dim() int { return ix.cfg.Hyperplanes.Dim }
+
+// ItemKey appends the partition key of an item: stage 2 keeps the item in
+// the partition this key routes to (murmur2, as any keyed record).
+func ItemKey(dst []byte, k Kind, id int64) []byte {
+	return state.AppendUint64(append(dst, Format, byte(k), 'i'), uint64(id))
+}
+
+// BucketKey appends the partition key of a bucket: stage 2 keeps its
+// members in the partition this key routes to.
+func BucketKey(dst []byte, k Kind, b lsh.Bucket) []byte {
+	return b.AppendKey(append(dst, Format, byte(k), 'b'))
+}
+
+// buckets appends the buckets of a stored item.
+func (ix *Index) buckets(k Kind, item []byte, dst []lsh.Bucket) ([]lsh.Bucket, error) {
+	if k == Users {
+		sig, err := ix.mh.ParseSignature(item)
+		if err != nil {
+			return nil, err
+		}
+		return ix.mh.Buckets(sig, dst), nil
+	}
+	v, err := ix.vector(item)
+	if err != nil {
+		return nil, err
+	}
+	return ix.hp.Buckets(v, dst)
+}
+
+// ErrCorrupt is wrapped by the errors about malformed records and stored
+// values.
+var ErrCorrupt = errors.New("similar: corrupt encoding")
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,410 @@
+package similar
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/state"
+	"github.com/kappa-stream/kappa/topology"
+)
+
+const (
+	sources    = 3
+	partitions = 4
+	topic      = "deltas"
+)
+
+func memStore(t testing.TB, name string) *state.Store {
+	t.Helper()
+	s, err := state.Open(name, state.WithFS(vfs.NewMem()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// commit applies out's store changes to s, as the runtime does after the
+// transaction commits.
+func commit(t testing.TB, s *state.Store, out *topology.Output) {
+	t.Helper()
+	b := s.NewBatch()
+	for k, v := range out.Changes() {
+		var err error
+		if v == nil {
+			err = b.Delete(k)
+		} else {
+			err = b.Set(k, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stage2 is the stage-2 partitions of a test: their stores and tasks.
+type stage2 struct {
+	ix     *Index
+	stores []*state.Store
+	tasks  []*IndexTask
+	route  kgo.TopicPartitioner
+}
+
+func newStage2(t testing.TB, ix *Index) *stage2 {
+	s := &stage2{ix: ix, route: kgo.StickyKeyPartitioner(nil).ForTopic(topic)}
+	for i := range partitions {
+		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i)))
+		s.tasks = append(s.tasks, ix.NewIndexTask())
+	}
+	return s
+}
+
+// deliver hands the records of a stage-1 output to the stage-2 tasks and
+// commits them.
+func (s *stage2) deliver(t testing.TB, out *topology.Output) {
+	t.Helper()
+	for _, r := range out.Records() {
+		if r.Topic != topic || r.Partition < 0 || r.Partition >= partitions {
+			t.Fatalf("record to %s/%d", r.Topic, r.Partition)
+		}
+		if err := s.tasks[r.Partition].Process(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, task := range s.tasks {
+		var o topology.Output
+		task.Prepare(&o)
+		commit(t, s.stores[p], &o)
+	}
+}
+
+func (s *stage2) partition(key []byte) int {
+	return s.route.Partition(&kgo.Record{Key: key}, partitions)
+}
+
+// checkIndex checks that the stage-2 stores hold exactly the items and
+// the bucket members of want (id → item), each in its key's partition.
+func (s *stage2) checkIndex(t *testing.T, k Kind, want map[int64][]byte) {
+	t.Helper()
+	wantMembers := map[string]bool{}
+	for id, item := range want {
+		bs, err := s.ix.buckets(k, item, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			wantMembers[fmt.Sprint(b, "/", id)] = true
+		}
+	}
+	gotItems, gotMembers := map[int64][]byte{}, map[string]bool{}
+	for p, st := range s.stores {
+		prefix := []byte{tableItem, byte(k)}
+		err := st.Scan(prefix, state.PrefixEnd(prefix), func(key, v []byte) error {
+			id := int64(state.Uint64(key, 2))
+			if q := s.partition(ItemKey(nil, k, id)); q != p {
+				t.Errorf("%s %d's item in partition %d, its key routes to %d", k, id, p, q)
+			}
+			gotItems[id] = slices.Clone(v)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix = []byte{tableMember, byte(k)}
+		err = st.Scan(prefix, state.PrefixEnd(prefix), func(key, _ []byte) error {
+			b, err := lsh.ParseKey(key[2:])
+			if err != nil {
+				return err
+			}
+			if q := s.partition(BucketKey(nil, k, b)); q != p {
+				t.Errorf("bucket %s in partition %d, its key routes to %d", b, p, q)
+			}
+			gotMembers[fmt.Sprint(b, "/", int64(state.Uint64(key, 2+lsh.KeyLen)))] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !maps.EqualFunc(gotItems, want, slices.Equal) {
+		t.Errorf("stage 2 holds %d %ss' items, want %d (or different ones)", len(gotItems), k, len(want))
+	}
+	var stale, missing int
+	for m := range gotMembers {
+		if !wantMembers[m] {
+			stale++
+		}
+	}
+	for m := range wantMembers {
+		if !gotMembers[m] {
+			missing++
+		}
+	}
+	if stale+missing > 0 || len(gotMembers) == 0 {
+		t.Errorf("bucket members: %d stale, %d missing, of %d", stale, missing, len(wantMembers))
+	}
+}
+
+// localSource reads the stage-2 stores of a test directly.
+type localSource struct{ s *stage2 }
+
+func (l localSource) Members(_ context.Context, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
+	out := make([][]int64, len(buckets))
+	for i, b := range buckets {
+		var err error
+		if out[i], err = l.s.ix.Members(l.s.stores[l.s.partition(BucketKey(nil, k, b))], k, b, limit); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (l localSource) Score(_ context.Context, k Kind, q []byte, ids []int64, n int) ([]lsh.Scored, error) {
+	byPart := make([][]int64, partitions)
+	for _, id := range ids {
+		p := l.s.partition(ItemKey(nil, k, id))
+		byPart[p] = append(byPart[p], id)
+	}
+	var all []lsh.Scored
+	for p, ids := range byPart {
+		got, err := l.s.ix.Score(l.s.stores[p], k, q, ids, n)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, got...)
+	}
+	return all, nil
+}
+
+// TestUsers runs stage 1 and stage 2 of similar users over a random log in
+// commit intervals, making new collectors from their stores now and then
+// (as after a restart or an aborted transaction), and checks that stage 2
+// holds exactly every user's signature, computed afresh from the artists
+// they played, and exactly the bucket entries of those signatures: the
+// entries of every signature a user had before are gone.
+func TestUsers(t *testing.T) {
+	ix, err := New(Config{MinHash: lsh.MinHashConfig{Bands: 16, Rows: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := newStage2(t, ix)
+	var stores []*state.Store
+	for i := range sources {
+		stores = append(stores, memStore(t, fmt.Sprint("users", i)))
+	}
+	var cs []*UserCollector
+	restart := func() {
+		cs = cs[:0]
+		for _, s := range stores {
+			cs = append(cs, ix.NewUserCollector(s, topic, partitions))
+		}
+	}
+	restart()
+	rng := rand.New(rand.NewPCG(1, 2))
+	played := map[int64]map[int64]bool{}
+	for interval := range 200 {
+		for range rng.IntN(40) {
+			l := events.Listen{UserID: 1 + rng.Int64N(60), ArtistID: 1 + rng.Int64N(30)}
+			if played[l.UserID] == nil {
+				played[l.UserID] = map[int64]bool{}
+			}
+			played[l.UserID][l.ArtistID] = true
+			if err := cs[l.UserID%sources].Add(&l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out topology.Output
+		for i, c := range cs {
+			var o topology.Output
+			c.Prepare(&o)
+			commit(t, stores[i], &o)
+			for _, r := range o.Records() {
+				out.SendTo(r.Topic, r.Partition, r.Key, r.Value)
+			}
+		}
+		s2.deliver(t, &out)
+		if interval%17 == 0 {
+			restart()
+		}
+	}
+	want := map[int64][]byte{}
+	for u, artists := range played {
+		want[u], _ = ix.mh.Signature(slices.Collect(maps.Keys(artists))).AppendBinary(nil)
+	}
+	s2.checkIndex(t, Users, want)
+
+	// A user who plays exactly another's artists is the other's best
+	// match, with an estimated Jaccard of 1.
+	var a, b events.Listen
+	a.UserID, b.UserID = 1001, 1002
+	for _, artist := range []int64{101, 102, 103, 104} {
+		a.ArtistID, b.ArtistID = artist, artist
+		if err := cs[a.UserID%sources].Add(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs[b.UserID%sources].Add(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out topology.Output
+	for i, c := range cs {
+		var o topology.Output
+		c.Prepare(&o)
+		commit(t, stores[i], &o)
+		for _, r := range o.Records() {
+			out.SendTo(r.Topic, r.Partition, r.Key, r.Value)
+		}
+	}
+	s2.deliver(t, &out)
+	item, found, err := ix.Item(s2.stores[s2.partition(ItemKey(nil, Users, 1001))], Users, 1001)
+	if err != nil || !found {
+		t.Fatalf("user 1001's item: found %t, %v", found, err)
+	}
+	ans, err := ix.Similar(context.Background(), localSource{s2}, Users, 1001, item, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ans.Similar) != 1 || ans.Similar[0] != (lsh.Scored{ID: 1002, Score: 1}) {
+		t.Errorf("similar to user 1001: %+v, want only user 1002 with score 1", ans)
+	}
+}
+
+// featureJSON is the JSON of a song-features record.
+func featureJSON(dst []byte, id int64, v []float32) []byte {
+	dst = fmt.Appendf(dst, `{"song_id":%d,"vector":[`, id)
+	for i, x := range v {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendFloat(dst, float64(x), 'g', -1, 32)
+	}
+	return append(dst, "]}"...)
+}
+
+// feature is a song-features record.
+func feature(id int64, v ...float32) *kgo.Record {
+	return &kgo.Record{Key: strconv.AppendInt(nil, id, 10), Value: featureJSON(nil, id, v)}
+}
+
+// TestSongs sends vectors and their updates (new ones, repeats, the zero
+// vector, bad records) through the features stage and stage 2 and checks
+// that stage 2 holds exactly the latest vectors and their buckets, and
+// that queries rank by the exact cosine.
+func TestSongs(t *testing.T) {
+	ix, err := New(Config{Hyperplanes: lsh.HyperplaneConfig{Dim: 4, Tables: 8, Bits: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := newStage2(t, ix)
+	store := memStore(t, "features")
+	task := ix.NewFeatureTask(store, topic, partitions)
+	rng := rand.New(rand.NewPCG(3, 4))
+	latest := map[int64][]float32{}
+	for interval := range 50 {
+		for range rng.IntN(30) {
+			id := 1 + rng.Int64N(40)
+			v := make([]float32, 4)
+			switch rng.IntN(10) {
+			case 0: // the zero vector: no buckets
+			case 1: // the same vector again
+				if old, ok := latest[id]; ok {
+					copy(v, old)
+				}
+			default:
+				for i := range v {
+					v[i] = float32(rng.NormFloat64())
+				}
+			}
+			if err := task.Process(feature(id, v...)); err != nil {
+				t.Fatal(err)
+			}
+			latest[id] = v
+		}
+		for _, bad := range []*kgo.Record{
+			feature(99, 1, 2, 3),
+			{Key: []byte("5"), Value: featureJSON(nil, 6, []float32{1, 2, 3, 4})},
+			{Value: []byte(`{"song_id": 7}`)},
+		} {
+			if err := task.Process(bad); err == nil {
+				t.Fatalf("interval %d: %s accepted", interval, bad.Value)
+			}
+		}
+		var out topology.Output
+		if err := task.Prepare(&out); err != nil {
+			t.Fatal(err)
+		}
+		commit(t, store, &out)
+		s2.deliver(t, &out)
+		if interval%7 == 0 {
+			task = ix.NewFeatureTask(store, topic, partitions)
+		}
+	}
+	want := map[int64][]byte{}
+	for id, v := range latest {
+		want[id] = events.AppendVector(nil, v)
+	}
+	s2.checkIndex(t, Songs, want)
+
+	// Song 1000 points the way of song 1001, exactly; 1002 nearly.
+	for _, r := range []*kgo.Record{feature(1000, 1, 2, 3, 4), feature(1001, 2, 4, 6, 8), feature(1002, 1, 2, 3, 5)} {
+		if err := task.Process(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out topology.Output
+	if err := task.Prepare(&out); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, store, &out)
+	s2.deliver(t, &out)
+	item := events.AppendVector(nil, []float32{1, 2, 3, 4})
+	ans, err := ix.Similar(context.Background(), localSource{s2}, Songs, 1000, item, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want2 := []lsh.Scored{{ID: 1001, Score: 1}, {ID: 1002, Score: lsh.Cosine([]float32{1, 2, 3, 4}, []float32{1, 2, 3, 5})}}
+	if !slices.Equal(ans.Similar, want2) {
+		t.Errorf("similar to song 1000: %+v, want %+v", ans.Similar, want2)
+	}
+}
+
+// TestMalformed: a malformed record is an error and changes nothing.
+func TestMalformed(t *testing.T) {
+	ix, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := []byte{Format, opJoin, byte(Users), 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9}
+	for _, v := range [][]byte{
+		{2, 0},
+		append(slices.Clone(good), opItem, byte(Users), 0, 0, 0, 0, 0, 0, 0, 1, 200),
+		append(slices.Clone(good), opJoin, 'x', 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9),
+		append(slices.Clone(good), 9, byte(Users), 0, 0, 0, 0, 0, 0, 0, 1),
+		good[:len(good)-1],
+	} {
+		task := ix.NewIndexTask()
+		if err := task.Process(&kgo.Record{Value: v}); err == nil {
+			t.Errorf("%x accepted", v)
+		}
+		if len(task.pending) != 0 {
+			t.Errorf("%x: %d changes pending", v, len(task.pending))
+		}
+	}
+	task := ix.NewIndexTask()
+	if err := task.Process(&kgo.Record{Value: good}); err != nil || len(task.pending) != 1 {
+		t.Errorf("good record: %v, %d changes", err, len(task.pending))
+	}
+}
