@@ -285,8 +285,8 @@ func (c Config) retireReplaced(ctx context.Context, cl *kgo.Client, adm *kadm.Cl
 			return fmt.Errorf("delete topic %s: %w", r.Topic, r.Err)
 		}
 	}
-	fmt.Fprintf(stdout, "retired %s: groups %s, %s and topics %s deleted; instances delete its state directories\n",
-		old.Name, n.UsersGroup, n.AggregatesGroup, strings.Join(topics, ", "))
+	fmt.Fprintf(stdout, "retired %s: groups %s and topics %s deleted; instances delete its state directories\n",
+		old.Name, strings.Join(n.Groups(), ", "), strings.Join(topics, ", "))
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/processors/similar"
 )
 
 // Backend is the read side of one topology version.
@@ -37,6 +38,11 @@ type Backend struct {
 	// resolutions); an artist's zones are in the store of its rollups
 	// key. Nil: the fan-zone endpoints answer 404, fan zones are off.
 	Fans *fans.Config
+	// Similar is the hashing of the similarity indexes; an item's and a
+	// bucket's entries are in the store of their similar.ItemKey and
+	// similar.BucketKey. Nil: the similar endpoints answer 404, the
+	// indexes are off.
+	Similar *similar.Index
 }
 
 // ErrStarting marks a Versions.Backend error for a version that is not
@@ -118,6 +124,10 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/songs/{id}/live", s.versioned(s.live))
 	s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", s.versioned(s.fanZones))
 	s.mux.HandleFunc("GET /v1/cells/{cell}/fans", s.versioned(s.cellFans))
+	s.mux.HandleFunc("GET /v1/users/{id}/similar", s.versioned(s.similarItems(similar.Users, "user_id")))
+	s.mux.HandleFunc("GET /v1/songs/{id}/similar", s.versioned(s.similarItems(similar.Songs, "song_id")))
+	s.mux.HandleFunc("POST "+pathMembers, s.versioned(s.internalMembers))
+	s.mux.HandleFunc("POST "+pathScore, s.versioned(s.internalScore))
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
 	}

@@ -69,15 +69,17 @@ const storeMemTableSize = 32 << 20
 
 // instance is what the versions of one processing instance share.
 type instance struct {
-	c           instanceConfig
-	logger      *slog.Logger
-	adm         *kadm.Client
-	dir         *cluster.Directory
-	advertise   string
-	partitions  int32
-	common      topology.Config
-	storeOpts   []state.Opt
-	liveMetrics *live.Metrics
+	c          instanceConfig
+	logger     *slog.Logger
+	adm        *kadm.Client
+	dir        *cluster.Directory
+	advertise  string
+	partitions int32
+	// featureParts is the partition count of song-features.
+	featureParts int32
+	common       topology.Config
+	storeOpts    []state.Opt
+	liveMetrics  *live.Metrics
 }
 
 func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
@@ -88,7 +90,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	defer admCl.Close()
 	inst := &instance{c: c, logger: logger, adm: kadm.NewClient(admCl)}
 	provisionCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	inst.partitions, err = provision(provisionCtx, inst.adm, logger, c.partitions, c.controlTopic)
+	inst.partitions, inst.featureParts, err = provision(provisionCtx, inst.adm, logger, c.partitions, c.controlTopic)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("provision topics on %s: %w", strings.Join(c.brokers, ","), err)
@@ -278,41 +280,52 @@ func (inst *instance) declareFirst(ctx context.Context, cl *kgo.Client, f *contr
 }
 
 // provision creates the topics every version shares that are missing and
-// returns the partition count of the listens topic, which every internal
-// topic shares.
-func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, partitions int, controlTopic string) (int32, error) {
+// returns the partition counts of the listens topic, which every internal
+// topic of stages 1 and 2 shares, and of song-features, which the
+// features stage's changelog shares.
+func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, partitions int, controlTopic string) (listens, features int32, err error) {
 	forever := map[string]string{"retention.ms": "-1"}
 	if err := provisionCatalog(ctx, adm, logger); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := topology.Provision(ctx, adm, logger,
 		topology.TopicSpec{Name: topicListens, Partitions: int32(partitions), Configs: forever},
 		topology.TopicSpec{Name: topicDLQ, Partitions: int32(partitions), Configs: forever},
+		topology.TopicSpec{Name: topicFeatures, Partitions: featurePartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
+		topology.TopicSpec{Name: topicFeaturesDLQ, Partitions: featurePartitions, Configs: forever},
 		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
 		topology.TopicSpec{Name: controlTopic, Partitions: control.TopicPartitions, Configs: control.TopicConfigs()},
 	); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	details, err := adm.ListTopics(ctx, topicListens)
+	details, err := adm.ListTopics(ctx, topicListens, topicFeatures)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	d, ok := details[topicListens]
-	if !ok || d.Err != nil || len(d.Partitions) == 0 {
-		return 0, fmt.Errorf("topic %s: not found after creating it", topicListens)
+	count := func(topic string) (int32, error) {
+		d, ok := details[topic]
+		if !ok || d.Err != nil || len(d.Partitions) == 0 {
+			return 0, fmt.Errorf("topic %s: not found after creating it", topic)
+		}
+		return int32(len(d.Partitions)), nil
 	}
-	return int32(len(d.Partitions)), nil
+	if listens, err = count(topicListens); err != nil {
+		return 0, 0, err
+	}
+	features, err = count(topicFeatures)
+	return listens, features, err
 }
 
 // provisionVersion creates the internal topics of version n that are
-// missing, with p partitions each.
-func provisionVersion(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n replay.Names, p int32) error {
+// missing, with p partitions each (features those of song-features).
+func provisionVersion(ctx context.Context, adm *kadm.Client, logger *slog.Logger, n replay.Names, p, features int32) error {
 	// NB: deltas are kept as long as listens: a stage 2 that was down
 	// for a week still finds every delta it has not counted.
 	return topology.Provision(ctx, adm, logger,
 		topology.TopicSpec{Name: n.Deltas, Partitions: p, Configs: map[string]string{"retention.ms": "-1"}},
 		topology.TopicSpec{Name: n.Changelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
 		topology.TopicSpec{Name: n.UsersChangelog, Partitions: p, Configs: map[string]string{"cleanup.policy": "compact"}},
+		topology.TopicSpec{Name: n.FeaturesChangelog, Partitions: features, Configs: map[string]string{"cleanup.policy": "compact"}},
 		topology.TopicSpec{Name: n.LiveFinal, Partitions: p, Configs: map[string]string{"retention.ms": strconv.FormatInt(liveFinalRetention.Milliseconds(), 10)}},
 	)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kappa-stream/kappa/lsh"
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
+	"github.com/kappa-stream/kappa/processors/similar"
 	"github.com/kappa-stream/kappa/windows"
 )
 
@@ -21,10 +24,13 @@ type processors struct {
 	liveOff  bool // --live-windows off: no live windows
 	fans     fans.Config
 	fanZones bool // --fan-zones
+	similar  similar.Config
+	simOn    bool // --similar
 }
 
 // processorFlagNames are the flags processorFlags declares.
-var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays"}
+var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays",
+	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates"}
 
 // processorFlags declares the flags of the processor configuration.
 func processorFlags(fs *flag.FlagSet, p *processors) {
@@ -57,6 +63,14 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 	fs.IntVar(&p.fans.MinPlays, "fan-min-plays", fans.DefaultMinPlays, "plays of an artist that make a user a fan of it")
 	fs.DurationVar(&p.live.Grace, "live-grace", live.DefaultGrace, "how long after its end a live window still takes late listens before it closes and is emitted")
 	fs.DurationVar(&p.live.Retention, "live-retention", windows.DefaultRetention, "how long after its end a live window is kept")
+	fs.BoolVar(&p.simOn, "similar", false, "keep the LSH indexes of similar users (MinHash over the artists they play) and similar songs (hyperplanes over "+topicFeatures+"); costs throughput: see docs/similarity.md")
+	fs.IntVar(&p.similar.MinHash.Bands, "minhash-bands", lsh.DefaultBands, "MinHash bands b of similar users (buckets per user)")
+	fs.IntVar(&p.similar.MinHash.Rows, "minhash-rows", lsh.DefaultRows, "MinHash rows r per band of similar users")
+	fs.IntVar(&p.similar.Hyperplanes.Tables, "hyperplane-tables", lsh.DefaultTables, "hyperplane tables L of similar songs (buckets per song)")
+	fs.IntVar(&p.similar.Hyperplanes.Bits, "hyperplane-bits", lsh.DefaultBits, "hyperplanes k per table of similar songs")
+	fs.IntVar(&p.similar.Hyperplanes.Dim, "feature-dim", lsh.DefaultDim, "dimension of the song feature vectors")
+	fs.IntVar(&p.similar.Limits.PerBucket, "similar-bucket-cap", lsh.DefaultPerBucket, "most members a similarity query reads from one bucket (oversized buckets)")
+	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query scores")
 }
 
 // validate checks the configuration; its errors name the flags.
@@ -67,7 +81,18 @@ func (p *processors) validate() error {
 	if err := p.live.Validate(); err != nil {
 		return fmt.Errorf("--live-windows, --live-grace, --live-retention: %s", strings.TrimPrefix(err.Error(), "live: config: "))
 	}
+	if err := p.similar.Validate(); err != nil {
+		return fmt.Errorf("--minhash-*, --hyperplane-*, --feature-dim, --similar-*: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	return nil
+}
+
+// similarIndex is the similarity indexes' hashing, nil when off.
+func (p *processors) similarIndex() (*similar.Index, error) {
+	if !p.simOn {
+		return nil, nil
+	}
+	return similar.New(p.similar)
 }
 
 // liveServed is the live configuration the API serves, nil when off.
@@ -96,6 +121,16 @@ type processorsJSON struct {
 	FanZones      bool     `json:"fan_zones"`
 	H3Resolutions []int    `json:"h3_resolutions"`
 	FanMinPlays   int      `json:"fan_min_plays"`
+	Similar       bool     `json:"similar"`
+	// The hashing and limits of the similarity indexes; 0 (a version
+	// declared before they existed): the defaults.
+	MinHashBands      int `json:"minhash_bands"`
+	MinHashRows       int `json:"minhash_rows"`
+	HyperplaneTables  int `json:"hyperplane_tables"`
+	HyperplaneBits    int `json:"hyperplane_bits"`
+	FeatureDim        int `json:"feature_dim"`
+	SimilarBucketCap  int `json:"similar_bucket_cap"`
+	SimilarCandidates int `json:"similar_candidates"`
 }
 
 func (p processors) MarshalJSON() ([]byte, error) {
@@ -106,6 +141,15 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		FanZones:      p.fanZones,
 		H3Resolutions: p.fans.ResolutionsKept(),
 		FanMinPlays:   p.fans.MinPlays,
+		Similar:       p.simOn,
+		// NB: the zero values of an lsh configuration are its defaults.
+		MinHashBands:      cmp.Or(p.similar.MinHash.Bands, lsh.DefaultBands),
+		MinHashRows:       cmp.Or(p.similar.MinHash.Rows, lsh.DefaultRows),
+		HyperplaneTables:  cmp.Or(p.similar.Hyperplanes.Tables, lsh.DefaultTables),
+		HyperplaneBits:    cmp.Or(p.similar.Hyperplanes.Bits, lsh.DefaultBits),
+		FeatureDim:        cmp.Or(p.similar.Hyperplanes.Dim, lsh.DefaultDim),
+		SimilarBucketCap:  cmp.Or(p.similar.Limits.PerBucket, lsh.DefaultPerBucket),
+		SimilarCandidates: cmp.Or(p.similar.Limits.Candidates, lsh.DefaultCandidates),
 	}
 	if j.FanMinPlays == 0 {
 		j.FanMinPlays = fans.DefaultMinPlays
@@ -141,6 +185,12 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 	}
 	out.fanZones = j.FanZones
 	out.fans = fans.Config{Resolutions: j.H3Resolutions, MinPlays: j.FanMinPlays}
+	out.simOn = j.Similar
+	out.similar = similar.Config{
+		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},
+		Hyperplanes: lsh.HyperplaneConfig{Dim: j.FeatureDim, Tables: j.HyperplaneTables, Bits: j.HyperplaneBits},
+		Limits:      lsh.Limits{PerBucket: j.SimilarBucketCap, Candidates: j.SimilarCandidates},
+	}
 	if err := out.validate(); err != nil {
 		return err
 	}

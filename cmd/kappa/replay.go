@@ -109,6 +109,22 @@ func (procs *processors) overlay(p processors, set []string) {
 			procs.fans.Resolutions = p.fans.Resolutions
 		case "fan-min-plays":
 			procs.fans.MinPlays = p.fans.MinPlays
+		case "similar":
+			procs.simOn = p.simOn
+		case "minhash-bands":
+			procs.similar.MinHash.Bands = p.similar.MinHash.Bands
+		case "minhash-rows":
+			procs.similar.MinHash.Rows = p.similar.MinHash.Rows
+		case "hyperplane-tables":
+			procs.similar.Hyperplanes.Tables = p.similar.Hyperplanes.Tables
+		case "hyperplane-bits":
+			procs.similar.Hyperplanes.Bits = p.similar.Hyperplanes.Bits
+		case "feature-dim":
+			procs.similar.Hyperplanes.Dim = p.similar.Hyperplanes.Dim
+		case "similar-bucket-cap":
+			procs.similar.Limits.PerBucket = p.similar.Limits.PerBucket
+		case "similar-candidates":
+			procs.similar.Limits.Candidates = p.similar.Limits.Candidates
 		}
 	}
 }

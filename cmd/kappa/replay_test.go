@@ -15,11 +15,14 @@ func TestProcessorsJSON(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1}`},
+		{nil, `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` + simDefaults},
 		{[]string{"--live-windows", "off", "--fan-zones", "--h3-resolutions", "7", "--fan-min-plays", "3"},
-			`{"live_windows":[],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":3}`},
+			`{"live_windows":[],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":3` + simDefaults},
 		{[]string{"--live-windows", "10s,1h", "--live-grace", "30s", "--live-retention", "2h"},
-			`{"live_windows":["10s","1h"],"live_grace":"30s","live_retention":"2h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1}`},
+			`{"live_windows":["10s","1h"],"live_grace":"30s","live_retention":"2h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` + simDefaults},
+		{[]string{"--similar", "--minhash-bands", "64", "--minhash-rows", "3", "--hyperplane-tables", "8", "--hyperplane-bits", "10", "--feature-dim", "16", "--similar-bucket-cap", "100", "--similar-candidates", "1000"},
+			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1,` +
+				`"similar":true,"minhash_bands":64,"minhash_rows":3,"hyperplane_tables":8,"hyperplane_bits":10,"feature_dim":16,"similar_bucket_cap":100,"similar_candidates":1000}`},
 	} {
 		p := parseProcessors(t, tc.args...)
 		b, err := json.Marshal(p)
@@ -42,11 +45,31 @@ func TestProcessorsJSON(t *testing.T) {
 		`{"live_windows":[],"live_grace":"soon","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[9,5],"fan_min_plays":1}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":-1}`,
+		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"minhash_bands":5000}`,
+		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"similar_candidates":-1}`,
 	} {
 		var p processors
 		if err := json.Unmarshal([]byte(bad), &p); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+// simDefaults ends the JSON of a configuration without --similar and with
+// the default hashing and limits.
+const simDefaults = `,"similar":false,"minhash_bands":128,"minhash_rows":4,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096}`
+
+// TestProcessorsJSONBefore: a version declared before the similarity
+// indexes existed reads as one without them, with the defaults.
+func TestProcessorsJSONBefore(t *testing.T) {
+	var p processors
+	old := `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":2}`
+	if err := json.Unmarshal([]byte(old), &p); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(p)
+	if want := strings.TrimSuffix(old, "}") + simDefaults; string(b) != want {
+		t.Errorf("%s\nwant %s", b, want)
 	}
 }
 
@@ -68,7 +91,7 @@ func TestOverlay(t *testing.T) {
 	flags := parseProcessors(t, "--fan-min-plays", "2", "--live-windows", "off")
 	base.overlay(flags, []string{"fan-min-plays"})
 	b, _ := json.Marshal(base)
-	want := `{"live_windows":["10s"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[6,7],"fan_min_plays":2}`
+	want := `{"live_windows":["10s"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[6,7],"fan_min_plays":2` + simDefaults
 	if string(b) != want {
 		t.Fatalf("overlay: %s\nwant %s", b, want)
 	}

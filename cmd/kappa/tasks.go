@@ -9,22 +9,24 @@ import (
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/processors/similar"
 	"github.com/kappa-stream/kappa/topology"
 )
 
 // listensTask is stage 1 of every processor, on a partition of listens:
 // it decodes and validates each listen once and hands it to each
-// processor's stage 1, which all send to the repartition topic. live and
-// fans are nil when off.
+// processor's stage 1, which all send to the repartition topic. live,
+// fans and similar are nil when off.
 type listensTask struct {
 	dec     events.Decoder
 	l       events.Listen
 	rollups *rollups.UserTask
 	live    *live.Collector
 	fans    *fans.Collector
-	// err is the first store error of the fan zones: not the record's
-	// fault, so it fails Prepare (and the instance) instead of sending
-	// the record to the dead letters.
+	similar *similar.UserCollector
+	// err is the first store error of the fan zones or similar users:
+	// not the record's fault, so it fails Prepare (and the instance)
+	// instead of sending the record to the dead letters.
 	err error
 }
 
@@ -38,6 +40,9 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 	}
 	if t.fans != nil && t.err == nil {
 		t.err = t.fans.Add(&t.l)
+	}
+	if t.similar != nil && t.err == nil {
+		t.err = t.similar.Add(&t.l)
 	}
 	return nil
 }
@@ -55,17 +60,21 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 	if t.fans != nil {
 		t.fans.Prepare(out)
 	}
+	if t.similar != nil {
+		t.similar.Prepare(out)
+	}
 	return nil
 }
 
 // aggregatesTask is stage 2 of every processor, on a partition of the
 // repartition topic: each record goes to the processor whose format it
-// has, and all keep their tables in the partition's one store. live and
-// fans are nil when off.
+// has, and all keep their tables in the partition's one store. live,
+// fans and similar are nil when off.
 type aggregatesTask struct {
 	rollups *rollups.AggregateTask
 	live    *live.Task
 	fans    *fans.CountTask
+	similar *similar.IndexTask
 }
 
 func (t *aggregatesTask) Process(rec *kgo.Record) error {
@@ -81,6 +90,12 @@ func (t *aggregatesTask) Process(rec *kgo.Record) error {
 		}
 		return t.fans.Process(rec)
 	}
+	if similar.IsDelta(rec.Value) {
+		if t.similar == nil {
+			return errors.New("a similar-index record, but the similarity indexes are off (--similar must be the same on every instance of a version)")
+		}
+		return t.similar.Process(rec)
+	}
 	return t.rollups.Process(rec)
 }
 
@@ -92,6 +107,9 @@ func (t *aggregatesTask) Prepare(out *topology.Output) error {
 		if err := t.fans.Prepare(out); err != nil {
 			return err
 		}
+	}
+	if t.similar != nil {
+		t.similar.Prepare(out)
 	}
 	if t.live == nil {
 		return nil

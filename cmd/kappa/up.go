@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/generate"
+	"github.com/kappa-stream/kappa/lsh"
 )
 
 // upConfig is the operator configuration of `kappa up`.
@@ -133,6 +135,13 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 	if err := produceCatalog(ctx, gen, c.brokers, logger); err != nil {
 		return err
 	}
+	if c.procs.simOn {
+		dim := cmp.Or(c.procs.similar.Hyperplanes.Dim, lsh.DefaultDim)
+		if err := generateFeatures(ctx, gen, dim, "", c.brokers, io.Discard, io.Discard); err != nil {
+			return fmt.Errorf("produce the synthetic song features: %w", err)
+		}
+		logger.Info("produced the synthetic song features", "topic", topicFeatures, "songs", gen.Config().Songs, "dim", dim)
+	}
 	logger.Info("generating synthetic load", "rate", c.generateRate, "seed", c.seed)
 	pace := newPacer(c.generateRate)
 	var (
@@ -154,6 +163,10 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			}
 			if c.procs.fanZones {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/artists/" + strconv.FormatInt(l.ArtistID, 10) + "/fan-zones?res=7&limit=5'")
+			}
+			if c.procs.simOn {
+				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/users/" + strconv.FormatInt(l.UserID, 10) + "/similar?k=5'")
+				logger.Info("try: curl '" + song + "/similar?k=5'")
 			}
 		}
 		key = gen.Key(key[:0])

@@ -30,22 +30,40 @@ import (
 // versionRun is one topology version running on this instance: both
 // stages of every processor it has on, and its read side.
 type versionRun struct {
-	name    string
-	procs   processors
-	n       replay.Names
-	stage1  *topology.Runner
-	stage2  *topology.Runner
-	backend *serve.Backend
-	cancel  context.CancelFunc
+	name   string
+	procs  processors
+	n      replay.Names
+	stage1 *topology.Runner
+	stage2 *topology.Runner
+	// features is the features stage, nil without --similar.
+	features *topology.Runner
+	backend  *serve.Backend
+	cancel   context.CancelFunc
 	// done is closed when both stages have stopped; err is their first
 	// failure, set before.
 	done chan struct{}
 	err  error
 }
 
-// ready reports whether both stages have joined and caught up.
+// runners are the version's stages.
+func (vr *versionRun) runners() []*topology.Runner {
+	if vr.features == nil {
+		return []*topology.Runner{vr.stage1, vr.stage2}
+	}
+	return []*topology.Runner{vr.stage1, vr.stage2, vr.features}
+}
+
+// groups are the consumer groups of the version's stages.
+func (vr *versionRun) groups() []string {
+	if vr.features == nil {
+		return []string{vr.n.UsersGroup, vr.n.AggregatesGroup}
+	}
+	return []string{vr.n.UsersGroup, vr.n.AggregatesGroup, vr.n.FeaturesGroup}
+}
+
+// ready reports whether every stage has joined and caught up.
 func (vr *versionRun) ready(ctx context.Context) (bool, error) {
-	for _, r := range []*topology.Runner{vr.stage1, vr.stage2} {
+	for _, r := range vr.runners() {
 		if ok, err := r.Ready(ctx); !ok || err != nil {
 			return false, err
 		}
@@ -56,13 +74,17 @@ func (vr *versionRun) ready(ctx context.Context) (bool, error) {
 func (vr *versionRun) status(serving bool) replay.VersionStatus {
 	// NB: a processors value always marshals.
 	config, _ := json.Marshal(vr.procs)
-	return replay.VersionStatus{
+	st := replay.VersionStatus{
 		Version: vr.name, Serving: serving, Config: config,
 		Stages: []replay.StageStatus{
 			{Group: vr.n.UsersGroup, Topic: topicListens, Partitions: vr.stage1.Status()},
 			{Group: vr.n.AggregatesGroup, Topic: vr.n.Deltas, Partitions: vr.stage2.Status()},
 		},
 	}
+	if vr.features != nil {
+		st.Stages = append(st.Stages, replay.StageStatus{Group: vr.n.FeaturesGroup, Topic: topicFeatures, Partitions: vr.features.Status()})
+	}
+	return st
 }
 
 // versions are the topology versions of one instance, kept in step with
@@ -188,8 +210,9 @@ func (vs *versions) start(ctx context.Context, v control.Version) {
 	vs.inst.logger.Info("version running", "version", v.Name, "from", v.From, "config", procs.describe())
 	go func() {
 		g, gctx := errgroup.WithContext(rctx)
-		g.Go(func() error { return vr.stage1.Run(gctx) })
-		g.Go(func() error { return vr.stage2.Run(gctx) })
+		for _, r := range vr.runners() {
+			g.Go(func() error { return r.Run(gctx) })
+		}
 		vr.err = g.Wait()
 		close(vr.done)
 		if vr.err != nil {
@@ -211,7 +234,7 @@ func (vs *versions) retire(name string) {
 		vs.inst.dir.Untrack(vr.n.AggregatesGroup)
 		vr.cancel()
 		<-vr.done
-		vs.inst.leave(vr.n.UsersGroup, vr.n.AggregatesGroup)
+		vs.inst.leave(vr.groups()...)
 		vs.inst.logger.Info("retired version stopped", "version", name)
 	}
 	dir := filepath.Join(vs.inst.c.data, name)
@@ -242,7 +265,7 @@ func (vs *versions) stopAll() {
 func (inst *instance) newVersion(ctx context.Context, name string, procs processors) (*versionRun, error) {
 	n := replay.NamesOf(inst.c.data, name)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := provisionVersion(pctx, inst.adm, inst.logger, n, inst.partitions)
+	err := provisionVersion(pctx, inst.adm, inst.logger, n, inst.partitions, inst.featureParts)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("provision the topics of %s: %w", name, err)
@@ -256,6 +279,12 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		if fanProc, err = fans.NewProcessor(procs.fans); err != nil {
 			return nil, err
 		}
+	}
+	simIndex, err := procs.similarIndex()
+	if err != nil {
+		return nil, err
+	}
+	if fanProc != nil || simIndex != nil {
 		users.Changelog, users.StoreDir, users.StoreOpts = n.UsersChangelog, n.UsersDir, inst.storeOpts
 	}
 	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
@@ -265,6 +294,9 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		}
 		if fanProc != nil {
 			t.fans = fans.NewCollector(fanProc, s, n.Deltas, partitions)
+		}
+		if simIndex != nil {
+			t.similar = simIndex.NewUserCollector(s, n.Deltas, partitions)
 		}
 		return t, nil
 	}
@@ -286,6 +318,9 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		if fanProc != nil {
 			t.fans = fans.NewCountTask(s)
 		}
+		if simIndex != nil {
+			t.similar = simIndex.NewIndexTask()
+		}
 		if !procs.liveOff {
 			var err error
 			if t.live, err = live.NewTask(procs.live, s, partitions, n.LiveFinal, inst.liveMetrics); err != nil {
@@ -298,13 +333,27 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	if err != nil {
 		return nil, err
 	}
+	var featureStage *topology.Runner
+	if simIndex != nil {
+		features := inst.common
+		features.Group, features.Topic, features.DLQTopic = n.FeaturesGroup, topicFeatures, topicFeaturesDLQ
+		features.Changelog, features.StoreDir, features.StoreOpts = n.FeaturesChangelog, n.FeaturesDir, inst.storeOpts
+		features.ManualTopics = []string{n.Deltas}
+		features.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
+			return simIndex.NewFeatureTask(s, n.Deltas, partitions), nil
+		}
+		if featureStage, err = topology.New(features); err != nil {
+			return nil, err
+		}
+	}
 	return &versionRun{
-		name: name, procs: procs, n: n, stage1: stage1, stage2: stage2,
+		name: name, procs: procs, n: n, stage1: stage1, stage2: stage2, features: featureStage,
 		backend: &serve.Backend{
 			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.AggregatesGroup,
 				route: kgo.StickyKeyPartitioner(nil).ForTopic(n.Deltas), partitions: int(partitions)},
-			Live: procs.liveServed(),
-			Fans: procs.fansServed(),
+			Live:    procs.liveServed(),
+			Fans:    procs.fansServed(),
+			Similar: simIndex,
 		},
 		done: make(chan struct{}),
 	}, nil

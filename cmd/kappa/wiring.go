@@ -27,6 +27,9 @@ const (
 	topicControl = "kappa.control"
 	// topicFeatures holds the songs' feature vectors (CONTRACT.md).
 	topicFeatures = "song-features"
+	// topicFeaturesDLQ receives the song-features records that are not
+	// valid, with the reason.
+	topicFeaturesDLQ = "song-features.dlq"
 )
 
 func splitBrokers(s string) []string {

@@ -166,3 +166,28 @@ func decodeVector(v []float32, b []byte) error {
 	_, err := events.ParseVector(v, b, len(v))
 	return err
 }
+
+// ScoreStores is Score over several stores: stores[i] holds the item of
+// ids[i], or is nil for an id read elsewhere (left out).
+func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
+	var order []*state.Store
+	byStore := map[*state.Store][]int64{}
+	for i, s := range stores {
+		if s == nil {
+			continue
+		}
+		if _, ok := byStore[s]; !ok {
+			order = append(order, s)
+		}
+		byStore[s] = append(byStore[s], ids[i])
+	}
+	var out []lsh.Scored
+	for _, s := range order {
+		got, err := ix.Score(s, k, query, byStore[s], n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
