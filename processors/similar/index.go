@@ -41,7 +41,7 @@ func (t *IndexTask) Process(rec *kgo.Record) error {
 			t.pending[string(t.key)] = append([]byte{}, e.item...)
 		case opJoin:
 			t.key = memberStoreKey(t.key[:0], e.kind, e.bucket.AppendKey(nil), e.id)
-			t.pending[string(t.key)] = []byte{}
+			t.pending[string(t.key)] = memberValue
 		case opLeave:
 			t.key = memberStoreKey(t.key[:0], e.kind, e.bucket.AppendKey(nil), e.id)
 			t.pending[string(t.key)] = nil
@@ -61,6 +61,11 @@ func (t *IndexTask) Prepare(out *topology.Output) {
 	}
 	clear(t.pending)
 }
+
+// memberValue is the value of a bucket member: one byte, not an empty
+// value, which some Kafka clients read back from a changelog as a
+// tombstone.
+var memberValue = []byte{1}
 
 func itemStoreKey(dst []byte, k Kind, id int64) []byte {
 	return state.AppendUint64(append(dst, tableItem, byte(k)), uint64(id))

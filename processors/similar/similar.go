@@ -14,7 +14,7 @@
 //     joined (lsh.Diff of the buckets before and after the interval), a
 //     leave or join entry to the stage-2 partition of the bucket key;
 //   - stage 2 ([IndexTask]) keeps the items, table 0x41 | kind | id →
-//     item, and the bucket members, table 0x40 | kind | bucket | id → "".
+//     item, and the bucket members, table 0x40 | kind | bucket | id → 0x01.
 //
 // Every change travels in the transaction of the interval that made it,
 // with the stage's store changes and input offsets, and is applied by
@@ -58,7 +58,7 @@ func (k Kind) String() string {
 
 // Store tables of the package.
 const (
-	tableMember byte = 0x40 // stage 2: kind | bucket | id → ""
+	tableMember byte = 0x40 // stage 2: kind | bucket | id → 0x01
 	tableItem   byte = 0x41 // stage 2: kind | id → signature or vector
 	tableSig    byte = 0x42 // stage 1: user → signature
 	tableVector byte = 0x43 // features stage: song → vector
