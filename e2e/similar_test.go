@@ -283,23 +283,54 @@ func produceFeatures(t testing.TB, kafka string, m *simModel, lines [][]byte) {
 	}
 }
 
-// waitFeaturesCaughtUp waits until the features stage of v1 has committed
-// every record of song-features.
-func waitFeaturesCaughtUp(t testing.TB, kafka string) {
+// waitPublished waits until no user of v1 is pending on the instances (a
+// changed signature stage 2 does not have yet, --similar-delay) while
+// every stage-1 partition is owned, restored and reported, and then until
+// stage 2 has applied all that listens holds (n records) led to.
+func waitPublished(t testing.TB, kafka string, n int64, instances []*instance) {
 	t.Helper()
-	adm := newAdmin(t, kafka)
-	waitFor(t, 2*time.Minute, "lag 0 on kappa.v1.features", func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		committed, end, lagging, err := groupProgress(ctx, adm, "kappa.v1.features", "song-features")
-		if err != nil {
-			return false, err.Error()
+	waitFor(t, 2*time.Minute, "every changed signature published", func() (bool, string) {
+		pending, owned := int64(0), map[int32]bool{}
+		for _, in := range instances {
+			var st struct {
+				Versions []struct {
+					Version        string `json:"version"`
+					SimilarPending *int64 `json:"similar_pending"`
+					Stages         []struct {
+						Group      string `json:"group"`
+						Partitions []struct {
+							Partition int32 `json:"partition"`
+							Restoring bool  `json:"restoring"`
+						} `json:"partitions"`
+					} `json:"stages"`
+				} `json:"versions"`
+			}
+			if _, err := newClient(in.http).getJSON("/v1/status", &st); err != nil {
+				return false, err.Error()
+			}
+			for _, v := range st.Versions {
+				if v.Version != "v1" || v.SimilarPending == nil {
+					continue
+				}
+				pending += *v.SimilarPending
+				for _, p := range v.Stages[0].Partitions {
+					owned[p.Partition] = owned[p.Partition] || !p.Restoring
+				}
+			}
 		}
-		return committed == end && end > 0, fmt.Sprintf("committed %d of %d; lagging:%s", committed, end, lagging)
+		ready := 0
+		for _, ok := range owned {
+			if ok {
+				ready++
+			}
+		}
+		return pending == 0 && ready == 12, fmt.Sprintf("%d users pending; %d of 12 stage-1 partitions reported", pending, ready)
 	})
+	waitCaughtUp(t, kafka, n, time.Minute, addrs(instances)...)
 }
 
-// TestSimilar runs two instances with --similar while generated listens
+// TestSimilar runs two instances with --similar (users published 2 s
+// after their signature changed) while generated listens
 // (taste clusters) and the songs' feature vectors are produced, and kills
 // each instance with SIGKILL once, mid-stream, restarting it at once.
 // Then the similarity tables (from the changelog) hold exactly every
@@ -332,7 +363,7 @@ func TestSimilar(t *testing.T) {
 	createTopics(t, kafka)
 	instances := []*instance{newInstance(t, kafka, "a"), newInstance(t, kafka, "b")}
 	for _, in := range instances {
-		in.args = append(in.args, "--similar")
+		in.args = append(in.args, "--similar", "--similar-delay", "2s")
 		in.start(t)
 	}
 	for _, in := range instances {
@@ -348,8 +379,9 @@ func TestSimilar(t *testing.T) {
 	}
 	n := int64(len(d.lines))
 	f.waitProduced(t, n)
-	waitFeaturesCaughtUp(t, kafka)
+	waitGroupCaughtUp(t, kafka, "kappa.v1.features", "song-features")
 	waitCaughtUp(t, kafka, n, 3*time.Minute, addrs(instances)...)
+	waitPublished(t, kafka, n, instances)
 	checkSimilarChangelog(t, kafka, m)
 
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -397,8 +429,9 @@ func TestSimilar(t *testing.T) {
 		twice[i] = 2 * v
 	}
 	produceFeatures(t, kafka, m, [][]byte{generate.AppendFeature(nil, songA, twice)})
-	waitFeaturesCaughtUp(t, kafka)
+	waitGroupCaughtUp(t, kafka, "kappa.v1.features", "song-features")
 	waitCaughtUp(t, kafka, n+int64(len(recs)), time.Minute, addrs(instances)...)
+	waitPublished(t, kafka, n+int64(len(recs)), instances)
 
 	var ax, aa similarAnswer
 	if _, err := newClient(instances[0].http).getJSON("/v1/users/"+itoa(x)+"/similar?k=100", &ax); err != nil {

@@ -28,6 +28,10 @@ type VersionStatus struct {
 	Serving bool            `json:"serving"`
 	Config  json.RawMessage `json:"config"`
 	Stages  []StageStatus   `json:"stages"`
+	// SimilarPending is the number of users of this instance's stage-1
+	// partitions whose changed signature stage 2 does not have yet
+	// (--similar-delay); absent without --similar.
+	SimilarPending *int64 `json:"similar_pending,omitempty"`
 }
 
 // StageStatus is the instance's partitions of one stage.

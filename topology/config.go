@@ -50,6 +50,16 @@ type Task interface {
 	Prepare(out *Output) error
 }
 
+// Timer is implemented by a Task that has work due without input, such as
+// state it publishes some time after it changed. The runtime asks NextDue
+// after making the task and after each Prepare (on the task's goroutine),
+// and prepares the task in the first commit interval that ends at or
+// after that time even if its partition got no records. The zero time
+// means nothing is due.
+type Timer interface {
+	NextDue() time.Time
+}
+
 // Config configures a Runner. Zero fields take the documented defaults.
 type Config struct {
 	// Brokers are the seed brokers (required).

@@ -220,6 +220,7 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 				w.in <- p
 			})
 		}
+		r.addDue(dirty)
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
 		err := r.commit(endCtx, sess, dirty, orphaned)
 		cancel()
@@ -231,6 +232,18 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 		sess.AllowRebalance()
 		if err != nil || ctx.Err() != nil {
 			return err
+		}
+	}
+}
+
+// addDue adds to dirty the workers whose task's Timer is due.
+func (r *Runner) addDue(dirty map[int32]*worker) {
+	now := time.Now().UnixNano()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, w := range r.workers {
+		if due := w.due.Load(); due != 0 && due <= now && w.ready.Load() {
+			dirty[p] = w
 		}
 	}
 }

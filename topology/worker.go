@@ -61,7 +61,8 @@ type worker struct {
 	committed     atomic.Int64 // next input offset committed, or -1
 	end           atomic.Int64 // last stable offset last seen, or -1
 	caughtUp      atomic.Bool
-	ready         atomic.Bool // restored: the task runs and the store may be read
+	ready         atomic.Bool  // restored: the task runs and the store may be read
+	due           atomic.Int64 // Unix ns the task's Timer wants a Prepare at; 0: none
 	restoreDone   atomic.Int64
 	restoreTotal  atomic.Int64
 }
@@ -154,7 +155,9 @@ func (w *worker) start() error {
 	}
 	if next, ok := w.groupOffset(); ok {
 		w.committed.Store(next)
+		w.next = next
 	}
+	w.updateDue()
 	w.ready.Store(true)
 	if w.stateful() {
 		w.cl.ResumeFetchPartitions(map[string][]int32{w.r.cfg.Topic: {w.partition}})
@@ -169,7 +172,23 @@ func (w *worker) newTask() error {
 		return fmt.Errorf("topology: task %s/%d: %w", w.r.cfg.Topic, w.partition, err)
 	}
 	w.task = task
+	w.updateDue()
 	return nil
+}
+
+// updateDue records when the task's Timer wants a Prepare without input:
+// never before an input offset is known, which its commit records.
+func (w *worker) updateDue() {
+	t, ok := w.task.(Timer)
+	if !ok || w.next < 0 {
+		w.due.Store(0)
+		return
+	}
+	if due := t.NextDue(); due.IsZero() {
+		w.due.Store(0)
+	} else {
+		w.due.Store(due.UnixNano())
+	}
 }
 
 // groupOffset is the group's committed offset of the partition, as the
@@ -227,6 +246,7 @@ func (w *worker) prepare() error {
 	if err := w.task.Prepare(&w.out); err != nil {
 		return fmt.Errorf("topology: prepare %s/%d: %w", w.r.cfg.Topic, w.partition, err)
 	}
+	w.updateDue()
 	if len(w.out.changes) > 0 && !w.stateful() {
 		return fmt.Errorf("topology: task of %s/%d changed its store, but it has no changelog", w.r.cfg.Topic, w.partition)
 	}

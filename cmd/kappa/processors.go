@@ -30,7 +30,7 @@ type processors struct {
 
 // processorFlagNames are the flags processorFlags declares.
 var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays",
-	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates"}
+	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-delay"}
 
 // processorFlags declares the flags of the processor configuration.
 func processorFlags(fs *flag.FlagSet, p *processors) {
@@ -71,6 +71,7 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 	fs.IntVar(&p.similar.Hyperplanes.Dim, "feature-dim", lsh.DefaultDim, "dimension of the song feature vectors")
 	fs.IntVar(&p.similar.Limits.PerBucket, "similar-bucket-cap", lsh.DefaultPerBucket, "most members a similarity query reads from one bucket (oversized buckets)")
 	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query scores")
+	fs.DurationVar(&p.similar.Delay, "similar-delay", similar.DefaultDelay, "how long a user's changed signature waits before similar-users answers see it (its changes of that time move the user's buckets once)")
 }
 
 // validate checks the configuration; its errors name the flags.
@@ -131,6 +132,9 @@ type processorsJSON struct {
 	FeatureDim        int `json:"feature_dim"`
 	SimilarBucketCap  int `json:"similar_bucket_cap"`
 	SimilarCandidates int `json:"similar_candidates"`
+	// SimilarDelay is empty in a version declared before it existed:
+	// the default.
+	SimilarDelay string `json:"similar_delay"`
 }
 
 func (p processors) MarshalJSON() ([]byte, error) {
@@ -150,6 +154,7 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		FeatureDim:        cmp.Or(p.similar.Hyperplanes.Dim, lsh.DefaultDim),
 		SimilarBucketCap:  cmp.Or(p.similar.Limits.PerBucket, lsh.DefaultPerBucket),
 		SimilarCandidates: cmp.Or(p.similar.Limits.Candidates, lsh.DefaultCandidates),
+		SimilarDelay:      p.similar.Delay.String(),
 	}
 	if j.FanMinPlays == 0 {
 		j.FanMinPlays = fans.DefaultMinPlays
@@ -190,6 +195,12 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},
 		Hyperplanes: lsh.HyperplaneConfig{Dim: j.FeatureDim, Tables: j.HyperplaneTables, Bits: j.HyperplaneBits},
 		Limits:      lsh.Limits{PerBucket: j.SimilarBucketCap, Candidates: j.SimilarCandidates},
+		Delay:       similar.DefaultDelay,
+	}
+	if j.SimilarDelay != "" {
+		if out.similar.Delay, err = time.ParseDuration(j.SimilarDelay); err != nil {
+			return fmt.Errorf("similar_delay: %w", err)
+		}
 	}
 	if err := out.validate(); err != nil {
 		return err

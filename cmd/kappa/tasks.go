@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -47,6 +48,15 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 	return nil
 }
 
+// NextDue is when similar users have users to publish without a listen
+// (topology.Timer).
+func (t *listensTask) NextDue() time.Time {
+	if t.similar == nil {
+		return time.Time{}
+	}
+	return t.similar.NextDue()
+}
+
 func (t *listensTask) Prepare(out *topology.Output) error {
 	if t.err != nil {
 		return t.err
@@ -61,7 +71,7 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 		t.fans.Prepare(out)
 	}
 	if t.similar != nil {
-		t.similar.Prepare(out)
+		return t.similar.Prepare(out)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/processors/similar"
 	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
@@ -83,8 +84,29 @@ func (vr *versionRun) status(serving bool) replay.VersionStatus {
 	}
 	if vr.features != nil {
 		st.Stages = append(st.Stages, replay.StageStatus{Group: vr.n.FeaturesGroup, Topic: topicFeatures, Partitions: vr.features.Status()})
+		n := vr.similarPending()
+		st.SimilarPending = &n
 	}
 	return st
+}
+
+// similarPending counts the users of the instance's stage-1 partitions
+// whose changed signature is not published yet; a store it cannot read
+// (moving, restoring) counts nothing.
+func (vr *versionRun) similarPending() int64 {
+	var n int64
+	for _, p := range vr.stage1.Status() {
+		s, release, ok := vr.stage1.Store(p.Partition)
+		if !ok {
+			continue
+		}
+		k, err := similar.PendingUsers(s)
+		release()
+		if err == nil {
+			n += k
+		}
+	}
+	return n
 }
 
 // versions are the topology versions of one instance, kept in step with
@@ -296,7 +318,10 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 			t.fans = fans.NewCollector(fanProc, s, n.Deltas, partitions)
 		}
 		if simIndex != nil {
-			t.similar = simIndex.NewUserCollector(s, n.Deltas, partitions)
+			var err error
+			if t.similar, err = simIndex.NewUserCollector(s, n.Deltas, partitions); err != nil {
+				return nil, err
+			}
 		}
 		return t, nil
 	}

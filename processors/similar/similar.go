@@ -4,15 +4,19 @@
 //
 //   - similar users: stage 1 ([UserCollector], on a partition of listens)
 //     keeps each user's MinHash signature over the artists they play,
-//     table 0x42 | user → signature, and updates it with every listen;
+//     table 0x42 | user → signature, and updates it with every listen; the
+//     signature stage 2 has, table 0x44 | user → signature; and the users
+//     whose signature changed since, table 0x45 | user → 0x01;
 //   - similar songs: the features stage ([FeatureTask], on a partition of
 //     song-features) keeps each song's latest vector, table 0x43 | song →
 //     vector;
 //   - when an item (a user's signature, a song's vector) changes, its
-//     stage sends, at the end of the commit interval, the new item to the
-//     stage-2 partition of its item key and, for every bucket it left or
-//     joined (lsh.Diff of the buckets before and after the interval), a
-//     leave or join entry to the stage-2 partition of the bucket key;
+//     stage sends the new item to the stage-2 partition of its item key
+//     and, for every bucket it left or joined (lsh.Diff of the buckets of
+//     the item stage 2 had and of the new one), a leave or join entry to
+//     the stage-2 partition of the bucket key: a song's at the end of the
+//     commit interval, a user's once the signature has been changed for
+//     Config.Delay (its changes of that time move the entries once);
 //   - stage 2 ([IndexTask]) keeps the items, table 0x41 | kind | id →
 //     item, and the bucket members, table 0x40 | kind | bucket | id → 0x01.
 //
@@ -34,6 +38,7 @@ package similar
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kappa-stream/kappa/lsh"
 	"github.com/kappa-stream/kappa/state"
@@ -62,6 +67,10 @@ const (
 	tableItem   byte = 0x41 // stage 2: kind | id → signature or vector
 	tableSig    byte = 0x42 // stage 1: user → signature
 	tableVector byte = 0x43 // features stage: song → vector
+	// stage 1: user → the signature stage 2 has (published)
+	tablePublished byte = 0x44
+	// stage 1: user → 0x01 while the user's signature is not published
+	tablePending byte = 0x45
 )
 
 // Format is the first byte of a similar-index record of the repartition
@@ -82,11 +91,22 @@ type Config struct {
 	MinHash     lsh.MinHashConfig
 	Hyperplanes lsh.HyperplaneConfig
 	Limits      lsh.Limits
+	// Delay is how long a user's changed signature waits before stage 2
+	// gets it (--similar-delay): the changes of that time move the
+	// user's bucket entries once. 0: at the end of each commit interval.
+	Delay time.Duration
 }
+
+// DefaultDelay is the default of Config.Delay (the flag's).
+const DefaultDelay = 5 * time.Second
 
 // Validate reports the first bad value of c.
 func (c Config) Validate() error {
-	return errors.Join(c.MinHash.Validate(), c.Hyperplanes.Validate(), c.Limits.Validate())
+	var delay error
+	if c.Delay < 0 {
+		delay = fmt.Errorf("similar: negative delay %s", c.Delay)
+	}
+	return errors.Join(c.MinHash.Validate(), c.Hyperplanes.Validate(), c.Limits.Validate(), delay)
 }
 
 // Index is the hashing of a Config; it is safe for concurrent use.

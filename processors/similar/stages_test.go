@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -190,16 +191,18 @@ func (l localSource) Score(_ context.Context, k Kind, q []byte, ids []int64, n i
 }
 
 // TestUsers runs stage 1 and stage 2 of similar users over a random log in
-// commit intervals, making new collectors from their stores now and then
+// commit intervals of a second, publishing users 3 s after their
+// signature changed, making new collectors from their stores now and then
 // (as after a restart or an aborted transaction), and checks that stage 2
 // holds exactly every user's signature, computed afresh from the artists
 // they played, and exactly the bucket entries of those signatures: the
 // entries of every signature a user had before are gone.
 func TestUsers(t *testing.T) {
-	ix, err := New(Config{MinHash: lsh.MinHashConfig{Bands: 16, Rows: 2}})
+	ix, err := New(Config{MinHash: lsh.MinHashConfig{Bands: 16, Rows: 2}, Delay: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := time.Unix(1_800_000_000, 0)
 	s2 := newStage2(t, ix)
 	var stores []*state.Store
 	for i := range sources {
@@ -209,13 +212,46 @@ func TestUsers(t *testing.T) {
 	restart := func() {
 		cs = cs[:0]
 		for _, s := range stores {
-			cs = append(cs, ix.NewUserCollector(s, topic, partitions))
+			c, err := ix.NewUserCollector(s, topic, partitions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.now = func() time.Time { return clock }
+			cs = append(cs, c)
 		}
 	}
 	restart()
+	// interval ends a commit interval of every stage-1 partition and
+	// hands the records to stage 2.
+	interval := func() {
+		t.Helper()
+		var out topology.Output
+		for i, c := range cs {
+			var o topology.Output
+			if err := c.Prepare(&o); err != nil {
+				t.Fatal(err)
+			}
+			commit(t, stores[i], &o)
+			for _, r := range o.Records() {
+				out.SendTo(r.Topic, r.Partition, r.Key, r.Value)
+			}
+		}
+		s2.deliver(t, &out)
+		clock = clock.Add(time.Second)
+	}
+	pending := func() (n int64) {
+		for _, s := range stores {
+			k, err := PendingUsers(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += k
+		}
+		return n
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	played := map[int64]map[int64]bool{}
-	for interval := range 200 {
+	for i := range 200 {
 		for range rng.IntN(40) {
 			l := events.Listen{UserID: 1 + rng.Int64N(60), ArtistID: 1 + rng.Int64N(30)}
 			if played[l.UserID] == nil {
@@ -226,19 +262,19 @@ func TestUsers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var out topology.Output
-		for i, c := range cs {
-			var o topology.Output
-			c.Prepare(&o)
-			commit(t, stores[i], &o)
-			for _, r := range o.Records() {
-				out.SendTo(r.Topic, r.Partition, r.Key, r.Value)
-			}
-		}
-		s2.deliver(t, &out)
-		if interval%17 == 0 {
+		interval()
+		if i%17 == 0 {
 			restart()
 		}
+	}
+	if pending() == 0 {
+		t.Fatal("no user pending after the last listens")
+	}
+	for range 3 {
+		interval()
+	}
+	if n := pending(); n != 0 {
+		t.Fatalf("%d users pending 3 s after the last listens", n)
 	}
 	want := map[int64][]byte{}
 	for u, artists := range played {
@@ -259,16 +295,9 @@ func TestUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var out topology.Output
-	for i, c := range cs {
-		var o topology.Output
-		c.Prepare(&o)
-		commit(t, stores[i], &o)
-		for _, r := range o.Records() {
-			out.SendTo(r.Topic, r.Partition, r.Key, r.Value)
-		}
+	for range 4 {
+		interval()
 	}
-	s2.deliver(t, &out)
 	item, found, err := ix.Item(s2.stores[s2.partition(ItemKey(nil, Users, 1001))], Users, 1001)
 	if err != nil || !found {
 		t.Fatalf("user 1001's item: found %t, %v", found, err)

@@ -1,7 +1,9 @@
 package similar
 
 import (
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/lsh"
@@ -14,101 +16,189 @@ import (
 // starts afresh from the store.
 const maxCachedUsers = 20_000
 
-// UserCollector is stage 1 of similar users for one partition of listens:
-// it keeps the partition's users' signatures in its store and sends the
-// changes of each commit interval to stage 2. Its signatures are cached in
-// memory between Prepares; the store is the truth, and the runtime makes a
-// new UserCollector after an aborted transaction.
+// pendingMark is the value of a pending marker: one byte, not an empty
+// value, which some Kafka clients read back from a changelog as a
+// tombstone.
+var pendingMark = []byte{1}
+
+// UserCollector is stage 1 of similar users for one partition of listens.
+// It keeps, per user of the partition, the signature of every artist the
+// user played (updated with each listen, written every commit interval)
+// and the signature stage 2 has (published). A user whose signature
+// changed is pending; once pending for Config.Delay, the user is
+// published: the new signature goes to stage 2 with the bucket leaves and
+// joins from the published signature to it. So a user who plays many new
+// artists in a short time moves their bucket entries once, not once per
+// artist (a backlog replays a user's whole history within seconds).
+//
+// Signatures are cached in memory between Prepares; the store is the
+// truth (pending users are marked in it), and the runtime makes a new
+// UserCollector after an aborted transaction.
 type UserCollector struct {
 	ix      *Index
 	store   *state.Store
 	e       emitter
-	users   map[int64]*userSig
-	changed []int64 // users whose signature changed in the interval
-	scratch lsh.Signature
+	users   map[int64]lsh.Signature
+	changed map[int64]bool      // signature changed in the interval; true: newly pending
+	pending map[int64]time.Time // pending users, since when
+	nextDue time.Time           // when the first pending user is due; zero: none
+	now     func() time.Time
 	key     []byte
 	val     []byte
 	old     []lsh.Bucket
 	new     []lsh.Bucket
 }
 
-// userSig is a cached signature and, once it changed in the interval,
-// what it was at the interval's start.
-type userSig struct {
-	sig, before lsh.Signature
-}
-
 // NewUserCollector returns the collector of a partition of listens over
 // its store, sending to topic, which has the given number of partitions.
-func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32) *UserCollector {
-	return &UserCollector{
+// The users its store marks pending are published Config.Delay from now.
+func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32) (*UserCollector, error) {
+	c := &UserCollector{
 		ix: ix, store: s, e: newEmitter(topic, partitions),
-		users: map[int64]*userSig{}, scratch: ix.mh.Empty(),
+		users: map[int64]lsh.Signature{}, changed: map[int64]bool{}, pending: map[int64]time.Time{},
+		now: time.Now,
 	}
+	now := c.now()
+	prefix := []byte{tablePending}
+	err := s.Scan(prefix, state.PrefixEnd(prefix), func(k, _ []byte) error {
+		if len(k) != 9 {
+			return corrupt("pending key of %d bytes", len(k))
+		}
+		c.pending[int64(state.Uint64(k, 1))] = now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(c.pending) > 0 {
+		c.nextDue = now.Add(ix.cfg.Delay)
+	}
+	return c, nil
+}
+
+// NextDue is when the first pending user is due to be published (zero:
+// no user is pending); the runtime prepares the collector then, also when
+// no listen comes (topology.Timer).
+func (c *UserCollector) NextDue() time.Time { return c.nextDue }
+
+// PendingUsers counts the users of a stage-1 store whose latest
+// signature stage 2 does not have yet.
+func PendingUsers(s *state.Store) (int64, error) {
+	var n int64
+	prefix := []byte{tablePending}
+	err := s.Scan(prefix, state.PrefixEnd(prefix), func(_, _ []byte) error {
+		n++
+		return nil
+	})
+	return n, err
 }
 
 // Add applies one valid listen: its artist joins the user's set.
 func (c *UserCollector) Add(l *events.Listen) error {
-	u, err := c.user(l.UserID)
+	sig, err := c.user(l.UserID)
 	if err != nil {
 		return err
 	}
-	if u.before != nil {
-		c.ix.mh.Add(u.sig, l.ArtistID)
-		return nil
-	}
-	copy(c.scratch, u.sig)
-	if c.ix.mh.Add(u.sig, l.ArtistID) {
-		u.before = slices.Clone(c.scratch)
-		c.changed = append(c.changed, l.UserID)
+	if c.ix.mh.Add(sig, l.ArtistID) {
+		if _, ok := c.changed[l.UserID]; !ok {
+			_, pending := c.pending[l.UserID]
+			c.changed[l.UserID] = !pending
+		}
 	}
 	return nil
 }
 
 // user is the cached signature of id, read from the store when not cached.
-func (c *UserCollector) user(id int64) (*userSig, error) {
-	if u, ok := c.users[id]; ok {
-		return u, nil
+func (c *UserCollector) user(id int64) (lsh.Signature, error) {
+	if sig, ok := c.users[id]; ok {
+		return sig, nil
 	}
-	c.key = sigKey(c.key[:0], id)
+	sig, err := c.read(tableSig, id)
+	if err != nil {
+		return nil, err
+	}
+	c.users[id] = sig
+	return sig, nil
+}
+
+// read reads the signature of id in table from the store; the empty
+// signature when there is none.
+func (c *UserCollector) read(table byte, id int64) (lsh.Signature, error) {
+	c.key = userKey(c.key[:0], table, id)
 	v, found, err := c.store.Get(c.val[:0], c.key)
 	if err != nil {
 		return nil, err
 	}
 	c.val = v
-	u := &userSig{sig: c.ix.mh.Empty()}
-	if found {
-		if u.sig, err = c.ix.mh.ParseSignature(v); err != nil {
-			return nil, corrupt("signature of user %d: %v", id, err)
-		}
+	if !found {
+		return c.ix.mh.Empty(), nil
 	}
-	c.users[id] = u
-	return u, nil
+	sig, err := c.ix.mh.ParseSignature(v)
+	if err != nil {
+		return nil, corrupt("signature of user %d: %v", id, err)
+	}
+	return sig, nil
 }
 
-// Prepare writes the changed signatures and sends them and their bucket
-// changes to stage 2.
-func (c *UserCollector) Prepare(out *topology.Output) {
-	slices.Sort(c.changed)
-	c.e.start(out)
-	for _, id := range c.changed {
-		u := c.users[id]
-		c.val, _ = u.sig.AppendBinary(c.val[:0])
-		out.Put(sigKey(c.key[:0], id), c.val)
-		c.e.item(Users, id, c.val)
-		c.old = c.ix.mh.Buckets(u.before, c.old[:0])
-		c.new = c.ix.mh.Buckets(u.sig, c.new[:0])
-		left, joined := lsh.Diff(c.old, c.new)
-		c.e.members(Users, id, left, joined)
-		u.before = nil
+// Prepare writes the changed signatures and publishes the users pending
+// for Config.Delay.
+func (c *UserCollector) Prepare(out *topology.Output) error {
+	now := c.now()
+	for _, id := range slices.Sorted(maps.Keys(c.changed)) {
+		c.val, _ = c.users[id].AppendBinary(c.val[:0])
+		out.Put(userKey(c.key[:0], tableSig, id), c.val)
+		if c.changed[id] {
+			out.Put(userKey(c.key[:0], tablePending, id), pendingMark)
+			c.pending[id] = now
+		}
 	}
-	c.changed = c.changed[:0]
-	c.e.flush()
+	clear(c.changed)
+	var due []int64
+	c.nextDue = time.Time{}
+	for id, since := range c.pending {
+		switch at := since.Add(c.ix.cfg.Delay); {
+		case !at.After(now):
+			due = append(due, id)
+		case c.nextDue.IsZero() || at.Before(c.nextDue):
+			c.nextDue = at
+		}
+	}
+	slices.Sort(due)
+	c.e.start(out)
+	defer c.e.flush()
+	for _, id := range due {
+		if err := c.publish(out, id); err != nil {
+			return err
+		}
+	}
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)
 	}
+	return nil
 }
 
-func sigKey(dst []byte, id int64) []byte {
-	return state.AppendUint64(append(dst, tableSig), uint64(id))
+// publish sends user id's signature and its bucket changes to stage 2.
+func (c *UserCollector) publish(out *topology.Output, id int64) error {
+	sig, err := c.user(id)
+	if err != nil {
+		return err
+	}
+	published, err := c.read(tablePublished, id)
+	if err != nil {
+		return err
+	}
+	c.val, _ = sig.AppendBinary(c.val[:0])
+	out.Put(userKey(c.key[:0], tablePublished, id), c.val)
+	out.Delete(userKey(c.key[:0], tablePending, id))
+	c.e.item(Users, id, c.val)
+	c.old = c.ix.mh.Buckets(published, c.old[:0])
+	c.new = c.ix.mh.Buckets(sig, c.new[:0])
+	left, joined := lsh.Diff(c.old, c.new)
+	c.e.members(Users, id, left, joined)
+	delete(c.pending, id)
+	return nil
+}
+
+func userKey(dst []byte, table byte, id int64) []byte {
+	return state.AppendUint64(append(dst, table), uint64(id))
 }

@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kappa-stream/kappa/generate"
+	"github.com/kappa-stream/kappa/lsh"
+)
+
+// Size of the similarity benchmark's dataset.
+const (
+	simBenchUsers   = 100_000
+	simBenchSongs   = 50_000
+	simBenchEvents  = 2_000_000
+	simBenchQueries = 1_000
+)
+
+// BenchmarkSimilar measures the similarity indexes end to end on
+// 2,000,000 generated listens of 100,000 users (taste clusters) and the
+// feature vectors of 50,000 songs (latent clusters), with the default
+// hashing and limits:
+//
+//   - recall@10 of GET /v1/users/{id}/similar and /v1/songs/{id}/similar
+//     for 1,000 random users and songs each, against brute-force exact top
+//     10 over the raw events (Jaccard of the artist sets) and the produced
+//     vectors (cosine); tie-aware: an answer as similar as the true 10th
+//     neighbour counts;
+//   - query latency p50/p99 of both endpoints under concurrent load: 8
+//     clients querying at once for 10 s each, through HTTP;
+//   - the throughput impact: a second process builds a fresh version from
+//     the whole log with the rollups only (--live-windows off) and with the
+//     rollups and the similarity indexes (--similar); events/s of both and
+//     their ratio.
+func BenchmarkSimilar(b *testing.B) {
+	cfg := generate.Config{Seed: 13, Users: simBenchUsers, Songs: simBenchSongs, Events: simBenchEvents}
+	for i := 0; i < b.N; i++ {
+		m := newSimModel(b)
+		g, err := generate.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range cfg.Events {
+			line, _ := g.Next(nil)
+			l, _, err := parseRaw(line)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.listen(l.UserID, l.ArtistID)
+		}
+		var features [][]byte
+		for id, v := range g.SongFeatures(lsh.DefaultDim) {
+			features = append(features, generate.AppendFeature(nil, id, v))
+		}
+
+		kafka, httpAddr := freeAddr(b), freeAddr(b)
+		up := startKappa(b, "bench-similar.log", "up", "--data", b.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--similar")
+		waitReady(b, httpAddr)
+		produceFeatures(b, kafka, m, features)
+		produceGenerated(b, kafka, cfg)
+		waitGroupCaughtUp(b, kafka, "kappa.v1.features", "song-features")
+		waitCaughtUp(b, kafka, simBenchEvents, 10*time.Minute, httpAddr)
+
+		rng := rand.New(rand.NewPCG(13, 13))
+		users := slices.Sorted(maps.Keys(m.artists))
+		songs := slices.Sorted(maps.Keys(m.vectors))
+		c := newClient(httpAddr)
+		recallUsers := simRecall(b, c, "/v1/users/", pick(rng, users, simBenchQueries), m.exactUsers)
+		recallSongs := simRecall(b, c, "/v1/songs/", pick(rng, songs, simBenchQueries), m.exactSongs)
+		userLat := simLatency(b, httpAddr, "/v1/users/", users)
+		songLat := simLatency(b, httpAddr, "/v1/songs/", songs)
+
+		rollups := simBacklog(b, kafka, "v2", "--live-windows", "off")
+		withSimilar := simBacklog(b, kafka, "v3", "--live-windows", "off", "--similar")
+		up.stop(b, syscall.SIGTERM)
+
+		b.ReportMetric(recallUsers, "users-recall@10")
+		b.ReportMetric(recallSongs, "songs-recall@10")
+		b.ReportMetric(userLat.p50, "users-p50-ms")
+		b.ReportMetric(userLat.p99, "users-p99-ms")
+		b.ReportMetric(userLat.qps, "users-q/s")
+		b.ReportMetric(songLat.p50, "songs-p50-ms")
+		b.ReportMetric(songLat.p99, "songs-p99-ms")
+		b.ReportMetric(songLat.qps, "songs-q/s")
+		b.ReportMetric(simBenchEvents/rollups.Seconds(), "backlog-rollups-events/s")
+		b.ReportMetric(simBenchEvents/withSimilar.Seconds(), "backlog-similar-events/s")
+		b.ReportMetric(rollups.Seconds()/withSimilar.Seconds(), "similar/rollups")
+	}
+}
+
+func pick(rng *rand.Rand, ids []int64, n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = ids[rng.IntN(len(ids))]
+	}
+	return out
+}
+
+// exactUsers returns the exact Jaccard similarity of user q's artist set
+// with every other user's that shares an artist, by brute force over an
+// inverted index.
+func (m *simModel) exactUsers() func(q int64) map[int64]float64 {
+	byArtist := map[int64][]int64{}
+	for u, set := range m.artists {
+		for a := range set {
+			byArtist[a] = append(byArtist[a], u)
+		}
+	}
+	return func(q int64) map[int64]float64 {
+		inter := map[int64]int{}
+		for a := range m.artists[q] {
+			for _, u := range byArtist[a] {
+				if u != q {
+					inter[u]++
+				}
+			}
+		}
+		out := make(map[int64]float64, len(inter))
+		for u, n := range inter {
+			out[u] = float64(n) / float64(len(m.artists[q])+len(m.artists[u])-n)
+		}
+		return out
+	}
+}
+
+// exactSongs returns the exact cosine of song q's vector with every other
+// song's.
+func (m *simModel) exactSongs() func(q int64) map[int64]float64 {
+	return func(q int64) map[int64]float64 {
+		out := make(map[int64]float64, len(m.vectors))
+		for s, v := range m.vectors {
+			if s != q {
+				out[s] = lsh.Cosine(m.vectors[q], v)
+			}
+		}
+		return out
+	}
+}
+
+// simRecall asks for the 10 most similar of each query and returns
+// recall@10 against the exact similarities exact gives: the share of the
+// true top 10 (those with a positive similarity) that the answers match,
+// where an answer matches when it is at least as similar as the true 10th.
+func simRecall(b *testing.B, c *client, path string, queries []int64, newExact func() func(int64) map[int64]float64) float64 {
+	b.Helper()
+	exact := newExact()
+	hits, want := 0, 0
+	for _, q := range queries {
+		sims := exact(q)
+		all := slices.Collect(maps.Values(sims))
+		slices.SortFunc(all, func(x, y float64) int { return cmp.Compare(y, x) })
+		for len(all) > 0 && all[len(all)-1] <= 0 {
+			all = all[:len(all)-1]
+		}
+		top := all[:min(10, len(all))]
+		if len(top) == 0 {
+			continue
+		}
+		floor := top[len(top)-1]
+		var a similarAnswer
+		if _, err := c.getJSON(path+itoa(q)+"/similar?k=10", &a); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, s := range a.scored() {
+			if sims[s.ID] >= floor-1e-9 {
+				n++
+			}
+		}
+		hits += min(n, len(top))
+		want += len(top)
+	}
+	if want == 0 {
+		b.Fatalf("%s: no query has a neighbour", path)
+	}
+	return float64(hits) / float64(want)
+}
+
+// latency is the result of a latency run.
+type latency struct{ p50, p99, qps float64 }
+
+// simLatency runs 8 concurrent clients querying random ids' similar
+// items (k=10) for 10 s and returns the latency percentiles in ms.
+func simLatency(b *testing.B, httpAddr, path string, ids []int64) latency {
+	b.Helper()
+	const (
+		clients = 8
+		run     = 10 * time.Second
+	)
+	var (
+		mu   sync.Mutex
+		took []time.Duration
+		wg   sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+	start := time.Now()
+	for w := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 99))
+			c := newClient(httpAddr)
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				id := ids[rng.IntN(len(ids))]
+				t0 := time.Now()
+				var a similarAnswer
+				if _, err := c.getJSON(path+itoa(id)+"/similar?k=10", &a); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			took = append(took, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(took) == 0 {
+		b.Fatalf("%s: no answer", path)
+	}
+	slices.Sort(took)
+	ms := func(q float64) float64 {
+		return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000
+	}
+	return latency{p50: ms(0.50), p99: ms(0.99), qps: float64(len(took)) / elapsed.Seconds()}
+}
+
+// simBacklog runs a second `kappa up --brokers` process with extra args
+// that builds version from the whole log (listens and, with --similar,
+// song-features) and returns how long until every stage's lag was 0.
+func simBacklog(b *testing.B, brokers, version string, args ...string) time.Duration {
+	b.Helper()
+	p := startKappa(b, "bench-similar-"+version+".log", append([]string{"up", "--brokers", brokers, "--data", b.TempDir(),
+		"--http", freeAddr(b), "--version", version, "--instance-id", "bench-" + version,
+		"--control-topic", "kappa.control.bench-similar-" + version}, args...)...)
+	start := time.Now()
+	if slices.Contains(args, "--similar") {
+		waitGroupCaughtUp(b, brokers, "kappa."+version+".features", "song-features")
+	}
+	waitVersionCaughtUp(b, brokers, version, simBenchEvents, 10*time.Minute)
+	took := time.Since(start)
+	p.stop(b, syscall.SIGTERM)
+	return took
+}
+
+// waitGroupCaughtUp waits until group has committed every record of topic.
+func waitGroupCaughtUp(t testing.TB, kafka, group, topic string) {
+	t.Helper()
+	adm := newAdmin(t, kafka)
+	waitFor(t, 5*time.Minute, "lag 0 on "+group, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		committed, end, lagging, err := groupProgress(ctx, adm, group, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		return committed == end && end > 0, fmt.Sprintf("committed %d of %d; lagging:%s", committed, end, lagging)
+	})
+}
