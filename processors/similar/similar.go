@@ -3,10 +3,9 @@
 // package lsh:
 //
 //   - similar users: stage 1 ([UserCollector], on a partition of listens)
-//     keeps each user's MinHash signature over the artists they play,
-//     table 0x42 | user → signature, and updates it with every listen; the
-//     signature stage 2 has, table 0x44 | user → signature; and the users
-//     whose signature changed since, table 0x45 | user → 0x01;
+//     keeps the set of artists each user plays, table 0x42 | user → set;
+//     the set whose MinHash signature stage 2 has, table 0x44 | user →
+//     set; and the users whose set grew since, table 0x45 | user → 0x01;
 //   - similar songs: the features stage ([FeatureTask], on a partition of
 //     song-features) keeps each song's latest vector, table 0x43 | song →
 //     vector;
@@ -63,11 +62,11 @@ func (k Kind) String() string {
 
 // Store tables of the package.
 const (
-	tableMember byte = 0x40 // stage 2: kind | bucket | id → 0x01
-	tableItem   byte = 0x41 // stage 2: kind | id → signature or vector
-	tableSig    byte = 0x42 // stage 1: user → signature
-	tableVector byte = 0x43 // features stage: song → vector
-	// stage 1: user → the signature stage 2 has (published)
+	tableMember  byte = 0x40 // stage 2: kind | bucket | id → 0x01
+	tableItem    byte = 0x41 // stage 2: kind | id → signature or vector
+	tableArtists byte = 0x42 // stage 1: user → the artists played
+	tableVector  byte = 0x43 // features stage: song → vector
+	// stage 1: user → the artists whose signature stage 2 has (published)
 	tablePublished byte = 0x44
 	// stage 1: user → 0x01 while the user's signature is not published
 	tablePending byte = 0x45

@@ -1,7 +1,9 @@
 package similar
 
 import (
+	"encoding/binary"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -11,10 +13,9 @@ import (
 	"github.com/kappa-stream/kappa/topology"
 )
 
-// maxCachedUsers is how many signatures a UserCollector keeps in memory
-// between commits (2 KiB each with the defaults); past it, the cache
-// starts afresh from the store.
-const maxCachedUsers = 20_000
+// maxCachedUsers is how many artist sets a UserCollector keeps in memory
+// between commits; past it, the cache starts afresh from the store.
+const maxCachedUsers = 50_000
 
 // pendingMark is the value of a pending marker: one byte, not an empty
 // value, which some Kafka clients read back from a changelog as a
@@ -22,24 +23,25 @@ const maxCachedUsers = 20_000
 var pendingMark = []byte{1}
 
 // UserCollector is stage 1 of similar users for one partition of listens.
-// It keeps, per user of the partition, the signature of every artist the
-// user played (updated with each listen, written every commit interval)
-// and the signature stage 2 has (published). A user whose signature
-// changed is pending; once pending for Config.Delay, the user is
-// published: the new signature goes to stage 2 with the bucket leaves and
-// joins from the published signature to it. So a user who plays many new
-// artists in a short time moves their bucket entries once, not once per
-// artist (a backlog replays a user's whole history within seconds).
+// It keeps, per user of the partition, the set of artists the user played
+// (a listen of a known artist changes nothing and costs a lookup) and the
+// set whose signature stage 2 has (published). A user whose set grew is
+// pending; once pending for Config.Delay, the user is published: the
+// signature of the new set goes to stage 2 with the bucket leaves and
+// joins from the published set's signature to it. So a user who plays
+// many new artists in a short time moves their bucket entries once, not
+// once per artist (a backlog replays a user's whole history within
+// seconds), and the signatures are computed once per publication.
 //
-// Signatures are cached in memory between Prepares; the store is the
-// truth (pending users are marked in it), and the runtime makes a new
+// Sets are cached in memory between Prepares; the store is the truth
+// (pending users are marked in it), and the runtime makes a new
 // UserCollector after an aborted transaction.
 type UserCollector struct {
 	ix      *Index
 	store   *state.Store
 	e       emitter
-	users   map[int64]lsh.Signature
-	changed map[int64]bool      // signature changed in the interval; true: newly pending
+	users   map[int64][]int64   // artist sets, ascending
+	changed map[int64]bool      // set grew in the interval; true: newly pending
 	pending map[int64]time.Time // pending users, since when
 	nextDue time.Time           // when the first pending user is due; zero: none
 	now     func() time.Time
@@ -55,7 +57,7 @@ type UserCollector struct {
 func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32) (*UserCollector, error) {
 	c := &UserCollector{
 		ix: ix, store: s, e: newEmitter(topic, partitions),
-		users: map[int64]lsh.Signature{}, changed: map[int64]bool{}, pending: map[int64]time.Time{},
+		users: map[int64][]int64{}, changed: map[int64]bool{}, pending: map[int64]time.Time{},
 		now: time.Now,
 	}
 	now := c.now()
@@ -76,13 +78,8 @@ func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32
 	return c, nil
 }
 
-// NextDue is when the first pending user is due to be published (zero:
-// no user is pending); the runtime prepares the collector then, also when
-// no listen comes (topology.Timer).
-func (c *UserCollector) NextDue() time.Time { return c.nextDue }
-
-// PendingUsers counts the users of a stage-1 store whose latest
-// signature stage 2 does not have yet.
+// PendingUsers counts the users of a stage-1 store whose latest set
+// stage 2 does not have yet.
 func PendingUsers(s *state.Store) (int64, error) {
 	var n int64
 	prefix := []byte{tablePending}
@@ -93,37 +90,46 @@ func PendingUsers(s *state.Store) (int64, error) {
 	return n, err
 }
 
+// NextDue is when the first pending user is due to be published (zero:
+// no user is pending); the runtime prepares the collector then, also when
+// no listen comes (topology.Timer).
+func (c *UserCollector) NextDue() time.Time { return c.nextDue }
+
 // Add applies one valid listen: its artist joins the user's set.
 func (c *UserCollector) Add(l *events.Listen) error {
-	sig, err := c.user(l.UserID)
+	set, err := c.user(l.UserID)
 	if err != nil {
 		return err
 	}
-	if c.ix.mh.Add(sig, l.ArtistID) {
-		if _, ok := c.changed[l.UserID]; !ok {
-			_, pending := c.pending[l.UserID]
-			c.changed[l.UserID] = !pending
-		}
+	i, found := slices.BinarySearch(set, l.ArtistID)
+	if found {
+		return nil
+	}
+	c.users[l.UserID] = slices.Insert(set, i, l.ArtistID)
+	if _, ok := c.changed[l.UserID]; !ok {
+		_, pending := c.pending[l.UserID]
+		c.changed[l.UserID] = !pending
 	}
 	return nil
 }
 
-// user is the cached signature of id, read from the store when not cached.
-func (c *UserCollector) user(id int64) (lsh.Signature, error) {
-	if sig, ok := c.users[id]; ok {
-		return sig, nil
+// user is the cached artist set of id, read from the store when not
+// cached.
+func (c *UserCollector) user(id int64) ([]int64, error) {
+	if set, ok := c.users[id]; ok {
+		return set, nil
 	}
-	sig, err := c.read(tableSig, id)
+	set, err := c.read(tableArtists, id)
 	if err != nil {
 		return nil, err
 	}
-	c.users[id] = sig
-	return sig, nil
+	c.users[id] = set
+	return set, nil
 }
 
-// read reads the signature of id in table from the store; the empty
-// signature when there is none.
-func (c *UserCollector) read(table byte, id int64) (lsh.Signature, error) {
+// read reads the artist set of id in table from the store; empty when
+// there is none.
+func (c *UserCollector) read(table byte, id int64) ([]int64, error) {
 	c.key = userKey(c.key[:0], table, id)
 	v, found, err := c.store.Get(c.val[:0], c.key)
 	if err != nil {
@@ -131,22 +137,21 @@ func (c *UserCollector) read(table byte, id int64) (lsh.Signature, error) {
 	}
 	c.val = v
 	if !found {
-		return c.ix.mh.Empty(), nil
+		return nil, nil
 	}
-	sig, err := c.ix.mh.ParseSignature(v)
+	set, err := decodeSet(v)
 	if err != nil {
-		return nil, corrupt("signature of user %d: %v", id, err)
+		return nil, corrupt("artists of user %d: %v", id, err)
 	}
-	return sig, nil
+	return set, nil
 }
 
-// Prepare writes the changed signatures and publishes the users pending
-// for Config.Delay.
+// Prepare writes the grown sets and publishes the users pending for
+// Config.Delay.
 func (c *UserCollector) Prepare(out *topology.Output) error {
 	now := c.now()
 	for _, id := range slices.Sorted(maps.Keys(c.changed)) {
-		c.val, _ = c.users[id].AppendBinary(c.val[:0])
-		out.Put(userKey(c.key[:0], tableSig, id), c.val)
+		out.Put(userKey(c.key[:0], tableArtists, id), appendSet(c.val[:0], c.users[id]))
 		if c.changed[id] {
 			out.Put(userKey(c.key[:0], tablePending, id), pendingMark)
 			c.pending[id] = now
@@ -177,9 +182,10 @@ func (c *UserCollector) Prepare(out *topology.Output) error {
 	return nil
 }
 
-// publish sends user id's signature and its bucket changes to stage 2.
+// publish sends the signature of user id's set and its bucket changes to
+// stage 2.
 func (c *UserCollector) publish(out *topology.Output, id int64) error {
-	sig, err := c.user(id)
+	set, err := c.user(id)
 	if err != nil {
 		return err
 	}
@@ -187,18 +193,57 @@ func (c *UserCollector) publish(out *topology.Output, id int64) error {
 	if err != nil {
 		return err
 	}
-	c.val, _ = sig.AppendBinary(c.val[:0])
-	out.Put(userKey(c.key[:0], tablePublished, id), c.val)
+	delete(c.pending, id)
 	out.Delete(userKey(c.key[:0], tablePending, id))
+	out.Put(userKey(c.key[:0], tablePublished, id), appendSet(c.val[:0], set))
+	before, after := c.ix.mh.Signature(published), c.ix.mh.Signature(set)
+	if slices.Equal(before, after) {
+		return nil
+	}
+	c.val, _ = after.AppendBinary(c.val[:0])
 	c.e.item(Users, id, c.val)
-	c.old = c.ix.mh.Buckets(published, c.old[:0])
-	c.new = c.ix.mh.Buckets(sig, c.new[:0])
+	c.old = c.ix.mh.Buckets(before, c.old[:0])
+	c.new = c.ix.mh.Buckets(after, c.new[:0])
 	left, joined := lsh.Diff(c.old, c.new)
 	c.e.members(Users, id, left, joined)
-	delete(c.pending, id)
 	return nil
 }
 
 func userKey(dst []byte, table byte, id int64) []byte {
 	return state.AppendUint64(append(dst, table), uint64(id))
+}
+
+// The stored form of an artist set: uvarint count, then each id as the
+// uvarint gap to the previous one (the first: the id itself).
+func appendSet(dst []byte, set []int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(set)))
+	prev := int64(0)
+	for _, a := range set {
+		dst = binary.AppendUvarint(dst, uint64(a-prev))
+		prev = a
+	}
+	return dst
+}
+
+func decodeSet(b []byte) ([]int64, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return nil, corrupt("set size")
+	}
+	b = b[w:]
+	set := make([]int64, 0, n)
+	prev := int64(0)
+	for range n {
+		gap, w := binary.Uvarint(b)
+		if w <= 0 || gap == 0 || gap > uint64(math.MaxInt64-prev) {
+			return nil, corrupt("set member")
+		}
+		b = b[w:]
+		prev += int64(gap)
+		set = append(set, prev)
+	}
+	if len(b) != 0 {
+		return nil, corrupt("set: trailing bytes")
+	}
+	return set, nil
 }
