@@ -109,8 +109,9 @@ func (m *simModel) index(t testing.TB, kind byte) simIndex {
 
 // similar is the answer the model expects to "the k most similar to id":
 // the candidates of the query's buckets under the default lsh.Limits
-// (members read in ascending id order), scored by estimated Jaccard
-// (users; 0 left out) or exact cosine (songs), best k.
+// (members read in ascending id order), those sharing the most buckets
+// scored by estimated Jaccard (users; 0 left out) or exact cosine
+// (songs), best k.
 func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored {
 	var buckets []lsh.Bucket
 	if kind == 'u' {
@@ -124,7 +125,7 @@ func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored
 		c.Scan(slices.Values(members[:min(len(members), lsh.DefaultPerBucket+1)]))
 	}
 	var scored []lsh.Scored
-	for _, cand := range c.IDs() {
+	for _, cand := range c.Best() {
 		if kind == 'u' {
 			if j := lsh.Jaccard(ix.items[id], ix.items[cand]); j > 0 {
 				scored = append(scored, lsh.Scored{ID: cand, Score: j})

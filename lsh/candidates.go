@@ -1,14 +1,17 @@
 package lsh
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
+	"slices"
 )
 
 // Defaults of Limits.
 const (
 	DefaultPerBucket  = 256
 	DefaultCandidates = 4096
+	DefaultRerank     = 512
 )
 
 // Limits is the policy for oversized buckets: it bounds the work of one
@@ -19,13 +22,13 @@ const (
 // table every song with the same placeholder vector shares. A query reads
 // at most PerBucket entries of each of its buckets, in the order the store
 // yields them (ascending member id for a store keyed by bucket | id), and
-// ignores the rest of that bucket; and it collects at most Candidates
-// distinct candidates, after which it reads no more buckets (buckets are
-// read in table order, and tables are alike, so which ones are left out
-// does not matter). So a query reads at most Tables×PerBucket entries
-// (128×256 = 32,768 for a user, 48×256 = 12,288 for a song with the
-// defaults) and re-ranks at most Candidates, and its answer is still a
-// pure function of the stored state. The store keeps every entry: limits
+// ignores the rest of that bucket; it collects at most Candidates
+// distinct candidates (past them, later buckets only count the buckets
+// the known ones share); and it re-ranks at most Rerank of them, those
+// that share the most buckets with the query. So a query reads at most
+// Tables×PerBucket entries (128×256 = 32,768 for a user, 48×256 = 12,288
+// for a song with the defaults) and at most Rerank items, and its answer
+// is still a pure function of the stored state. The store keeps every entry: limits
 // bound reads, never writes, so the −/+ bucket deltas stay exact. Members
 // of an oversized bucket are mostly near-duplicates of each other (the
 // same one or two artists, the same vector), so any PerBucket of them
@@ -35,10 +38,17 @@ type Limits struct {
 	// query item itself and repeats included). Default DefaultPerBucket
 	// (256).
 	PerBucket int
-	// Candidates is the most distinct candidates a query collects, and so
-	// re-ranks. Default DefaultCandidates (4096): re-ranking that many
-	// takes about 1 ms in memory (default signatures or vectors).
+	// Candidates is the most distinct candidates a query collects.
+	// Default DefaultCandidates (4096).
 	Candidates int
+	// Rerank is the most candidates a query re-ranks by their items
+	// (signature or vector): those that share the most buckets with the
+	// query ([Candidates.Best]). Default DefaultRerank (512). Reading a
+	// candidate's item is the costly part of a query against a store (a
+	// random read each), and a near neighbour shares many buckets: one at
+	// Jaccard 0.5 about b·0.5^r = 8 of 128 bands, an unrelated user
+	// (0.1) about 0.01.
+	Rerank int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -47,6 +57,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Candidates == 0 {
 		l.Candidates = DefaultCandidates
+	}
+	if l.Rerank == 0 {
+		l.Rerank = DefaultRerank
 	}
 	return l
 }
@@ -58,6 +71,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("lsh: PerBucket %d negative", l.PerBucket)
 	case l.Candidates < 0:
 		return fmt.Errorf("lsh: Candidates %d negative", l.Candidates)
+	case l.Rerank < 0:
+		return fmt.Errorf("lsh: Rerank %d negative", l.Rerank)
 	}
 	return nil
 }
@@ -67,20 +82,19 @@ func (l Limits) Validate() error {
 //
 //	c := lsh.NewCandidates(userID, limits)
 //	for _, b := range buckets {
-//		if c.Full() {
-//			break
-//		}
 //		c.Scan(store.Members(b)) // an iter.Seq[int64] over the bucket
 //	}
-//	top := lsh.RankJaccard(sig, store.Signatures(c.IDs()), 10)
+//	top := lsh.RankJaccard(sig, store.Signatures(c.Best()), 10)
 //
 // A Candidates is not safe for concurrent use.
 type Candidates struct {
 	lim    Limits
 	self   int64
-	seen   map[int64]struct{}
+	seen   map[int64]int // candidate → its index in ids and hits
 	ids    []int64
+	hits   []int32 // buckets shared with the query, by candidate
 	capped int
+	best   []int
 }
 
 // NewCandidates returns an empty Candidates for a query of the item self
@@ -90,7 +104,7 @@ func NewCandidates(self int64, l Limits) *Candidates {
 	if err := l.Validate(); err != nil {
 		panic(err.Error())
 	}
-	return &Candidates{lim: l.withDefaults(), self: self, seen: make(map[int64]struct{})}
+	return &Candidates{lim: l.withDefaults(), self: self, seen: make(map[int64]int)}
 }
 
 // Reset empties c for a query of the item self, keeping its limits and
@@ -98,19 +112,19 @@ func NewCandidates(self int64, l Limits) *Candidates {
 func (c *Candidates) Reset(self int64) {
 	c.self = self
 	clear(c.seen)
-	c.ids = c.ids[:0]
+	c.ids, c.hits = c.ids[:0], c.hits[:0]
 	c.capped = 0
 }
 
 // Scan reads the members of one bucket, adding the new ones to the
-// candidates, until the bucket ends, PerBucket entries are read or the
-// candidates are Full; it then stops the iteration. It reports whether it
-// stopped before the end of the bucket (it reads one entry more to know;
-// once Full it reads nothing and reports true).
+// candidates while they are not Full and counting a shared bucket for the
+// known ones, until the bucket ends or PerBucket entries are read; it then
+// stops the iteration. It reports whether it stopped before the end of
+// the bucket (it reads one entry more to know).
 func (c *Candidates) Scan(members iter.Seq[int64]) (capped bool) {
 	n := 0
 	for id := range members {
-		if n == c.lim.PerBucket || c.Full() {
+		if n == c.lim.PerBucket {
 			c.capped++
 			return true
 		}
@@ -118,17 +132,38 @@ func (c *Candidates) Scan(members iter.Seq[int64]) (capped bool) {
 		if id == c.self {
 			continue
 		}
-		if _, dup := c.seen[id]; dup {
+		if i, dup := c.seen[id]; dup {
+			c.hits[i]++
 			continue
 		}
-		c.seen[id] = struct{}{}
+		if c.Full() {
+			continue
+		}
+		c.seen[id] = len(c.ids)
 		c.ids = append(c.ids, id)
+		c.hits = append(c.hits, 1)
 	}
 	return false
 }
 
+// Best returns the Limits.Rerank candidates that share the most buckets
+// with the query, most first (ties: the one read first); all of them,
+// in that order, when there are no more. The slice is new.
+func (c *Candidates) Best() []int64 {
+	c.best = c.best[:0]
+	for i := range c.ids {
+		c.best = append(c.best, i)
+	}
+	slices.SortStableFunc(c.best, func(a, b int) int { return cmp.Compare(c.hits[b], c.hits[a]) })
+	out := make([]int64, 0, min(len(c.best), c.lim.Rerank))
+	for _, i := range c.best[:min(len(c.best), c.lim.Rerank)] {
+		out = append(out, c.ids[i])
+	}
+	return out
+}
+
 // Full reports whether c holds Limits.Candidates candidates: reading more
-// buckets would add nothing.
+// buckets adds none, and only counts shared buckets.
 func (c *Candidates) Full() bool { return len(c.ids) >= c.lim.Candidates }
 
 // IDs returns the distinct candidates so far, in the order first read. The

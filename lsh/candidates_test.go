@@ -60,22 +60,28 @@ func TestCandidatesPerBucket(t *testing.T) {
 	}
 }
 
+// TestCandidatesBudget: past Candidates, buckets add no candidate but
+// still count the buckets the known ones share; Best re-ranks the Rerank
+// that share the most (ties: read first).
 func TestCandidatesBudget(t *testing.T) {
-	c := NewCandidates(0, Limits{PerBucket: 100, Candidates: 25})
+	c := NewCandidates(0, Limits{PerBucket: 100, Candidates: 25, Rerank: 4})
 	c.Scan(slices.Values(seq(1, 20)))
 	var pulled int
-	if capped := c.Scan(counted(seq(11, 50), &pulled)); !capped || len(c.IDs()) != 25 || !c.Full() {
-		t.Fatalf("capped=%v, %d candidates, Full=%v; want true, 25, true", capped, len(c.IDs()), c.Full())
+	if capped := c.Scan(counted(seq(11, 50), &pulled)); capped || len(c.IDs()) != 25 || !c.Full() {
+		t.Fatalf("capped=%v, %d candidates, Full=%v; want false, 25, true", capped, len(c.IDs()), c.Full())
 	}
-	if pulled != 16 { // 10 repeats, 5 new, one more to learn there is more
-		t.Fatalf("pulled %d entries, want 16", pulled)
+	if pulled != 50 {
+		t.Fatalf("pulled %d entries, want the bucket's 50", pulled)
 	}
-	pulled = 0
-	if capped := c.Scan(counted(seq(500, 5), &pulled)); !capped || pulled != 1 || len(c.IDs()) != 25 {
-		t.Fatalf("full: capped=%v, pulled %d, %d candidates", capped, pulled, len(c.IDs()))
+	if capped := c.Scan(slices.Values([]int64{500, 3, 12, 501})); capped || len(c.IDs()) != 25 {
+		t.Fatalf("full: capped=%v, %d candidates", capped, len(c.IDs()))
 	}
-	if c.Capped() != 2 {
-		t.Fatalf("Capped = %d, want 2", c.Capped())
+	// 12 is in three buckets, 3 and 11…20 in two.
+	if got, want := c.Best(), []int64{12, 3, 11, 13}; !slices.Equal(got, want) {
+		t.Fatalf("Best = %v, want %v", got, want)
+	}
+	if c.Capped() != 0 {
+		t.Fatalf("Capped = %d, want 0", c.Capped())
 	}
 }
 
@@ -91,6 +97,7 @@ func TestLimits(t *testing.T) {
 		{Limits{PerBucket: 1, Candidates: 1}, ""},
 		{Limits{PerBucket: -1}, "lsh: PerBucket -1 negative"},
 		{Limits{Candidates: -2}, "lsh: Candidates -2 negative"},
+		{Limits{Rerank: -3}, "lsh: Rerank -3 negative"},
 	} {
 		err := tc.l.Validate()
 		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {

@@ -186,13 +186,10 @@ func (ix *userIndex) similar(c *Candidates, buf []Bucket, u int64, k int) ([]Sco
 	buf = ix.mh.Buckets(sig, buf[:0])
 	c.Reset(u)
 	for _, b := range buf {
-		if c.Full() {
-			break
-		}
 		c.Scan(slices.Values(ix.buckets[b]))
 	}
 	return RankJaccard(sig, func(yield func(int64, Signature) bool) {
-		for _, id := range c.IDs() {
+		for _, id := range c.Best() {
 			if !yield(id, ix.sigs[id]) {
 				return
 			}
@@ -226,13 +223,10 @@ func (ix *songIndex) similar(c *Candidates, buf []Bucket, s int64, k int) ([]Sco
 	buf, _ = ix.hp.Buckets(v, buf[:0])
 	c.Reset(s)
 	for _, b := range buf {
-		if c.Full() {
-			break
-		}
 		c.Scan(slices.Values(ix.buckets[b]))
 	}
 	return RankCosine(v, func(yield func(int64, []float32) bool) {
-		for _, id := range c.IDs() {
+		for _, id := range c.Best() {
 			if !yield(id, ix.vecs[id]) {
 				return
 			}

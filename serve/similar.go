@@ -194,16 +194,11 @@ type membersResponse struct {
 }
 
 func (src source) Members(ctx context.Context, k similar.Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
-	out := make([][]int64, len(buckets))
 	local, remote, err := src.split(len(buckets), func(i int) []byte { return similar.BucketKey(nil, k, buckets[i]) })
 	if err != nil {
 		return nil, err
 	}
-	for i, loc := range local {
-		if loc.Store != nil && err == nil {
-			out[i], err = src.v.Similar.Members(loc.Store, k, buckets[i], limit)
-		}
-	}
+	out, err := src.v.Similar.MembersStores(stores(local), k, buckets, limit)
 	release(local)
 	if err != nil {
 		return nil, err
@@ -384,13 +379,9 @@ func (s *Server) internalMembers(w http.ResponseWriter, r *http.Request, v versi
 		unavailable(w, err.Error())
 		return
 	}
-	resp := membersResponse{Members: make([][]int64, len(buckets))}
-	for i, loc := range locs {
-		if err == nil {
-			resp.Members[i], err = v.Similar.Members(loc.Store, kind, buckets[i], req.Limit)
-		}
-	}
+	members, err := v.Similar.MembersStores(stores(locs), kind, buckets, req.Limit)
 	release(locs)
+	resp := membersResponse{Members: members}
 	if err != nil {
 		s.cfg.Logger.Error("similar members failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "query failed")

@@ -237,6 +237,22 @@ func (r *SortedReader) Get(key []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 
+// Scan calls fn for the keys with prefix, in order, until fn returns
+// false; the slices passed to fn are valid only during the call. Prefixes
+// should come in ascending order, as Get's keys.
+func (r *SortedReader) Scan(prefix []byte, fn func(key, value []byte) bool) error {
+	for ok := r.it.SeekGE(prefix); ok && bytes.HasPrefix(r.it.Key(), prefix); ok = r.it.Next() {
+		v, err := r.it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("state: reader: %w", err)
+		}
+		if !fn(r.it.Key(), v) {
+			return nil
+		}
+	}
+	return r.it.Error()
+}
+
 // Close releases the reader.
 func (r *SortedReader) Close() error { return r.it.Close() }
 

@@ -43,6 +43,7 @@ type instanceConfig struct {
 	sessionTimeout     time.Duration
 	transactionTimeout time.Duration
 	pprof              bool
+	cacheMiB           int
 	controlTopic       string
 	// procs is the configuration of the version the instance declares
 	// when the cluster has none yet; procsSet is true when a processor
@@ -59,8 +60,9 @@ const deltasPurgeInterval = 10 * time.Second
 // topic for downstream readers.
 const liveFinalRetention = 7 * 24 * time.Hour
 
-// storeCacheSize is the block cache all partition stores of an instance share.
-const storeCacheSize = 128 << 20
+// defaultCacheMiB is the default size of the block cache all partition
+// stores of an instance share (--cache-mib).
+const defaultCacheMiB = 512
 
 // storeMemTableSize is the memtable size of one partition store; with two
 // per store at most, 12 partitions hold at most 768 MiB of memtables.
@@ -105,7 +107,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		inst.advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
 	}
 
-	cache := state.NewCache(storeCacheSize)
+	cache := state.NewCache(int64(c.cacheMiB) << 20)
 	defer cache.Close()
 	inst.common = topology.Config{
 		Brokers:            c.brokers,

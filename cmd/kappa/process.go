@@ -25,6 +25,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.DurationVar(&c.transactionTimeout, "transaction-timeout", 10*time.Second, "how long the broker waits before aborting a dead instance's open transaction")
 	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
+	fs.IntVar(&c.cacheMiB, "cache-mib", defaultCacheMiB, "MiB of block cache the state stores share: queries that read many keys (similar users and songs) are fast only when their tables fit")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	processorFlags(fs, &c.procs)
 }
@@ -38,6 +39,8 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--instance-id %q: want letters, digits, '.', '_' or '-'", c.instanceID)
 	case c.partitions < 1 || c.partitions > 10_000:
 		return usageErrorf(fs, "--partitions %d: want 1…10000", c.partitions)
+	case c.cacheMiB < 8:
+		return usageErrorf(fs, "--cache-mib %d: want 8 or more", c.cacheMiB)
 	case c.commitInterval <= 0:
 		return usageErrorf(fs, "--commit-interval must be positive")
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:

@@ -30,7 +30,7 @@ type processors struct {
 
 // processorFlagNames are the flags processorFlags declares.
 var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays",
-	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-delay"}
+	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "similar-delay"}
 
 // processorFlags declares the flags of the processor configuration.
 func processorFlags(fs *flag.FlagSet, p *processors) {
@@ -70,7 +70,8 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 	fs.IntVar(&p.similar.Hyperplanes.Bits, "hyperplane-bits", lsh.DefaultBits, "hyperplanes k per table of similar songs")
 	fs.IntVar(&p.similar.Hyperplanes.Dim, "feature-dim", lsh.DefaultDim, "dimension of the song feature vectors")
 	fs.IntVar(&p.similar.Limits.PerBucket, "similar-bucket-cap", lsh.DefaultPerBucket, "most members a similarity query reads from one bucket (oversized buckets)")
-	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query scores")
+	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query collects from its buckets")
+	fs.IntVar(&p.similar.Limits.Rerank, "similar-rerank", lsh.DefaultRerank, "most candidates a similarity query scores by their signature or vector: those sharing the most buckets")
 	fs.DurationVar(&p.similar.Delay, "similar-delay", similar.DefaultDelay, "how long a user's changed signature waits before similar-users answers see it (its changes of that time move the user's buckets once)")
 }
 
@@ -132,6 +133,7 @@ type processorsJSON struct {
 	FeatureDim        int `json:"feature_dim"`
 	SimilarBucketCap  int `json:"similar_bucket_cap"`
 	SimilarCandidates int `json:"similar_candidates"`
+	SimilarRerank     int `json:"similar_rerank"`
 	// SimilarDelay is empty in a version declared before it existed:
 	// the default.
 	SimilarDelay string `json:"similar_delay"`
@@ -154,6 +156,7 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		FeatureDim:        cmp.Or(p.similar.Hyperplanes.Dim, lsh.DefaultDim),
 		SimilarBucketCap:  cmp.Or(p.similar.Limits.PerBucket, lsh.DefaultPerBucket),
 		SimilarCandidates: cmp.Or(p.similar.Limits.Candidates, lsh.DefaultCandidates),
+		SimilarRerank:     cmp.Or(p.similar.Limits.Rerank, lsh.DefaultRerank),
 		SimilarDelay:      p.similar.Delay.String(),
 	}
 	if j.FanMinPlays == 0 {
@@ -194,7 +197,7 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 	out.similar = similar.Config{
 		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},
 		Hyperplanes: lsh.HyperplaneConfig{Dim: j.FeatureDim, Tables: j.HyperplaneTables, Bits: j.HyperplaneBits},
-		Limits:      lsh.Limits{PerBucket: j.SimilarBucketCap, Candidates: j.SimilarCandidates},
+		Limits:      lsh.Limits{PerBucket: j.SimilarBucketCap, Candidates: j.SimilarCandidates, Rerank: j.SimilarRerank},
 		Delay:       similar.DefaultDelay,
 	}
 	if j.SimilarDelay != "" {

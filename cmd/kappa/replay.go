@@ -125,6 +125,8 @@ func (procs *processors) overlay(p processors, set []string) {
 			procs.similar.Limits.PerBucket = p.similar.Limits.PerBucket
 		case "similar-candidates":
 			procs.similar.Limits.Candidates = p.similar.Limits.Candidates
+		case "similar-rerank":
+			procs.similar.Limits.Rerank = p.similar.Limits.Rerank
 		case "similar-delay":
 			procs.similar.Delay = p.similar.Delay
 		}

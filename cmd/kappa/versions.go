@@ -362,7 +362,10 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	if simIndex != nil {
 		features := inst.common
 		features.Group, features.Topic, features.DLQTopic = n.FeaturesGroup, topicFeatures, topicFeaturesDLQ
-		features.Changelog, features.StoreDir, features.StoreOpts = n.FeaturesChangelog, n.FeaturesDir, inst.storeOpts
+		features.Changelog, features.StoreDir = n.FeaturesChangelog, n.FeaturesDir
+		// NB: a song's vector changes seldom; small memtables keep the
+		// features stores from holding memory the stages need.
+		features.StoreOpts = append(slices.Clone(inst.storeOpts), state.WithMemTableSize(featuresMemTableSize))
 		features.ManualTopics = []string{n.Deltas}
 		features.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
 			return simIndex.NewFeatureTask(s, n.Deltas, partitions), nil
@@ -383,6 +386,9 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		done: make(chan struct{}),
 	}, nil
 }
+
+// featuresMemTableSize is the memtable size of a features-stage store.
+const featuresMemTableSize = 4 << 20
 
 // leaveTimeout bounds the LeaveGroup of a retired version's groups.
 const leaveTimeout = 5 * time.Second

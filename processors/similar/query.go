@@ -1,9 +1,9 @@
 package similar
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
-	"errors"
 	"iter"
 	"slices"
 
@@ -30,8 +30,9 @@ type Source interface {
 type Answer struct {
 	// Similar are the n best candidates, best first (ties by id).
 	Similar []lsh.Scored
-	// Candidates is the number of distinct candidates scored; Capped the
-	// number of buckets read only in part (lsh.Limits).
+	// Candidates is the number of distinct candidates (the Rerank that
+	// share the most buckets are scored); Capped the number of buckets
+	// read only in part (lsh.Limits).
 	Candidates, Capped int
 }
 
@@ -59,7 +60,7 @@ func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item
 	if a.Candidates == 0 {
 		return a, nil
 	}
-	scored, err := src.Score(ctx, k, item, c.IDs(), n)
+	scored, err := src.Score(ctx, k, item, c.Best(), n)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -72,47 +73,69 @@ func (ix *Index) Item(s *state.Store, k Kind, id int64) ([]byte, bool, error) {
 	return s.Get(nil, itemStoreKey(nil, k, id))
 }
 
-// errStop ends a scan early.
-var errStop = errors.New("stop")
-
-// Members reads the first limit members of bucket b from s, a stage-2
-// store, in ascending id order.
-func (ix *Index) Members(s *state.Store, k Kind, b lsh.Bucket, limit int) ([]int64, error) {
-	prefix := b.AppendKey([]byte{tableMember, byte(k)})
-	var ids []int64
-	err := s.Scan(prefix, state.PrefixEnd(prefix), func(key, _ []byte) error {
-		if len(key) != len(prefix)+8 {
-			return corrupt("member key of %d bytes", len(key))
-		}
-		ids = append(ids, int64(state.Uint64(key, len(prefix))))
-		if len(ids) == limit {
-			return errStop
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStop) {
+// Members reads the first limit members of each bucket from s, a stage-2
+// store, in ascending id order: out[i] are those of buckets[i]. One
+// iterator reads them all, in key order.
+func (ix *Index) Members(s *state.Store, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
+	r, err := s.NewSortedReader()
+	if err != nil {
 		return nil, err
 	}
-	return ids, nil
+	defer r.Close()
+	order := make([]int, len(buckets))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return compareBuckets(buckets[a], buckets[b]) })
+	out := make([][]int64, len(buckets))
+	var prefix []byte
+	for _, i := range order {
+		prefix = buckets[i].AppendKey(append(prefix[:0], tableMember, byte(k)))
+		var ids []int64
+		err := r.Scan(prefix, func(key, _ []byte) bool {
+			if len(key) != len(prefix)+8 {
+				return false
+			}
+			ids = append(ids, int64(state.Uint64(key, len(prefix))))
+			return len(ids) < limit
+		})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ids
+	}
+	return out, nil
+}
+
+func compareBuckets(a, b lsh.Bucket) int {
+	if c := cmp.Compare(a.Table, b.Table); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Hash, b.Hash)
 }
 
 // Score scores the items of ids stored in s, a stage-2 store, against
-// query, an item of kind k, and returns the best n.
+// query, an item of kind k, and returns the best n. One iterator reads
+// the items, in id order.
 func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
-	var (
-		key, val []byte
-		err      error
-	)
+	r, err := s.NewSortedReader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	sorted := slices.Sorted(slices.Values(ids))
+	var key []byte
 	// read yields the stored items of ids, decoded by dec into a buffer
 	// that is reused (the rankers keep no candidate's item).
 	read := func(yield func(id int64, item []byte) bool) {
-		for _, id := range ids {
-			var found bool
+		for _, id := range sorted {
 			key = itemStoreKey(key[:0], k, id)
-			if val, found, err = s.Get(val[:0], key); err != nil {
+			v, found, gerr := r.Get(key)
+			if gerr != nil {
+				err = gerr
 				return
 			}
-			if found && !yield(id, val) {
+			if found && !yield(id, v) {
 				return
 			}
 		}
@@ -188,6 +211,39 @@ func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []
 			return nil, err
 		}
 		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// MembersStores is Members over several stores: stores[i] holds the
+// members of buckets[i], or is nil for a bucket read elsewhere (out[i]
+// stays nil).
+func (ix *Index) MembersStores(stores []*state.Store, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
+	out := make([][]int64, len(buckets))
+	byStore := map[*state.Store][]int{}
+	var order []*state.Store
+	for i, s := range stores {
+		if s == nil {
+			continue
+		}
+		if _, ok := byStore[s]; !ok {
+			order = append(order, s)
+		}
+		byStore[s] = append(byStore[s], i)
+	}
+	for _, s := range order {
+		idx := byStore[s]
+		bs := make([]lsh.Bucket, len(idx))
+		for j, i := range idx {
+			bs[j] = buckets[i]
+		}
+		got, err := ix.Members(s, k, bs, limit)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range idx {
+			out[i] = got[j]
+		}
 	}
 	return out, nil
 }

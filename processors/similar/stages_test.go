@@ -163,14 +163,11 @@ func (s *stage2) checkIndex(t *testing.T, k Kind, want map[int64][]byte) {
 type localSource struct{ s *stage2 }
 
 func (l localSource) Members(_ context.Context, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
-	out := make([][]int64, len(buckets))
+	stores := make([]*state.Store, len(buckets))
 	for i, b := range buckets {
-		var err error
-		if out[i], err = l.s.ix.Members(l.s.stores[l.s.partition(BucketKey(nil, k, b))], k, b, limit); err != nil {
-			return nil, err
-		}
+		stores[i] = l.s.stores[l.s.partition(BucketKey(nil, k, b))]
 	}
-	return out, nil
+	return l.s.ix.MembersStores(stores, k, buckets, limit)
 }
 
 func (l localSource) Score(_ context.Context, k Kind, q []byte, ids []int64, n int) ([]lsh.Scored, error) {
