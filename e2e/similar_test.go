@@ -140,8 +140,9 @@ func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored
 // checkSimilarChangelog reads the similarity tables of version v1's
 // stage-2 stores from their changelog (the stores' truth: a store is its
 // changelog applied) and compares them with the model: every item exact,
-// and every bucket holding exactly the ids whose current item falls in it:
-// no entry lost or left behind by a signature or vector that changed.
+// and every bucket holding exactly the ids whose current item falls in it
+// (stored in chunks of ids): no entry lost or left behind by a signature
+// or vector that changed.
 func checkSimilarChangelog(t testing.TB, kafka string, m *simModel) {
 	t.Helper()
 	state := map[string][]byte{}
@@ -171,8 +172,18 @@ func checkSimilarChangelog(t testing.TB, kafka string, m *simModel) {
 				}
 				got.items[int64(binary.BigEndian.Uint64(key[2:]))] = words
 			case 0x40:
+				// A chunk of the bucket's members: uvarint count, then
+				// uvarint gaps from the chunk's start (key[12:]).
 				b := lsh.Bucket{Table: binary.BigEndian.Uint16(key[2:]), Hash: binary.BigEndian.Uint64(key[4:])}
-				got.members[b] = append(got.members[b], int64(binary.BigEndian.Uint64(key[12:])))
+				id := int64(binary.BigEndian.Uint64(key[12:]))
+				n, w := binary.Uvarint(v)
+				rest := v[w:]
+				for range n {
+					gap, w := binary.Uvarint(rest)
+					rest = rest[w:]
+					id += int64(gap)
+					got.members[b] = append(got.members[b], id)
+				}
 			}
 		}
 		for _, ids := range got.members {

@@ -253,6 +253,19 @@ func (r *SortedReader) Scan(prefix []byte, fn func(key, value []byte) bool) erro
 	return r.it.Error()
 }
 
+// Floor returns the last key in [lower, key) and its value, valid until
+// the next call, and false when there is none.
+func (r *SortedReader) Floor(lower, key []byte) ([]byte, []byte, bool, error) {
+	if !r.it.SeekLT(key) || bytes.Compare(r.it.Key(), lower) < 0 {
+		return nil, nil, false, r.it.Error()
+	}
+	v, err := r.it.ValueAndErr()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("state: reader: %w", err)
+	}
+	return r.it.Key(), v, true, nil
+}
+
 // Close releases the reader.
 func (r *SortedReader) Close() error { return r.it.Close() }
 

@@ -119,7 +119,9 @@ func (t *aggregatesTask) Prepare(out *topology.Output) error {
 		}
 	}
 	if t.similar != nil {
-		t.similar.Prepare(out)
+		if err := t.similar.Prepare(out); err != nil {
+			return err
+		}
 	}
 	if t.live == nil {
 		return nil

@@ -344,7 +344,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 			t.fans = fans.NewCountTask(s)
 		}
 		if simIndex != nil {
-			t.similar = simIndex.NewIndexTask()
+			t.similar = simIndex.NewIndexTask(s)
 		}
 		if !procs.liveOff {
 			var err error

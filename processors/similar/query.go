@@ -90,17 +90,26 @@ func (ix *Index) Members(s *state.Store, k Kind, buckets []lsh.Bucket, limit int
 	out := make([][]int64, len(buckets))
 	var prefix []byte
 	for _, i := range order {
-		prefix = buckets[i].AppendKey(append(prefix[:0], tableMember, byte(k)))
+		prefix = bucketRef{k, buckets[i]}.prefix(prefix[:0])
 		var ids []int64
-		err := r.Scan(prefix, func(key, _ []byte) bool {
+		var derr error
+		err := r.Scan(prefix, func(key, v []byte) bool {
 			if len(key) != len(prefix)+8 {
+				derr = corrupt("chunk key of %d bytes", len(key))
 				return false
 			}
-			ids = append(ids, int64(state.Uint64(key, len(prefix))))
+			var chunk []int64
+			if chunk, derr = decodeIDs(v, int64(state.Uint64(key, len(prefix))), limit-len(ids)); derr != nil {
+				return false
+			}
+			ids = append(ids, chunk...)
 			return len(ids) < limit
 		})
 		if err != nil {
 			return nil, err
+		}
+		if derr != nil {
+			return nil, derr
 		}
 		out[i] = ids
 	}

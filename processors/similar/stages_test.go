@@ -68,7 +68,7 @@ func newStage2(t testing.TB, ix *Index) *stage2 {
 	s := &stage2{ix: ix, route: kgo.StickyKeyPartitioner(nil).ForTopic(topic)}
 	for i := range partitions {
 		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i)))
-		s.tasks = append(s.tasks, ix.NewIndexTask())
+		s.tasks = append(s.tasks, ix.NewIndexTask(s.stores[i]))
 	}
 	return s
 }
@@ -87,7 +87,9 @@ func (s *stage2) deliver(t testing.TB, out *topology.Output) {
 	}
 	for p, task := range s.tasks {
 		var o topology.Output
-		task.Prepare(&o)
+		if err := task.Prepare(&o); err != nil {
+			t.Fatal(err)
+		}
 		commit(t, s.stores[p], &o)
 	}
 }
@@ -125,7 +127,7 @@ func (s *stage2) checkIndex(t *testing.T, k Kind, want map[int64][]byte) {
 			t.Fatal(err)
 		}
 		prefix = []byte{tableMember, byte(k)}
-		err = st.Scan(prefix, state.PrefixEnd(prefix), func(key, _ []byte) error {
+		err = st.Scan(prefix, state.PrefixEnd(prefix), func(key, v []byte) error {
 			b, err := lsh.ParseKey(key[2:])
 			if err != nil {
 				return err
@@ -133,7 +135,13 @@ func (s *stage2) checkIndex(t *testing.T, k Kind, want map[int64][]byte) {
 			if q := s.partition(BucketKey(nil, k, b)); q != p {
 				t.Errorf("bucket %s in partition %d, its key routes to %d", b, p, q)
 			}
-			gotMembers[fmt.Sprint(b, "/", int64(state.Uint64(key, 2+lsh.KeyLen)))] = true
+			ids, err := checkChunk(key, v)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				gotMembers[fmt.Sprint(b, "/", id)] = true
+			}
 			return nil
 		})
 		if err != nil {
@@ -156,6 +164,85 @@ func (s *stage2) checkIndex(t *testing.T, k Kind, want map[int64][]byte) {
 	}
 	if stale+missing > 0 || len(gotMembers) == 0 {
 		t.Errorf("bucket members: %d stale, %d missing, of %d", stale, missing, len(wantMembers))
+	}
+}
+
+// checkChunk decodes a stored chunk of bucket members and checks its
+// shape: 1 … maxChunk ascending ids, none before the chunk's start.
+func checkChunk(key, v []byte) ([]int64, error) {
+	start := int64(state.Uint64(key, len(key)-8))
+	ids, err := decodeChunk(v, start)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 || len(ids) > maxChunk || ids[0] < start || !slices.IsSorted(ids) {
+		return nil, fmt.Errorf("chunk %x: %d ids from %d, start %d", key, len(ids), ids[0], start)
+	}
+	return ids, nil
+}
+
+// TestChunks joins and leaves random ids of one bucket over many
+// intervals, so that its chunks split, re-key and empty, and checks after
+// each interval that the bucket holds exactly the members of the model,
+// in chunks of the right shape, and that Members reads them in order.
+func TestChunks(t *testing.T) {
+	ix, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memStore(t, "chunks")
+	b := lsh.Bucket{Table: 3, Hash: 0xfeed}
+	rng := rand.New(rand.NewPCG(5, 6))
+	model := map[int64]bool{}
+	for interval := range 300 {
+		task := ix.NewIndexTask(store)
+		var rec []byte
+		rec = append(rec, Format)
+		for range rng.IntN(200) {
+			id := 1 + rng.Int64N(3000)
+			if interval < 100 {
+				id = 1 + rng.Int64N(600) // dense first: splits
+			}
+			join := rng.IntN(3) > 0 || interval < 60
+			op := opLeave
+			if join {
+				op = opJoin
+			}
+			rec = b.AppendKey(appendHead(rec, op, Users, id))
+			model[id] = join
+		}
+		if err := task.Process(&kgo.Record{Value: rec}); err != nil {
+			t.Fatal(err)
+		}
+		var o topology.Output
+		if err := task.Prepare(&o); err != nil {
+			t.Fatal(err)
+		}
+		commit(t, store, &o)
+		var want []int64
+		for id, in := range model {
+			if in {
+				want = append(want, id)
+			}
+		}
+		slices.Sort(want)
+		var got []int64
+		prefix := bucketRef{Users, b}.prefix(nil)
+		err := store.Scan(prefix, state.PrefixEnd(prefix), func(k, v []byte) error {
+			ids, err := checkChunk(k, v)
+			got = append(got, ids...)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("interval %d: %v", interval, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("interval %d: %d members stored, want %d", interval, len(got), len(want))
+		}
+		read, err := ix.Members(store, Users, []lsh.Bucket{b}, 300)
+		if err != nil || !slices.Equal(read[0], want[:min(300, len(want))]) {
+			t.Fatalf("interval %d: Members read %d ids, want the first %d: %v", interval, len(read[0]), min(300, len(want)), err)
+		}
 	}
 }
 
@@ -421,16 +508,16 @@ func TestMalformed(t *testing.T) {
 		append(slices.Clone(good), 9, byte(Users), 0, 0, 0, 0, 0, 0, 0, 1),
 		good[:len(good)-1],
 	} {
-		task := ix.NewIndexTask()
+		task := ix.NewIndexTask(nil)
 		if err := task.Process(&kgo.Record{Value: v}); err == nil {
 			t.Errorf("%x accepted", v)
 		}
-		if len(task.pending) != 0 {
-			t.Errorf("%x: %d changes pending", v, len(task.pending))
+		if n := len(task.items) + len(task.members); n != 0 {
+			t.Errorf("%x: %d changes pending", v, n)
 		}
 	}
-	task := ix.NewIndexTask()
-	if err := task.Process(&kgo.Record{Value: good}); err != nil || len(task.pending) != 1 {
-		t.Errorf("good record: %v, %d changes", err, len(task.pending))
+	task := ix.NewIndexTask(nil)
+	if err := task.Process(&kgo.Record{Value: good}); err != nil || len(task.members) != 1 {
+		t.Errorf("good record: %v, %d changes", err, len(task.members))
 	}
 }
