@@ -20,8 +20,8 @@ func Example() {
 	}
 	fmt.Println(g.Count())
 	// Output:
-	// 1843 {"user_id":1843,"song_id":174686,"artist_id":3985,"ts":"2026-03-01T00:00:00Z","ms_played":128465,"lat":-23.574347,"lng":-46.620990}
-	// 28707 {"user_id":28707,"song_id":91629,"artist_id":3101,"ts":"2026-03-01T00:10:04.031Z","ms_played":153402,"country":"TH","lat":13.760015,"lng":100.529235}
-	// 96908 {"user_id":96908,"song_id":178153,"artist_id":2420,"ts":"2026-03-01T00:20:08.456Z","ms_played":22440,"country":"MX","lat":19.440751,"lng":-99.209249}
+	// 1843 {"user_id":1843,"song_id":58979,"artist_id":4726,"ts":"2026-03-01T00:00:00Z","ms_played":193304,"country":"BR","lat":-23.570439,"lng":-46.612044,"event_id":"dxvx1qjbyt3h4"}
+	// 57581 {"user_id":57581,"song_id":44735,"artist_id":1700,"ts":"2026-03-01T00:10:02.996Z","ms_played":348761,"country":"JP","lat":35.708538,"lng":139.686989}
+	// 96908 {"user_id":96908,"song_id":40617,"artist_id":2809,"ts":"2026-03-01T00:20:08.456Z","ms_played":22440,"country":"MX","lat":19.440751,"lng":-99.209249}
 	// 3
 }

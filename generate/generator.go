@@ -91,6 +91,7 @@ type Generator struct {
 	activity  perm // activity rank → user id-1 (heavy users first)
 	dropUsers perm // k → user id-1 of the k-th drop listener
 	tl        timeline
+	clusters  uint64 // taste clusters: max(1, Users/clusterUsers)
 
 	userSalt, songSalt, eventSalt uint64
 
@@ -119,9 +120,10 @@ func New(cfg Config) (*Generator, error) {
 	}
 	seed := uint64(cfg.Seed)
 	g := &Generator{
-		cfg:    cfg,
-		pcg:    rand.NewPCG(seed, mix(seed^0x6b61707061)),
-		cities: newCityTable(),
+		cfg:      cfg,
+		pcg:      rand.NewPCG(seed, mix(seed^0x6b61707061)),
+		cities:   newCityTable(),
+		clusters: max(1, uint64(cfg.Users)/clusterUsers),
 	}
 	r := rand.New(g.pcg)
 	g.userSalt, g.songSalt, g.eventSalt = r.Uint64(), r.Uint64(), r.Uint64()
@@ -240,7 +242,7 @@ func (g *Generator) listen(ev *event, i int) {
 	p := g.profile(int64(g.activity.at(rank))+1, i)
 	var pos, artist uint64
 	if g.float() < p.favP {
-		artist = g.favourite(&p, g.below(p.nfav))
+		artist = g.favourite(&p)
 		pos = g.cat.songOf(artist, g.float())
 	} else {
 		pos = g.cat.popularSong()
