@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -34,8 +35,11 @@ const (
 //     10 over the raw events (Jaccard of the artist sets) and the produced
 //     vectors (cosine); tie-aware: an answer as similar as the true 10th
 //     neighbour counts;
-//   - query latency p50/p99 of both endpoints under concurrent load: 8
-//     clients querying at once for 10 s each, through HTTP;
+//   - query latency p50/p99 of both endpoints under concurrent load: as
+//     many clients as the machine has cores querying at once, each sending
+//     its next query when the last is answered, for 10 s, through HTTP
+//     (after the recall queries, so the block cache holds what queries
+//     read, as on a serving instance);
 //   - the throughput impact: a second process builds a fresh version from
 //     the whole log with the rollups only (--live-windows off) and with the
 //     rollups and the similarity indexes (--similar); events/s of both and
@@ -187,14 +191,12 @@ func simRecall(b *testing.B, c *client, path string, queries []int64, newExact f
 // latency is the result of a latency run.
 type latency struct{ p50, p99, qps float64 }
 
-// simLatency runs 8 concurrent clients querying random ids' similar
+// simLatency runs one client per core querying random ids' similar
 // items (k=10) for 10 s and returns the latency percentiles in ms.
 func simLatency(b *testing.B, httpAddr, path string, ids []int64) latency {
 	b.Helper()
-	const (
-		clients = 8
-		run     = 10 * time.Second
-	)
+	const run = 10 * time.Second
+	clients := runtime.NumCPU()
 	var (
 		mu   sync.Mutex
 		took []time.Duration

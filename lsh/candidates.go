@@ -11,7 +11,7 @@ import (
 const (
 	DefaultPerBucket  = 256
 	DefaultCandidates = 4096
-	DefaultRerank     = 512
+	DefaultRerank     = 1024
 )
 
 // Limits is the policy for oversized buckets: it bounds the work of one
@@ -43,7 +43,7 @@ type Limits struct {
 	Candidates int
 	// Rerank is the most candidates a query re-ranks by their items
 	// (signature or vector): those that share the most buckets with the
-	// query ([Candidates.Best]). Default DefaultRerank (512). Reading a
+	// query ([Candidates.Best]). Default DefaultRerank (1024). Reading a
 	// candidate's item is the costly part of a query against a store (a
 	// random read each), and a near neighbour shares many buckets: one at
 	// Jaccard 0.5 about b·0.5^r = 8 of 128 bands, an unrelated user

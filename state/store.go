@@ -253,17 +253,25 @@ func (r *SortedReader) Scan(prefix []byte, fn func(key, value []byte) bool) erro
 	return r.it.Error()
 }
 
-// Floor returns the last key in [lower, key) and its value, valid until
-// the next call, and false when there is none.
-func (r *SortedReader) Floor(lower, key []byte) ([]byte, []byte, bool, error) {
-	if !r.it.SeekLT(key) || bytes.Compare(r.it.Key(), lower) < 0 {
-		return nil, nil, false, r.it.Error()
+// ScanFloor calls fn, in order, for the keys with prefix from the last
+// one before key (from the first with prefix when there is none), until fn
+// returns false; the slices passed to fn are valid only during the call.
+// It seeks once.
+func (r *SortedReader) ScanFloor(prefix, key []byte, fn func(key, value []byte) bool) error {
+	ok := r.it.SeekLT(key)
+	if !ok || !bytes.HasPrefix(r.it.Key(), prefix) {
+		ok = r.it.SeekGE(prefix)
 	}
-	v, err := r.it.ValueAndErr()
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("state: reader: %w", err)
+	for ; ok && bytes.HasPrefix(r.it.Key(), prefix); ok = r.it.Next() {
+		v, err := r.it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("state: reader: %w", err)
+		}
+		if !fn(r.it.Key(), v) {
+			return nil
+		}
 	}
-	return r.it.Key(), v, true, nil
+	return r.it.Error()
 }
 
 // Close releases the reader.

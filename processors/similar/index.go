@@ -175,47 +175,27 @@ func (t *IndexTask) apply(r *state.SortedReader, out *topology.Output, ref bucke
 // [lo, hi] fall in, in start order.
 func loadChunks(r *state.SortedReader, prefix []byte, lo, hi int64) ([]chunk, error) {
 	var chunks []chunk
-	var decodeErr error
-	add := func(k, v []byte) bool {
+	var derr error
+	err := r.ScanFloor(prefix, state.AppendUint64(slices.Clone(prefix), uint64(lo)+1), func(k, v []byte) bool {
+		if len(k) != len(prefix)+8 {
+			derr = corrupt("chunk key of %d bytes", len(k))
+			return false
+		}
 		c := chunk{start: int64(state.Uint64(k, len(prefix)))}
+		if c.start > hi && len(chunks) > 0 {
+			return false
+		}
 		c.stored = c.start
-		if c.ids, decodeErr = decodeChunk(v, c.start); decodeErr != nil {
+		if c.ids, derr = decodeChunk(v, c.start); derr != nil {
 			return false
 		}
 		chunks = append(chunks, c)
 		return true
-	}
-	from := prefix
-	k, v, ok, err := r.Floor(prefix, state.AppendUint64(slices.Clone(prefix), uint64(lo)+1))
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		if len(k) != len(prefix)+8 {
-			return nil, corrupt("chunk key of %d bytes", len(k))
-		}
-		if !add(k, v) {
-			return nil, decodeErr
-		}
-		from = state.AppendUint64(slices.Clone(prefix), uint64(chunks[0].start)+1)
-	}
-	err = r.Scan(prefix, func(k, v []byte) bool {
-		if len(k) != len(prefix)+8 {
-			decodeErr = corrupt("chunk key of %d bytes", len(k))
-			return false
-		}
-		if string(k) < string(from) {
-			return true
-		}
-		if int64(state.Uint64(k, len(prefix))) > hi && len(chunks) > 0 {
-			return false
-		}
-		return add(k, v)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return chunks, decodeErr
+	return chunks, derr
 }
 
 func appendChunk(dst []byte, start int64, ids []int64) []byte {
