@@ -81,12 +81,15 @@
 // # Oversized buckets
 //
 // [Limits] caps the work of a query: at most PerBucket entries read per
-// bucket (default 256, in store order: ascending id) and at most
-// Candidates distinct candidates (default 4096) re-ranked. Past a cap the
-// rest is skipped for that query only; the store keeps every entry, so the
-// bucket deltas stay exact. [Candidates] applies the policy while a query
-// reads its buckets. A query whose every bucket holds 10,000 entries takes
-// about 1.1 ms (users) and 0.25 ms (songs) in memory on a 2-core machine.
+// bucket (default 256, in store order: ascending id), at most Candidates
+// distinct candidates (default 4096) collected, and at most Rerank of them
+// (default 1024) re-ranked by their signature or vector: those that share
+// the most buckets with the query ([Candidates.Best]), since a near
+// neighbour shares many. Past a cap the rest is skipped for that query
+// only; the store keeps every entry, so the bucket deltas stay exact.
+// [Candidates] applies the policy while a query reads its buckets. A query
+// whose every bucket holds 10,000 entries takes about 1.1 ms (users) and
+// 0.25 ms (songs) in memory on a 2-core machine.
 //
 // # Quality and latency
 //
