@@ -86,7 +86,8 @@ func TestDocumentedSCurve(t *testing.T) {
 		fmt.Sprintf("b = %d bands of\n// r = %d rows (%d slots)", DefaultBands, DefaultRows, DefaultBands*DefaultRows),
 		fmt.Sprintf("L = %d tables of k = %d bits", DefaultTables, DefaultBits),
 		fmt.Sprintf("(default %d, in store order", DefaultPerBucket),
-		fmt.Sprintf("Candidates distinct candidates (default %d)", DefaultCandidates),
+		fmt.Sprintf("Candidates\n// distinct candidates (default %d)", DefaultCandidates),
+		fmt.Sprintf("Rerank of them\n// (default %d)", DefaultRerank),
 	} {
 		if !strings.Contains(string(src), want) {
 			t.Errorf("doc.go does not say %q", want)
