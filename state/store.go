@@ -241,16 +241,7 @@ func (r *SortedReader) Get(key []byte) ([]byte, bool, error) {
 // false; the slices passed to fn are valid only during the call. Prefixes
 // should come in ascending order, as Get's keys.
 func (r *SortedReader) Scan(prefix []byte, fn func(key, value []byte) bool) error {
-	for ok := r.it.SeekGE(prefix); ok && bytes.HasPrefix(r.it.Key(), prefix); ok = r.it.Next() {
-		v, err := r.it.ValueAndErr()
-		if err != nil {
-			return fmt.Errorf("state: reader: %w", err)
-		}
-		if !fn(r.it.Key(), v) {
-			return nil
-		}
-	}
-	return r.it.Error()
+	return r.scan(r.it.SeekGE(prefix), prefix, fn)
 }
 
 // ScanFloor calls fn, in order, for the keys with prefix from the last
@@ -262,6 +253,12 @@ func (r *SortedReader) ScanFloor(prefix, key []byte, fn func(key, value []byte) 
 	if !ok || !bytes.HasPrefix(r.it.Key(), prefix) {
 		ok = r.it.SeekGE(prefix)
 	}
+	return r.scan(ok, prefix, fn)
+}
+
+// scan goes on from the iterator's position (ok: it has one) through the
+// keys with prefix.
+func (r *SortedReader) scan(ok bool, prefix []byte, fn func(key, value []byte) bool) error {
 	for ; ok && bytes.HasPrefix(r.it.Key(), prefix); ok = r.it.Next() {
 		v, err := r.it.ValueAndErr()
 		if err != nil {
