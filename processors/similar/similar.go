@@ -132,9 +132,6 @@ func New(cfg Config) (*Index, error) {
 	return &Index{cfg: cfg, mh: mh, hp: hp}, nil
 }
 
-// Config is the index's configuration with the defaults filled in.
-func (ix *Index) Config() Config { return ix.cfg }
-
 // Dim is the dimension of the song vectors.
 func (ix *Index) Dim() int { return ix.cfg.Hyperplanes.Dim }
 
