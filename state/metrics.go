@@ -23,7 +23,11 @@ func (s *Store) instrument(mp metric.MeterProvider) (metric.Registration, error)
 		metric.WithDescription("Bytes held in the store's memtables."))
 	amp, err3 := m.Int64ObservableGauge("kappa.store.read_amplification",
 		metric.WithDescription("Sorted runs a point read may visit."))
-	for _, err := range []error{err1, err2, err3} {
+	hits, err4 := m.Int64ObservableCounter("kappa.store.block_cache.hits",
+		metric.WithDescription("Reads of the store's blocks served by the block cache."))
+	misses, err5 := m.Int64ObservableCounter("kappa.store.block_cache.misses",
+		metric.WithDescription("Reads of the store's blocks that missed the block cache and read the file."))
+	for _, err := range []error{err1, err2, err3, err4, err5} {
 		if err != nil {
 			return nil, fmt.Errorf("state: metrics: %w", err)
 		}
@@ -34,8 +38,10 @@ func (s *Store) instrument(mp metric.MeterProvider) (metric.Registration, error)
 		o.ObserveInt64(disk, int64(pm.DiskSpaceUsage()), attrs)
 		o.ObserveInt64(mem, int64(pm.MemTable.Size), attrs)
 		o.ObserveInt64(amp, int64(pm.ReadAmp()), attrs)
+		o.ObserveInt64(hits, pm.BlockCache.Hits, attrs)
+		o.ObserveInt64(misses, pm.BlockCache.Misses, attrs)
 		return nil
-	}, disk, mem, amp)
+	}, disk, mem, amp, hits, misses)
 	if err != nil {
 		return nil, fmt.Errorf("state: metrics: %w", err)
 	}

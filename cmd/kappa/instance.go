@@ -107,7 +107,12 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		inst.advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
 	}
 
-	cache := state.NewCache(int64(c.cacheMiB) << 20)
+	// NB: Pebble charges every memtable to the block cache it is given,
+	// so the cache holds --cache-mib of blocks on top of the memtables of
+	// a version's stores (at most two each); sized for the blocks alone,
+	// the memtables left no room and no block stayed cached.
+	stores := 2*int64(inst.partitions) + int64(inst.featureParts)
+	cache := state.NewCache(int64(c.cacheMiB)<<20 + stores*2*storeMemTableSize)
 	defer cache.Close()
 	inst.common = topology.Config{
 		Brokers:            c.brokers,

@@ -25,7 +25,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.DurationVar(&c.transactionTimeout, "transaction-timeout", 10*time.Second, "how long the broker waits before aborting a dead instance's open transaction")
 	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
-	fs.IntVar(&c.cacheMiB, "cache-mib", defaultCacheMiB, "MiB of block cache the state stores share: queries that read many keys (similar users and songs) are fast only when their tables fit")
+	fs.IntVar(&c.cacheMiB, "cache-mib", defaultCacheMiB, "MiB of block cache the state stores share, on top of their memtables: queries that read many keys (similar users and songs) are fast only when their tables fit")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	processorFlags(fs, &c.procs)
 }
