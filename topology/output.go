@@ -77,3 +77,44 @@ func (o *Output) Changes() iter.Seq2[[]byte, []byte] {
 		}
 	}
 }
+
+// KeyPartition is the partition of n that a record keyed key goes to
+// under murmur2 partitioning, as the Java client and franz-go's
+// StickyKeyPartitioner place keyed records, without allocating.
+func KeyPartition(key []byte, n int) int32 {
+	return int32(int(murmur2(key)&0x7fffffff) % n)
+}
+
+// murmur2 is the Kafka flavour of MurmurHash2 (seed 0x9747b28c).
+func murmur2(b []byte) uint32 {
+	const (
+		seed uint32 = 0x9747b28c
+		m    uint32 = 0x5bd1e995
+		r           = 24
+	)
+	h := seed ^ uint32(len(b))
+	for len(b) >= 4 {
+		k := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+		b = b[4:]
+	}
+	switch len(b) {
+	case 3:
+		h ^= uint32(b[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(b[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(b[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}

@@ -355,12 +355,12 @@ type placement struct {
 	dir        *cluster.Directory
 	self       string
 	group      string
-	route      kgo.TopicPartitioner // murmur2 of the key, as stage 1 routes deltas
 	partitions int
 }
 
 func (pl *placement) Locate(key []byte) serve.Location {
-	p := int32(pl.route.Partition(&kgo.Record{Key: key}, pl.partitions))
+	// NB: murmur2 of the key, as stage 1 routes deltas.
+	p := topology.KeyPartition(key, pl.partitions)
 	if s, release, ok := pl.runner.Store(p); ok {
 		return serve.Location{Store: s, Release: release}
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kappa-stream/kappa/control"
@@ -378,7 +377,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		name: name, procs: procs, n: n, stage1: stage1, stage2: stage2, features: featureStage,
 		backend: &serve.Backend{
 			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.AggregatesGroup,
-				route: kgo.StickyKeyPartitioner(nil).ForTopic(n.Deltas), partitions: int(partitions)},
+				partitions: int(partitions)},
 			Live:    procs.liveServed(),
 			Fans:    procs.fansServed(),
 			Similar: simIndex,

@@ -51,7 +51,13 @@ func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item
 	if err != nil {
 		return Answer{}, err
 	}
-	c := lsh.NewCandidates(id, lim)
+	c, ok := ix.cands.Get().(*lsh.Candidates)
+	if ok {
+		c.Reset(id)
+	} else {
+		c = lsh.NewCandidates(id, lim)
+	}
+	defer ix.cands.Put(c)
 	for _, m := range members {
 		c.Scan(slices.Values(m))
 	}

@@ -37,6 +37,7 @@ package similar
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kappa-stream/kappa/lsh"
@@ -113,6 +114,9 @@ type Index struct {
 	cfg Config
 	mh  *lsh.MinHash
 	hp  *lsh.Hyperplanes
+	// cands are the queries' *lsh.Candidates, reused: their maps grow to
+	// thousands of entries.
+	cands sync.Pool
 }
 
 // New returns the Index of cfg, or cfg's Validate error.
