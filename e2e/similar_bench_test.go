@@ -21,7 +21,7 @@ import (
 const (
 	simBenchUsers   = 100_000
 	simBenchSongs   = 50_000
-	simBenchEvents  = 2_000_000
+	simBenchEvents  = benchEvents
 	simBenchQueries = 1_000
 )
 
@@ -82,8 +82,8 @@ func BenchmarkSimilar(b *testing.B) {
 		userLat := simLatency(b, httpAddr, "/v1/users/", users)
 		songLat := simLatency(b, httpAddr, "/v1/songs/", songs)
 
-		rollups := simBacklog(b, kafka, "v2", "--live-windows", "off")
-		withSimilar := simBacklog(b, kafka, "v3", "--live-windows", "off", "--similar")
+		rollups, _ := backlogRun(b, kafka, "v2", "--live-windows", "off")
+		withSimilar, _ := backlogRun(b, kafka, "v3", "--live-windows", "off", "--similar")
 		up.stop(b, syscall.SIGTERM)
 
 		b.ReportMetric(recallUsers, "users-recall@10")
@@ -231,28 +231,7 @@ func simLatency(b *testing.B, httpAddr, path string, ids []int64) latency {
 		b.Fatalf("%s: no answer", path)
 	}
 	slices.Sort(took)
-	ms := func(q float64) float64 {
-		return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000
-	}
-	return latency{p50: ms(0.50), p99: ms(0.99), qps: float64(len(took)) / elapsed.Seconds()}
-}
-
-// simBacklog runs a second `kappa up --brokers` process with extra args
-// that builds version from the whole log (listens and, with --similar,
-// song-features) and returns how long until every stage's lag was 0.
-func simBacklog(b *testing.B, brokers, version string, args ...string) time.Duration {
-	b.Helper()
-	p := startKappa(b, "bench-similar-"+version+".log", append([]string{"up", "--brokers", brokers, "--data", b.TempDir(),
-		"--http", freeAddr(b), "--version", version, "--instance-id", "bench-" + version,
-		"--control-topic", "kappa.control.bench-similar-" + version}, args...)...)
-	start := time.Now()
-	if slices.Contains(args, "--similar") {
-		waitGroupCaughtUp(b, brokers, "kappa."+version+".features", "song-features")
-	}
-	waitVersionCaughtUp(b, brokers, version, simBenchEvents, 10*time.Minute)
-	took := time.Since(start)
-	p.stop(b, syscall.SIGTERM)
-	return took
+	return latency{p50: ms(percentile(took, 0.50)), p99: ms(percentile(took, 0.99)), qps: float64(len(took)) / elapsed.Seconds()}
 }
 
 // waitGroupCaughtUp waits until group has committed every record of topic.

@@ -123,8 +123,8 @@ func (s *Server) similarItems(kind similar.Kind, field string) read {
 			writeError(w, http.StatusInternalServerError, "query failed")
 			return
 		}
-		out := make([]similarJSON, len(ans.Similar))
-		for i, a := range ans.Similar {
+		out := make([]similarJSON, len(ans))
+		for i, a := range ans {
 			out[i] = similarJSON{field: field, id: a.ID, score: a.Score}
 		}
 		writeJSON(w, http.StatusOK, similarResponse{field: field, id: id, similar: out})
@@ -337,19 +337,15 @@ func parseKind(s string) (similar.Kind, error) {
 	return 0, badRequest("kind must be u or s")
 }
 
-// local answers an internal request whose keys must all be in local
-// stores: the stores, in key order, each to be released.
+// local locates the keys of an internal request, which must all be in
+// this instance's stores: the stores, in key order, each to be released.
 func (s *Server) local(v version, keys [][]byte) ([]Location, error) {
-	locs := make([]Location, 0, len(keys))
-	for _, key := range keys {
-		loc := v.Rollups.Locate(key)
-		if loc.Store == nil {
-			release(locs)
-			return nil, unavailableError("a partition of the similarity index is not here (any more); retry")
-		}
-		locs = append(locs, loc)
+	locs, remote, err := source{s: s, v: v}.split(len(keys), func(i int) []byte { return keys[i] })
+	if err == nil && len(remote) > 0 {
+		release(locs)
+		err = unavailableError("a partition of the similarity index is not here (any more); retry")
 	}
-	return locs, nil
+	return locs, err
 }
 
 // internalMembers serves POST /internal/v1/similar/members.

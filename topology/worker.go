@@ -150,14 +150,13 @@ func (w *worker) start() error {
 		w.store = s
 		w.storeMu.Unlock()
 	}
-	if err := w.newTask(); err != nil {
-		return err
-	}
 	if next, ok := w.groupOffset(); ok {
 		w.committed.Store(next)
 		w.next = next
 	}
-	w.updateDue()
+	if err := w.newTask(); err != nil {
+		return err
+	}
 	w.ready.Store(true)
 	if w.stateful() {
 		w.cl.ResumeFetchPartitions(map[string][]int32{w.r.cfg.Topic: {w.partition}})

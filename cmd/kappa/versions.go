@@ -30,41 +30,39 @@ import (
 // versionRun is one topology version running on this instance: both
 // stages of every processor it has on, and its read side.
 type versionRun struct {
-	name   string
-	procs  processors
-	n      replay.Names
-	stage1 *topology.Runner
-	stage2 *topology.Runner
-	// features is the features stage, nil without --similar.
-	features *topology.Runner
-	backend  *serve.Backend
-	cancel   context.CancelFunc
-	// done is closed when both stages have stopped; err is their first
+	name  string
+	procs processors
+	n     replay.Names
+	// stages are stage 1 (on listens), stage 2 (on the repartition
+	// topic) and, with --similar, the features stage.
+	stages  []stage
+	backend *serve.Backend
+	cancel  context.CancelFunc
+	// done is closed when every stage has stopped; err is their first
 	// failure, set before.
 	done chan struct{}
 	err  error
 }
 
-// runners are the version's stages.
-func (vr *versionRun) runners() []*topology.Runner {
-	if vr.features == nil {
-		return []*topology.Runner{vr.stage1, vr.stage2}
-	}
-	return []*topology.Runner{vr.stage1, vr.stage2, vr.features}
+// stage is one consumer group of a version: its runner, group and input.
+type stage struct {
+	runner       *topology.Runner
+	group, topic string
 }
 
 // groups are the consumer groups of the version's stages.
 func (vr *versionRun) groups() []string {
-	if vr.features == nil {
-		return []string{vr.n.UsersGroup, vr.n.AggregatesGroup}
+	out := make([]string, len(vr.stages))
+	for i, s := range vr.stages {
+		out[i] = s.group
 	}
-	return []string{vr.n.UsersGroup, vr.n.AggregatesGroup, vr.n.FeaturesGroup}
+	return out
 }
 
 // ready reports whether every stage has joined and caught up.
 func (vr *versionRun) ready(ctx context.Context) (bool, error) {
-	for _, r := range vr.runners() {
-		if ok, err := r.Ready(ctx); !ok || err != nil {
+	for _, s := range vr.stages {
+		if ok, err := s.runner.Ready(ctx); !ok || err != nil {
 			return false, err
 		}
 	}
@@ -74,15 +72,11 @@ func (vr *versionRun) ready(ctx context.Context) (bool, error) {
 func (vr *versionRun) status(serving bool) replay.VersionStatus {
 	// NB: a processors value always marshals.
 	config, _ := json.Marshal(vr.procs)
-	st := replay.VersionStatus{
-		Version: vr.name, Serving: serving, Config: config,
-		Stages: []replay.StageStatus{
-			{Group: vr.n.UsersGroup, Topic: topicListens, Partitions: vr.stage1.Status()},
-			{Group: vr.n.AggregatesGroup, Topic: vr.n.Deltas, Partitions: vr.stage2.Status()},
-		},
+	st := replay.VersionStatus{Version: vr.name, Serving: serving, Config: config}
+	for _, s := range vr.stages {
+		st.Stages = append(st.Stages, replay.StageStatus{Group: s.group, Topic: s.topic, Partitions: s.runner.Status()})
 	}
-	if vr.features != nil {
-		st.Stages = append(st.Stages, replay.StageStatus{Group: vr.n.FeaturesGroup, Topic: topicFeatures, Partitions: vr.features.Status()})
+	if vr.procs.simOn {
 		n := vr.similarPending()
 		st.SimilarPending = &n
 	}
@@ -94,8 +88,9 @@ func (vr *versionRun) status(serving bool) replay.VersionStatus {
 // (moving, restoring) counts nothing.
 func (vr *versionRun) similarPending() int64 {
 	var n int64
-	for _, p := range vr.stage1.Status() {
-		s, release, ok := vr.stage1.Store(p.Partition)
+	stage1 := vr.stages[0].runner
+	for _, p := range stage1.Status() {
+		s, release, ok := stage1.Store(p.Partition)
 		if !ok {
 			continue
 		}
@@ -231,8 +226,8 @@ func (vs *versions) start(ctx context.Context, v control.Version) {
 	vs.inst.logger.Info("version running", "version", v.Name, "from", v.From, "config", procs.describe())
 	go func() {
 		g, gctx := errgroup.WithContext(rctx)
-		for _, r := range vr.runners() {
-			g.Go(func() error { return r.Run(gctx) })
+		for _, s := range vr.stages {
+			g.Go(func() error { return s.runner.Run(gctx) })
 		}
 		vr.err = g.Wait()
 		close(vr.done)
@@ -357,7 +352,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	if err != nil {
 		return nil, err
 	}
-	var featureStage *topology.Runner
+	stages := []stage{{stage1, n.UsersGroup, topicListens}, {stage2, n.AggregatesGroup, n.Deltas}}
 	if simIndex != nil {
 		features := inst.common
 		features.Group, features.Topic, features.DLQTopic = n.FeaturesGroup, topicFeatures, topicFeaturesDLQ
@@ -369,12 +364,14 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		features.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
 			return simIndex.NewFeatureTask(s, n.Deltas, partitions), nil
 		}
-		if featureStage, err = topology.New(features); err != nil {
+		featureStage, err := topology.New(features)
+		if err != nil {
 			return nil, err
 		}
+		stages = append(stages, stage{featureStage, n.FeaturesGroup, topicFeatures})
 	}
 	return &versionRun{
-		name: name, procs: procs, n: n, stage1: stage1, stage2: stage2, features: featureStage,
+		name: name, procs: procs, n: n, stages: stages,
 		backend: &serve.Backend{
 			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.AggregatesGroup,
 				partitions: int(partitions)},

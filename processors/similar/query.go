@@ -26,52 +26,36 @@ type Source interface {
 	Score(ctx context.Context, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error)
 }
 
-// Answer is the result of a similarity query.
-type Answer struct {
-	// Similar are the n best candidates, best first (ties by id).
-	Similar []lsh.Scored
-	// Candidates is the number of distinct candidates (the Rerank that
-	// share the most buckets are scored); Capped the number of buckets
-	// read only in part (lsh.Limits).
-	Candidates, Capped int
-}
-
-// Similar answers "the n items most similar to item id": candidates from
-// the buckets of item (id's stored item), scored against it.
-func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item []byte, n int) (Answer, error) {
+// Similar answers "the n items most similar to item id", best first
+// (ties by id): candidates from the buckets of item (id's stored item),
+// scored against it.
+func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item []byte, n int) ([]lsh.Scored, error) {
 	buckets, err := ix.buckets(k, item, nil)
 	if err != nil {
-		return Answer{}, corrupt("%s %d: %v", k, id, err)
+		return nil, corrupt("%s %d: %v", k, id, err)
 	}
-	lim := ix.cfg.Limits
-	if lim.PerBucket == 0 {
-		lim.PerBucket = lsh.DefaultPerBucket
-	}
-	members, err := src.Members(ctx, k, buckets, lim.PerBucket+1)
+	members, err := src.Members(ctx, k, buckets, ix.cfg.Limits.PerBucket+1)
 	if err != nil {
-		return Answer{}, err
+		return nil, err
 	}
 	c, ok := ix.cands.Get().(*lsh.Candidates)
 	if ok {
 		c.Reset(id)
 	} else {
-		c = lsh.NewCandidates(id, lim)
+		c = lsh.NewCandidates(id, ix.cfg.Limits)
 	}
 	defer ix.cands.Put(c)
 	for _, m := range members {
 		c.Scan(slices.Values(m))
 	}
-	var a Answer
-	a.Candidates, a.Capped = len(c.IDs()), c.Capped()
-	if a.Candidates == 0 {
-		return a, nil
+	if len(c.IDs()) == 0 {
+		return nil, nil
 	}
 	scored, err := src.Score(ctx, k, item, c.Best(), n)
 	if err != nil {
-		return Answer{}, err
+		return nil, err
 	}
-	a.Similar = lsh.TopK(scored, n)
-	return a, nil
+	return lsh.TopK(scored, n), nil
 }
 
 // Item reads the stored item of id from s, a stage-2 store.
@@ -208,20 +192,13 @@ func decodeVector(v []float32, b []byte) error {
 // ScoreStores is Score over several stores: stores[i] holds the item of
 // ids[i], or is nil for an id read elsewhere (left out).
 func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
-	var order []*state.Store
-	byStore := map[*state.Store][]int64{}
-	for i, s := range stores {
-		if s == nil {
-			continue
-		}
-		if _, ok := byStore[s]; !ok {
-			order = append(order, s)
-		}
-		byStore[s] = append(byStore[s], ids[i])
-	}
 	var out []lsh.Scored
-	for _, s := range order {
-		got, err := ix.Score(s, k, query, byStore[s], n)
+	for s, idx := range byStore(stores) {
+		part := make([]int64, len(idx))
+		for j, i := range idx {
+			part[j] = ids[i]
+		}
+		got, err := ix.Score(s, k, query, part, n)
 		if err != nil {
 			return nil, err
 		}
@@ -235,19 +212,7 @@ func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []
 // stays nil).
 func (ix *Index) MembersStores(stores []*state.Store, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
 	out := make([][]int64, len(buckets))
-	byStore := map[*state.Store][]int{}
-	var order []*state.Store
-	for i, s := range stores {
-		if s == nil {
-			continue
-		}
-		if _, ok := byStore[s]; !ok {
-			order = append(order, s)
-		}
-		byStore[s] = append(byStore[s], i)
-	}
-	for _, s := range order {
-		idx := byStore[s]
+	for s, idx := range byStore(stores) {
 		bs := make([]lsh.Bucket, len(idx))
 		for j, i := range idx {
 			bs[j] = buckets[i]
@@ -261,4 +226,27 @@ func (ix *Index) MembersStores(stores []*state.Store, k Kind, buckets []lsh.Buck
 		}
 	}
 	return out, nil
+}
+
+// byStore yields each store of stores (nil ones left out) with the
+// indices it holds, in the order the stores first occur.
+func byStore(stores []*state.Store) iter.Seq2[*state.Store, []int] {
+	return func(yield func(*state.Store, []int) bool) {
+		var order []*state.Store
+		idx := map[*state.Store][]int{}
+		for i, s := range stores {
+			if s == nil {
+				continue
+			}
+			if _, ok := idx[s]; !ok {
+				order = append(order, s)
+			}
+			idx[s] = append(idx[s], i)
+		}
+		for _, s := range order {
+			if !yield(s, idx[s]) {
+				return
+			}
+		}
+	}
 }

@@ -3,8 +3,6 @@ package similar
 import (
 	"encoding/binary"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/kappa-stream/kappa/lsh"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
@@ -39,25 +37,18 @@ const maxRecord = 256 << 10
 // partition (more when they grow past maxRecord), and sends them into out.
 type emitter struct {
 	topic  string
-	route  kgo.TopicPartitioner
-	parts  int
 	byPart [][]byte
-	rec    kgo.Record
+	key    []byte
 	out    *topology.Output
 }
 
 func newEmitter(topic string, partitions int32) emitter {
-	return emitter{
-		topic: topic, parts: int(partitions),
-		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
-		byPart: make([][]byte, partitions),
-	}
+	return emitter{topic: topic, byPart: make([][]byte, partitions)}
 }
 
 // to returns the record of the partition key routes to.
 func (e *emitter) to(key []byte) *[]byte {
-	e.rec.Key = key
-	i := e.route.Partition(&e.rec, e.parts)
+	i := topology.KeyPartition(key, len(e.byPart))
 	p := &e.byPart[i]
 	if len(*p) > maxRecord {
 		e.out.SendTo(e.topic, int32(i), nil, *p)
@@ -75,18 +66,21 @@ func appendHead(dst []byte, op byte, k Kind, id int64) []byte {
 
 // item sends id's new item to the partition of its item key.
 func (e *emitter) item(k Kind, id int64, item []byte) {
-	p := e.to(ItemKey(e.rec.Key[:0], k, id))
+	e.key = ItemKey(e.key[:0], k, id)
+	p := e.to(e.key)
 	*p = append(binary.AppendUvarint(appendHead(*p, opItem, k, id), uint64(len(item))), item...)
 }
 
 // members sends id's leaves and joins to the partitions of the buckets.
 func (e *emitter) members(k Kind, id int64, left, joined []lsh.Bucket) {
 	for _, b := range left {
-		p := e.to(BucketKey(e.rec.Key[:0], k, b))
+		e.key = BucketKey(e.key[:0], k, b)
+		p := e.to(e.key)
 		*p = b.AppendKey(appendHead(*p, opLeave, k, id))
 	}
 	for _, b := range joined {
-		p := e.to(BucketKey(e.rec.Key[:0], k, b))
+		e.key = BucketKey(e.key[:0], k, b)
+		p := e.to(e.key)
 		*p = b.AppendKey(appendHead(*p, opJoin, k, id))
 	}
 }

@@ -14,10 +14,11 @@
 //     and, for every bucket it left or joined (lsh.Diff of the buckets of
 //     the item stage 2 had and of the new one), a leave or join entry to
 //     the stage-2 partition of the bucket key: a song's at the end of the
-//     commit interval, a user's once the signature has been changed for
-//     Config.Delay (its changes of that time move the entries once);
+//     commit interval, a user's once its set has grown for Config.Delay
+//     (the changes of that time move its entries once);
 //   - stage 2 ([IndexTask]) keeps the items, table 0x41 | kind | id →
-//     item, and the bucket members, table 0x40 | kind | bucket | id → 0x01.
+//     item, and the bucket members in chunks of ascending ids, table
+//     0x40 | kind | bucket | start → ids (index.go).
 //
 // Every change travels in the transaction of the interval that made it,
 // with the stage's store changes and input offsets, and is applied by
@@ -29,7 +30,7 @@
 //
 // A query ([Index.Similar]) reads its item, then the members of its
 // buckets (capped by lsh.Limits: oversized buckets), then scores the
-// candidates against the query's item: estimated Jaccard of the
+// candidates that share the most buckets with it against the query's item: estimated Jaccard of the
 // signatures for users, exact cosine of the vectors for songs. The reads
 // go through a [Source], which finds the partitions wherever they are.
 package similar
@@ -63,7 +64,7 @@ func (k Kind) String() string {
 
 // Store tables of the package.
 const (
-	tableMember  byte = 0x40 // stage 2: kind | bucket | id → 0x01
+	tableMember  byte = 0x40 // stage 2: kind | bucket | start → a chunk of ids
 	tableItem    byte = 0x41 // stage 2: kind | id → signature or vector
 	tableArtists byte = 0x42 // stage 1: user → the artists played
 	tableVector  byte = 0x43 // features stage: song → vector
@@ -133,6 +134,9 @@ func New(cfg Config) (*Index, error) {
 		return nil, err
 	}
 	cfg.MinHash, cfg.Hyperplanes = mh.Config(), hp.Config()
+	if cfg.Limits.PerBucket == 0 {
+		cfg.Limits.PerBucket = lsh.DefaultPerBucket // NB: a query reads one more
+	}
 	return &Index{cfg: cfg, mh: mh, hp: hp}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -390,7 +391,7 @@ func TestUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ans.Similar) != 1 || ans.Similar[0] != (lsh.Scored{ID: 1002, Score: 1}) {
+	if len(ans) != 1 || ans[0] != (lsh.Scored{ID: 1002, Score: 1}) {
 		t.Errorf("similar to user 1001: %+v, want only user 1002 with score 1", ans)
 	}
 }
@@ -488,9 +489,11 @@ func TestSongs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want2 := []lsh.Scored{{ID: 1001, Score: 1}, {ID: 1002, Score: lsh.Cosine([]float32{1, 2, 3, 4}, []float32{1, 2, 3, 5})}}
-	if !slices.Equal(ans.Similar, want2) {
-		t.Errorf("similar to song 1000: %+v, want %+v", ans.Similar, want2)
+	// cos((1,2,3,4), (1,2,3,5)) = 34 / √(30·39)
+	want2 := []lsh.Scored{{ID: 1001, Score: 1}, {ID: 1002, Score: 34 / math.Sqrt(30*39)}}
+	if len(ans) != 2 || ans[0].ID != 1001 || math.Abs(ans[0].Score-1) > 1e-12 ||
+		ans[1].ID != 1002 || math.Abs(ans[1].Score-want2[1].Score) > 1e-12 {
+		t.Errorf("similar to song 1000: %+v, want %+v", ans, want2)
 	}
 }
 
