@@ -98,7 +98,7 @@ func newStore(t *testing.T) *state.Store {
 	if err := users.Prepare(&deltas); err != nil {
 		t.Fatal(err)
 	}
-	agg := rollups.NewAggregateTask(s)
+	agg := rollups.NewAggregateTask(s, nil)
 	for _, rec := range deltas.Records() {
 		if err := agg.Process(rec); err != nil {
 			t.Fatal(err)

@@ -44,6 +44,7 @@ type instanceConfig struct {
 	transactionTimeout time.Duration
 	pprof              bool
 	cacheMiB           int
+	recentMiB          int
 	controlTopic       string
 	// procs is the configuration of the version the instance declares
 	// when the cluster has none yet; procsSet is true when a processor
@@ -63,6 +64,13 @@ const liveFinalRetention = 7 * 24 * time.Hour
 // defaultCacheMiB is the default size of the block cache all partition
 // stores of an instance share (--cache-mib).
 const defaultCacheMiB = 512
+
+// defaultRecentMiB is the default memory of the values stage-2 tasks
+// wrote lately (--recent-mib), split among a version's stage-2
+// partitions: at 100,000 listens/s, reading a day row back from Pebble
+// for each update took most of stage 2's commit (a freshness p99 of
+// 575–640 ms; 410–427 ms with the rows in memory).
+const defaultRecentMiB = 128
 
 // storeMemTableSize is the memtable size of one partition store; with two
 // per store at most, 12 partitions hold at most 768 MiB of memtables.

@@ -332,10 +332,16 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	// partition, so stage 2 is ready within a few intervals, not within
 	// stage 1's 1,000 records.
 	aggregates.ReadyLag = replay.ReadyDeltasIntervals * 2 * int64(partitions)
+	// NB: each task has a Recent of its own, made anew with the task
+	// after an abort; with the fan zones on, the counts get half.
+	recent := (inst.c.recentMiB << 20) / int(partitions)
+	if fanProc != nil {
+		recent /= 2
+	}
 	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
-		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s)}
+		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s, state.NewRecent(recent))}
 		if fanProc != nil {
-			t.fans = fans.NewCountTask(s)
+			t.fans = fans.NewCountTask(s, state.NewRecent(recent))
 		}
 		if simIndex != nil {
 			t.similar = simIndex.NewIndexTask(s)

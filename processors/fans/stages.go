@@ -180,11 +180,14 @@ type CountTask struct {
 	keys     []cellKey
 	decoded  []Delta
 	key, val []byte
+	recent   *state.Recent
 }
 
-// NewCountTask returns the stage-2 task of a partition over its store.
-func NewCountTask(s *state.Store) *CountTask {
-	return &CountTask{store: s, pending: map[cellKey]int64{}}
+// NewCountTask returns the stage-2 task of a partition over its store
+// that keeps the counts it wrote lately in recent (nil: none), a Recent
+// of its own.
+func NewCountTask(s *state.Store, recent *state.Recent) *CountTask {
+	return &CountTask{store: s, pending: map[cellKey]int64{}, recent: recent}
 }
 
 // Process adds one fan-delta record; a malformed one is an error and
@@ -240,7 +243,7 @@ func (t *CountTask) Prepare(out *topology.Output) error {
 		}
 		dk := Delta{Artist: k.artist, Res: k.res, Cell: k.cell}
 		t.key = dk.AppendKey(append(t.key[:0], tableCount))
-		old, found, err := r.Get(t.key)
+		old, found, err := t.recent.Get(r, t.key)
 		if err != nil {
 			return err
 		}
@@ -256,8 +259,11 @@ func (t *CountTask) Prepare(out *topology.Output) error {
 			return fmt.Errorf("fans: the count of artist %d in cell %s would be %d", k.artist, k.cell, n)
 		case n == 0:
 			out.Delete(t.key)
+			t.recent.Put(t.key, nil)
 		default:
-			out.Put(t.key, binary.BigEndian.AppendUint64(t.val[:0], uint64(n)))
+			t.val = binary.BigEndian.AppendUint64(t.val[:0], uint64(n))
+			out.Put(t.key, t.val)
+			t.recent.Put(t.key, t.val)
 		}
 	}
 	t.keys = t.keys[:0]

@@ -74,7 +74,7 @@ func TestStages(t *testing.T) {
 			collectors = append(collectors, NewCollector(p, s, stageTopic, stagePartitions))
 		}
 		for _, s := range counts {
-			tasks = append(tasks, NewCountTask(s))
+			tasks = append(tasks, NewCountTask(s, state.NewRecent(1<<10)))
 		}
 	}
 	restart()

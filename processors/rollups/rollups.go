@@ -208,10 +208,14 @@ type AggregateTask struct {
 	key    []byte
 	val    []byte
 	row    []rowEntry
+	recent *state.Recent
 }
 
-// NewAggregateTask returns a task over the partition's store.
-func NewAggregateTask(s *state.Store) *AggregateTask { return &AggregateTask{store: s} }
+// NewAggregateTask returns a task over the partition's store that keeps
+// the rows it wrote lately in recent (nil: none), a Recent of its own.
+func NewAggregateTask(s *state.Store, recent *state.Recent) *AggregateTask {
+	return &AggregateTask{store: s, recent: recent}
+}
 
 // Process adds one delta record; a malformed one changes nothing.
 func (t *AggregateTask) Process(rec *kgo.Record) error {
@@ -242,7 +246,7 @@ func (t *AggregateTask) Prepare(out *topology.Output) error {
 			j++
 		}
 		t.key = dayKey(t.key[:0], list[i].k.entity(), list[i].k.day())
-		old, _, err := r.Get(t.key)
+		old, _, err := t.recent.Get(r, t.key)
 		if err != nil {
 			return err
 		}
@@ -250,6 +254,7 @@ func (t *AggregateTask) Prepare(out *topology.Output) error {
 			return err
 		}
 		out.Put(t.key, t.val)
+		t.recent.Put(t.key, t.val)
 		i = j
 	}
 	t.cells.reset()

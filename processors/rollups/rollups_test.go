@@ -70,8 +70,9 @@ func TestTaskAndReader(t *testing.T) {
 		`{"user_id":0,"song_id":7,"artist_id":3,"ts":"2026-03-05T00:00:00Z"}`,
 	}
 	// Two transactions, so that totals of the same key add up.
+	agg := NewAggregateTask(s, state.NewRecent(1<<20))
 	for _, part := range [][]string{lines[:2], lines[2:]} {
-		applyListens(t, s, part)
+		applyListens(t, s, agg, part)
 	}
 	r := NewReader(s)
 	gb, fr := events.Country{'G', 'B'}, events.Country{'F', 'R'}
@@ -117,9 +118,10 @@ func addLine(users *UserTask, line string) error {
 	return nil
 }
 
-// applyListens runs lines through stage 1 and its deltas through stage 2,
-// and writes stage 2's changes to s, as one committed transaction would.
-func applyListens(t testing.TB, s *state.Store, lines []string) {
+// applyListens runs lines through stage 1 and its deltas through agg,
+// stage 2 over s, and writes agg's changes to s, as one committed
+// transaction would.
+func applyListens(t testing.TB, s *state.Store, agg *AggregateTask, lines []string) {
 	t.Helper()
 	users := NewUserTask("deltas", 4)
 	for _, l := range lines {
@@ -129,7 +131,6 @@ func applyListens(t testing.TB, s *state.Store, lines []string) {
 	if err := users.Prepare(&deltas); err != nil {
 		t.Fatal(err)
 	}
-	agg := NewAggregateTask(s)
 	for _, rec := range deltas.Records() {
 		if rec.Topic != "deltas" {
 			t.Fatalf("delta sent to %q", rec.Topic)
@@ -150,6 +151,51 @@ func applyListens(t testing.TB, s *state.Store, lines []string) {
 	}
 	if err := b.Commit(false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecentRows runs the same random listens, in the same transactions,
+// through a stage 2 that keeps a small Recent (so that rows come both
+// from it and from the store, and the task is now and then made anew, as
+// after an abort) and through one without: both stores end up equal.
+func TestRecentRows(t *testing.T) {
+	open := func() *state.Store {
+		s, err := state.Open("db", state.WithFS(vfs.NewMem()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	cached, plain := open(), open()
+	newCached := func() *AggregateTask { return NewAggregateTask(cached, state.NewRecent(2<<10)) }
+	aggCached, aggPlain := newCached(), NewAggregateTask(plain, nil)
+	r := rand.New(rand.NewPCG(5, 6))
+	for tx := range 60 {
+		var lines []string
+		for range 40 {
+			lines = append(lines, fmt.Sprintf(`{"user_id":%d,"song_id":%d,"artist_id":%d,"ts":%d,"ms_played":%d,"country":"%c%c"}`,
+				1+r.IntN(50), 1+r.IntN(30), 1+r.IntN(5), 1772323200000+r.Int64N(3*86_400_000), r.IntN(60_000),
+				'A'+r.IntN(4), 'X'))
+		}
+		applyListens(t, cached, aggCached, lines)
+		applyListens(t, plain, aggPlain, lines)
+		if tx%9 == 4 {
+			aggCached = newCached()
+		}
+	}
+	dump := func(s *state.Store) (kv []string) {
+		if err := s.Scan(nil, nil, func(k, v []byte) error {
+			kv = append(kv, fmt.Sprintf("%x=%x", k, v))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return kv
+	}
+	got, want := dump(cached), dump(plain)
+	if len(want) < 100 || !slices.Equal(got, want) {
+		t.Fatalf("with a Recent the store holds %d entries, without %d; equal: %v", len(got), len(want), slices.Equal(got, want))
 	}
 }
 
@@ -229,7 +275,7 @@ func BenchmarkAggregate(b *testing.B) {
 			Country: events.Country{byte('A' + r.IntN(20)), 'X'}}
 	}
 	users := NewUserTask("deltas", 4)
-	agg := NewAggregateTask(s)
+	agg := NewAggregateTask(s, state.NewRecent(16<<20))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		users.Add(&listens[i%len(listens)])
