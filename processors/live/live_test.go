@@ -252,6 +252,49 @@ func TestExactPlaysAndListeners(t *testing.T) {
 	}
 }
 
+// TestRestartsChangeNothing runs the same listens through a pipeline
+// whose tasks are made anew from their stores after every interval (each
+// row decoded from the store) and through one whose tasks live on (rows
+// kept decoded in memory): they emit the same final windows, listener
+// estimates included.
+func TestRestartsChangeNothing(t *testing.T) {
+	cfg := Config{Windows: []time.Duration{time.Minute, time.Hour}, Grace: 20 * time.Second}
+	kept, restarted := newPipeline(t, cfg), newPipeline(t, cfg)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := t0
+	for range 80 {
+		var batch []events.Listen
+		for k := range int64(600) {
+			song := int64(1 + rng.IntN(20))
+			if rng.IntN(2) == 0 {
+				song = 1
+			}
+			batch = append(batch, listen(1+rng.Int64N(1_000_000), song, now+k*50-rng.Int64N(10_000)))
+		}
+		kept.step(batch)
+		restarted.step(batch)
+		restarted.restart()
+		now += 30_000
+	}
+	var late []events.Listen
+	for u := range int64(sources) {
+		late = append(late, listen(u+sources, 999, now+time.Hour.Milliseconds()))
+	}
+	kept.step(late)
+	restarted.step(late)
+	var most uint64
+	for _, f := range kept.finals {
+		most = max(most, f.Listeners)
+	}
+	if most < 20_000 { // NB: more than a sparse sketch holds (2^14)
+		t.Fatalf("at most %d listeners in a window: no sketch turned dense", most)
+	}
+	if len(kept.finals) < 100 || !slices.Equal(kept.finals, restarted.finals) {
+		t.Fatalf("%d finals kept, %d restarted; equal: %v", len(kept.finals), len(restarted.finals),
+			slices.Equal(kept.finals, restarted.finals))
+	}
+}
+
 func checkListeners(t testing.TB, what string, got uint64, want int) {
 	t.Helper()
 	if d := float64(got) - float64(want); d > 0.02*float64(want) || -d > 0.02*float64(want) {

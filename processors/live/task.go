@@ -63,12 +63,19 @@ type Task struct {
 	touched    bool  // a tracker changed since the last Prepare
 	late       int64
 	// open caches the rows of open windows as last written (in this
-	// Prepare or committed before), so that a window rewritten every
-	// interval is not read back from Pebble, and a window that closes
-	// finds this Prepare's rows, which its store does not have yet.
-	open     map[cellKey][]byte
-	sketch   hyperloglog.Sketch
+	// Prepare or committed before), decoded, so that a window updated
+	// every interval is neither read back from Pebble nor decoded again,
+	// and a window that closes finds this Prepare's rows, which its store
+	// does not have yet.
+	open     map[cellKey]*openRow
 	key, val []byte
+}
+
+// openRow is a row of an open window, decoded: what its value in the
+// store is (or will be once the Prepare that wrote it commits).
+type openRow struct {
+	plays  uint64
+	sketch hyperloglog.Sketch
 }
 
 // NewTask returns the task of a partition over its store. sources is the
@@ -86,7 +93,7 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 			return nil, err
 		}
 	}
-	t := &Task{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey][]byte{}}
+	t := &Task{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
 			Window:      windows.Tumbling(w),
@@ -216,69 +223,72 @@ func (t *Task) writeRows(out *topology.Output) error {
 	}()
 	for _, c := range t.pending.sorted() {
 		t.key = rowKey(t.key[:0], c.k)
-		old, found := t.open[c.k]
-		if !found {
+		o, ok := t.open[c.k]
+		if !ok {
 			if r == nil {
 				var err error
 				if r, err = t.store.NewSortedReader(); err != nil {
 					return err
 				}
 			}
-			var err error
-			if old, found, err = r.Get(t.key); err != nil {
+			v, found, err := r.Get(t.key)
+			if err != nil {
 				return err
 			}
-		}
-		plays, err := t.readRow(old, found)
-		if err != nil {
-			return fmt.Errorf("live: row of song %d: %w", c.k.song, err)
+			o = &openRow{}
+			if found {
+				if o.plays, err = decodeRow(v, &o.sketch); err != nil {
+					return fmt.Errorf("live: row of song %d: %w", c.k.song, err)
+				}
+			}
+			t.open[c.k] = o
 		}
 		for _, u := range c.users {
-			t.sketch.InsertHash(userHash(u))
+			o.sketch.InsertHash(userHash(u))
 		}
-		t.val = binary.AppendUvarint(t.val[:0], plays+c.plays)
-		if t.val, err = t.sketch.AppendBinary(t.val); err != nil {
+		o.plays += c.plays
+		t.val = binary.AppendUvarint(t.val[:0], o.plays)
+		var err error
+		if t.val, err = o.sketch.AppendBinary(t.val); err != nil {
 			return err
 		}
 		out.Put(t.key, t.val)
-		t.open[c.k] = slices.Clone(t.val)
 	}
 	t.pending.reset()
 	return nil
 }
 
-// readRow decodes a row value into t.sketch and returns its plays; an
-// absent row is empty.
-func (t *Task) readRow(v []byte, found bool) (uint64, error) {
-	// NB: not Reset, which keeps a dense sketch dense: a new row after
-	// a hot song's would take 16 KiB.
-	t.sketch = hyperloglog.Sketch{}
-	if !found {
-		return 0, nil
-	}
+// decodeRow decodes a row value into sk, which it replaces, and returns
+// its plays.
+func decodeRow(v []byte, sk *hyperloglog.Sketch) (uint64, error) {
+	// NB: a fresh sketch, not Reset, which keeps a dense sketch dense: a
+	// new row after a hot song's would take 16 KiB.
+	*sk = hyperloglog.Sketch{}
 	plays, n := binary.Uvarint(v)
 	if n <= 0 {
 		return 0, errShort
 	}
-	if err := t.sketch.UnmarshalBinary(v[n:]); err != nil {
+	if err := sk.UnmarshalBinary(v[n:]); err != nil {
 		return 0, err
 	}
 	return plays, nil
 }
 
-// row is a window row: its key and value.
+// row is a window row: its key and either its value in the store or,
+// for a row this task wrote, the row decoded.
 type row struct {
 	k     cellKey
 	value []byte
+	open  *openRow
 }
 
 // takeClosed removes from the cache the rows of the windows of size that
 // start at or before last, now closed, and returns them in key order.
 func (t *Task) takeClosed(size, last int64) []row {
 	var rows []row
-	for k, v := range t.open {
+	for k, o := range t.open {
 		if k.size == size && k.start <= last {
-			rows = append(rows, row{k: k, value: v})
+			rows = append(rows, row{k: k, open: o})
 			delete(t.open, k)
 		}
 	}
@@ -332,11 +342,15 @@ func (t *Task) emit(out *topology.Output, size, from, to int64, cached []row) er
 	}
 	window := FormatWindow(time.Duration(size) * time.Millisecond)
 	return t.rowsIn(size, from, to, cached, func(r row) error {
-		plays, err := t.readRow(r.value, true)
-		if err != nil {
-			return fmt.Errorf("live: row of song %d: %w", r.k.song, err)
+		o := r.open
+		if o == nil {
+			o = &openRow{}
+			var err error
+			if o.plays, err = decodeRow(r.value, &o.sketch); err != nil {
+				return fmt.Errorf("live: row of song %d: %w", r.k.song, err)
+			}
 		}
-		t.val = appendFinal(t.val[:0], r.k, window, plays, t.sketch.Estimate())
+		t.val = appendFinal(t.val[:0], r.k, window, o.plays, o.sketch.Estimate())
 		out.Send(t.finalTopic, strconv.AppendInt(t.key[:0], r.k.song, 10), t.val)
 		return nil
 	})
