@@ -33,6 +33,7 @@ type cfg struct {
 	meterProvider metric.MeterProvider
 	cache         *Cache
 	memTableSize  uint64
+	readCache     int
 }
 
 // Opt configures Open.
@@ -73,6 +74,7 @@ type Store struct {
 	db      *pebble.DB
 	dir     string
 	metrics metric.Registration
+	reads   *readCache // nil without WithReadCache
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -122,7 +124,7 @@ func open(dir string, t tuning, opts []Opt) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %q: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir}
+	s := &Store{db: db, dir: dir, reads: newReadCache(c.readCache)}
 	if c.meterProvider != nil {
 		if s.metrics, err = s.instrument(c.meterProvider); err != nil {
 			db.Close()
@@ -275,19 +277,20 @@ func (r *SortedReader) scan(ok bool, prefix []byte, fn func(key, value []byte) b
 func (r *SortedReader) Close() error { return r.it.Close() }
 
 // NewBatch starts an atomic batch of writes. The caller commits or closes it.
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch(), reads: s.reads} }
 
 // NewBatchSize starts a batch with room for about size bytes of keys and
 // values, so that a large batch is not copied as it grows.
 func (s *Store) NewBatchSize(size int) *Batch {
-	return &Batch{b: s.db.NewBatchWithSize(size + size/8)}
+	return &Batch{b: s.db.NewBatchWithSize(size + size/8), reads: s.reads}
 }
 
 // Batch is a set of writes applied atomically by Commit. It is not safe
 // for concurrent use.
 type Batch struct {
-	b   *pebble.Batch
-	key []byte
+	b     *pebble.Batch
+	key   []byte
+	reads *readCache // the store's, which forgets what the batch wrote
 }
 
 // Merge adds the counter vector value (see AppendCounters) to key.
@@ -318,6 +321,9 @@ func (b *Batch) Commit(sync bool) error {
 		wo = pebble.Sync
 	}
 	err := b.b.Commit(wo)
+	if err == nil && b.reads != nil {
+		b.reads.drop(b)
+	}
 	if cerr := b.b.Close(); err == nil {
 		err = cerr
 	}

@@ -45,6 +45,7 @@ type instanceConfig struct {
 	pprof              bool
 	cacheMiB           int
 	recentMiB          int
+	similarCacheMiB    int
 	controlTopic       string
 	// procs is the configuration of the version the instance declares
 	// when the cluster has none yet; procsSet is true when a processor
@@ -71,6 +72,11 @@ const defaultCacheMiB = 512
 // for each update took most of stage 2's commit (a freshness p99 of
 // 575–640 ms; 410–427 ms with the rows in memory).
 const defaultRecentMiB = 128
+
+// defaultSimilarCacheMiB is the default memory of the similarity items
+// (users' signatures, songs' vectors) stage-2 stores keep once read by a
+// query (--similar-cache-mib), split among the partitions.
+const defaultSimilarCacheMiB = 256
 
 // storeMemTableSize is the memtable size of one partition store; with two
 // per store at most, 12 partitions hold at most 768 MiB of memtables.

@@ -27,6 +27,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
 	fs.IntVar(&c.cacheMiB, "cache-mib", defaultCacheMiB, "MiB of block cache the state stores share, on top of their memtables: queries that read many keys (similar users and songs) are fast only when their tables fit")
 	fs.IntVar(&c.recentMiB, "recent-mib", defaultRecentMiB, "MiB of the day rows and fan counts stage 2 wrote lately, kept in memory so that updating a hot one does not read the store (0: none)")
+	fs.IntVar(&c.similarCacheMiB, "similar-cache-mib", defaultSimilarCacheMiB, "with --similar, MiB of the users' signatures and songs' vectors kept in memory once a query read them (0: none)")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	processorFlags(fs, &c.procs)
 }
@@ -44,6 +45,8 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--cache-mib %d: want 8 or more", c.cacheMiB)
 	case c.recentMiB < 0:
 		return usageErrorf(fs, "--recent-mib %d: want 0 or more", c.recentMiB)
+	case c.similarCacheMiB < 0:
+		return usageErrorf(fs, "--similar-cache-mib %d: want 0 or more", c.similarCacheMiB)
 	case c.commitInterval <= 0:
 		return usageErrorf(fs, "--commit-interval must be positive")
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:

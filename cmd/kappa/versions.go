@@ -328,6 +328,12 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	aggregates.StoreDir = n.AggregatesDir
 	aggregates.PurgeInterval = deltasPurgeInterval
 	aggregates.StoreOpts = inst.storeOpts
+	if simIndex != nil {
+		// NB: a similarity query scores hundreds of items, each read by
+		// many queries: in memory, not a Pebble seek each.
+		aggregates.StoreOpts = append(slices.Clone(inst.storeOpts),
+			state.WithReadCache((inst.c.similarCacheMiB<<20)/int(partitions)))
+	}
 	// NB: one repartition record sums a commit interval of a listens
 	// partition, so stage 2 is ready within a few intervals, not within
 	// stage 1's 1,000 records.

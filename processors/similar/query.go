@@ -114,22 +114,19 @@ func compareBuckets(a, b lsh.Bucket) int {
 }
 
 // Score scores the items of ids stored in s, a stage-2 store, against
-// query, an item of kind k, and returns the best n. One iterator reads
-// the items, in id order.
+// query, an item of kind k, and returns the best n. The items are read
+// through the store's read cache: an item is scored for many queries.
 func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
-	r, err := s.NewSortedReader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	sorted := slices.Sorted(slices.Values(ids))
-	var key []byte
+	var (
+		key []byte
+		err error
+	)
 	// read yields the stored items of ids, decoded by dec into a buffer
 	// that is reused (the rankers keep no candidate's item).
 	read := func(yield func(id int64, item []byte) bool) {
-		for _, id := range sorted {
+		for _, id := range ids {
 			key = itemStoreKey(key[:0], k, id)
-			v, found, gerr := r.Get(key)
+			v, found, gerr := s.CachedGet(key)
 			if gerr != nil {
 				err = gerr
 				return
