@@ -2,6 +2,7 @@ package lsh
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"iter"
 	"math"
@@ -138,6 +139,47 @@ func RankJaccard(q Signature, cands iter.Seq2[int64, Signature], k int) []Scored
 		}
 	}
 	return t.result()
+}
+
+// RankJaccardEncoded is RankJaccard over signatures in their binary form
+// (Signature.AppendBinary), compared as they are, without decoding them:
+// the same scores, for a fraction of the work. A candidate whose encoding
+// has another length than q's is skipped.
+func RankJaccardEncoded(q Signature, cands iter.Seq2[int64, []byte], k int) []Scored {
+	if k <= 0 || q.IsEmpty() {
+		return nil
+	}
+	qb, _ := q.AppendBinary(make([]byte, 0, 4*len(q)))
+	t := top{k: k, h: make([]Scored, 0, k)}
+	for id, b := range cands {
+		if len(b) != len(qb) || binary.LittleEndian.Uint32(b) == emptySlot {
+			continue
+		}
+		if n := equalSlots(qb, b); n > 0 {
+			t.offer(Scored{ID: id, Score: float64(n) / float64(len(q))})
+		}
+	}
+	return t.result()
+}
+
+// equalSlots counts the 4-byte slots in which two encoded signatures of
+// the same length agree, eight bytes (two slots) at a time.
+func equalSlots(a, b []byte) int {
+	b = b[:len(a)]
+	n, i := 0, 0
+	for ; i+8 <= len(a); i += 8 {
+		x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:])
+		if uint32(x) == 0 {
+			n++
+		}
+		if x>>32 == 0 {
+			n++
+		}
+	}
+	if i < len(a) && binary.LittleEndian.Uint32(a[i:]) == binary.LittleEndian.Uint32(b[i:]) {
+		n++
+	}
+	return n
 }
 
 // Cosine returns the cosine similarity of a and b, computed in float64 from

@@ -133,3 +133,38 @@ func TestRank(t *testing.T) {
 		t.Fatalf("k=0: %v", got)
 	}
 }
+
+// TestRankJaccardEncoded checks that ranking encoded signatures gives
+// what RankJaccard gives on the decoded ones, for an even and an odd
+// number of slots, with empty signatures and wrong lengths among them.
+func TestRankJaccardEncoded(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	for _, cfg := range []MinHashConfig{{Bands: 8, Rows: 2}, {Bands: 3, Rows: 1}} {
+		m := mustMinHash(t, cfg)
+		for range 50 {
+			qs := m.Signature([]int64{1, 2, 3, 4, 5, 6})
+			sigs := map[int64]Signature{}
+			enc := map[int64][]byte{}
+			for range rng.IntN(300) {
+				id := rng.Int64N(1000)
+				var set []int64
+				for range rng.IntN(8) { // NB: 0 is the empty set
+					set = append(set, rng.Int64N(12))
+				}
+				sigs[id] = m.Signature(set)
+				enc[id], _ = sigs[id].AppendBinary(nil)
+				if rng.IntN(10) == 0 {
+					enc[id] = enc[id][:len(enc[id])-4] // wrong length: skipped
+					delete(sigs, id)
+				}
+			}
+			k := 1 + rng.IntN(20)
+			if got, want := RankJaccardEncoded(qs, maps.All(enc), k), RankJaccard(qs, maps.All(sigs), k); !slices.Equal(got, want) {
+				t.Fatalf("%+v: RankJaccardEncoded = %v\nwant %v", cfg, got, want)
+			}
+		}
+	}
+	if got := RankJaccardEncoded(mustMinHash(t, MinHashConfig{}).Empty(), maps.All(map[int64][]byte{1: {1, 2, 3, 4}}), 3); got != nil {
+		t.Fatalf("empty query: %v", got)
+	}
+}

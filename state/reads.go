@@ -1,6 +1,9 @@
 package state
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // readCache keeps values read through Store.CachedGet, so that a key that
 // many queries read (a similarity item, scored against every query whose
@@ -18,7 +21,9 @@ type readCache struct {
 	mu     sync.RWMutex
 	young  map[string]cachedRead
 	old    map[string]cachedRead
-	size   int // bytes of young, with recentOverhead per entry
+	scans  [2]map[string]cachedScan // young, old: by prefix
+	lens   []int                    // the lengths of the prefixes ever cached
+	size   int                      // bytes of young, with recentOverhead per entry
 	budget int
 	gen    uint64 // commits that dropped keys so far
 }
@@ -26,6 +31,13 @@ type readCache struct {
 type cachedRead struct {
 	v     []byte
 	found bool
+}
+
+// cachedScan is what a scan of a prefix visited: its first pairs, in key
+// order, and whether they are all the prefix has.
+type cachedScan struct {
+	kvs      [][2][]byte
+	complete bool
 }
 
 // WithReadCache keeps up to about bytes of the values read by CachedGet
@@ -38,7 +50,8 @@ func newReadCache(budget int) *readCache {
 	if budget <= 0 {
 		return nil
 	}
-	return &readCache{young: map[string]cachedRead{}, old: map[string]cachedRead{}, budget: budget}
+	return &readCache{young: map[string]cachedRead{}, old: map[string]cachedRead{},
+		scans: [2]map[string]cachedScan{{}, {}}, budget: budget}
 }
 
 // CachedGet returns key's value, valid until the store closes and not to
@@ -67,14 +80,90 @@ func (s *Store) CachedGet(key []byte) ([]byte, bool, error) {
 	c.mu.Lock()
 	if c.gen == gen { // NB: else a commit may have written key since the read
 		c.young[string(key)] = cachedRead{v: v, found: found}
-		c.size += len(key) + len(v) + recentOverhead
-		if c.size > c.budget/2 {
-			c.old, c.young = c.young, make(map[string]cachedRead, len(c.young))
-			c.size = 0
-		}
+		c.grow(len(key) + len(v))
 	}
 	c.mu.Unlock()
 	return v, found, nil
+}
+
+// grow counts an entry of n bytes added to the young generation and, past
+// half the budget, makes it the old one. c.mu is held.
+func (c *readCache) grow(n int) {
+	c.size += n + recentOverhead
+	if c.size > c.budget/2 {
+		c.old, c.young = c.young, make(map[string]cachedRead, len(c.young))
+		c.scans[1], c.scans[0] = c.scans[0], make(map[string]cachedScan, len(c.scans[0]))
+		c.size = 0
+	}
+}
+
+// CachedScan calls fn, in key order, for the keys with prefix until fn
+// returns false, as SortedReader.Scan, through the store's read cache
+// (WithReadCache): the pairs a scan visited are kept under prefix, and a
+// commit that writes a key with a cached prefix drops it. The slices
+// passed to fn must not be modified. It is safe for concurrent use, with
+// commits too.
+func (s *Store) CachedScan(prefix []byte, fn func(key, value []byte) bool) error {
+	c := s.reads
+	if c == nil {
+		return s.scanFrom(prefix, prefix, fn)
+	}
+	c.mu.RLock()
+	e, ok := c.scans[0][string(prefix)]
+	if !ok {
+		e, ok = c.scans[1][string(prefix)]
+	}
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok {
+		for _, kv := range e.kvs {
+			if !fn(kv[0], kv[1]) {
+				return nil
+			}
+		}
+		if e.complete || len(e.kvs) == 0 {
+			return nil
+		}
+		// NB: past what was cached, from the store, not kept.
+		last := e.kvs[len(e.kvs)-1][0]
+		return s.scanFrom(prefix, append(last[:len(last):len(last)], 0), fn)
+	}
+	e.complete = true
+	size := 0
+	err := s.scanFrom(prefix, prefix, func(k, v []byte) bool {
+		kv := [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)}
+		e.kvs = append(e.kvs, kv)
+		size += len(k) + len(v)
+		if !fn(kv[0], kv[1]) {
+			e.complete = false
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.gen == gen { // NB: else a commit may have written under prefix since
+		if !slices.Contains(c.lens, len(prefix)) {
+			c.lens = append(c.lens, len(prefix))
+		}
+		c.scans[0][string(prefix)] = e
+		c.grow(len(prefix) + size)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// scanFrom calls fn for the keys with prefix from start on, in order,
+// until fn returns false.
+func (s *Store) scanFrom(prefix, start []byte, fn func(key, value []byte) bool) error {
+	r, err := s.NewSortedReader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.scan(r.it.SeekGE(start), prefix, fn)
 }
 
 // drop forgets the keys b wrote, once b is committed.
@@ -82,7 +171,7 @@ func (c *readCache) drop(b *Batch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(c.young)+len(c.old) == 0 {
+	if len(c.young)+len(c.old)+len(c.scans[0])+len(c.scans[1]) == 0 {
 		return
 	}
 	r := b.b.Reader()
@@ -93,6 +182,8 @@ func (c *readCache) drop(b *Batch) {
 			// cache cannot tell what it wrote and forgets everything.
 			clear(c.young)
 			clear(c.old)
+			clear(c.scans[0])
+			clear(c.scans[1])
 			c.size = 0
 			return
 		}
@@ -101,5 +192,11 @@ func (c *readCache) drop(b *Batch) {
 		}
 		delete(c.young, string(key))
 		delete(c.old, string(key))
+		for _, n := range c.lens {
+			if n <= len(key) {
+				delete(c.scans[0], string(key[:n]))
+				delete(c.scans[1], string(key[:n]))
+			}
+		}
 	}
 }

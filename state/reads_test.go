@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,4 +120,66 @@ func TestCachedGetConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestCachedScan commits random writes and deletes under a few prefixes
+// and scans random prefixes through a small read cache, each scan
+// stopping after a random number of pairs (so that cached scans are
+// partial and later ones go on past them): every scan visits what a plain
+// sorted map of the commits holds.
+func TestCachedScan(t *testing.T) {
+	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(16<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	model := map[string]string{}
+	prefix := func(i int) string { return fmt.Sprintf("p%d/", i) }
+	for round := range 300 {
+		b := s.NewBatch()
+		for range 2 {
+			k := fmt.Appendf(nil, "%s%03d", prefix(rng.IntN(8)), rng.IntN(40))
+			if rng.IntN(4) == 0 {
+				delete(model, string(k))
+				if err := b.Delete(k); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			v := fmt.Sprintf("v%d", round)
+			model[string(k)] = v
+			if err := b.Set(k, []byte(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			p := prefix(rng.IntN(8))
+			limit := 1 + rng.IntN(30)
+			var want []string
+			for k, v := range model {
+				if len(k) > len(p) && k[:len(p)] == p {
+					want = append(want, k+"="+v)
+				}
+			}
+			slices.Sort(want)
+			want = want[:min(limit, len(want))]
+			var got []string
+			if err := s.CachedScan([]byte(p), func(k, v []byte) bool {
+				got = append(got, string(k)+"="+string(v))
+				return len(got) < limit
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d: scan of %s (limit %d)\n got %v\nwant %v", round, p, limit, got, want)
+			}
+		}
+	}
+	if len(s.reads.scans[0])+len(s.reads.scans[1]) == 0 {
+		t.Fatal("no scan was cached")
+	}
 }

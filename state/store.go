@@ -239,13 +239,6 @@ func (r *SortedReader) Get(key []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 
-// Scan calls fn for the keys with prefix, in order, until fn returns
-// false; the slices passed to fn are valid only during the call. Prefixes
-// should come in ascending order, as Get's keys.
-func (r *SortedReader) Scan(prefix []byte, fn func(key, value []byte) bool) error {
-	return r.scan(r.it.SeekGE(prefix), prefix, fn)
-}
-
 // ScanFloor calls fn, in order, for the keys with prefix from the last
 // one before key (from the first with prefix when there is none), until fn
 // returns false; the slices passed to fn are valid only during the call.

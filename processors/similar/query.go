@@ -3,7 +3,6 @@ package similar
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"iter"
 	"slices"
 
@@ -64,26 +63,17 @@ func (ix *Index) Item(s *state.Store, k Kind, id int64) ([]byte, bool, error) {
 }
 
 // Members reads the first limit members of each bucket from s, a stage-2
-// store, in ascending id order: out[i] are those of buckets[i]. One
-// iterator reads them all, in key order.
+// store, in ascending id order: out[i] are those of buckets[i]. The
+// chunks are read through the store's read cache: a bucket is read by
+// the query of each of its members.
 func (ix *Index) Members(s *state.Store, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
-	r, err := s.NewSortedReader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	order := make([]int, len(buckets))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return compareBuckets(buckets[a], buckets[b]) })
 	out := make([][]int64, len(buckets))
 	var prefix []byte
-	for _, i := range order {
-		prefix = bucketRef{k, buckets[i]}.prefix(prefix[:0])
+	for i, b := range buckets {
+		prefix = bucketRef{k, b}.prefix(prefix[:0])
 		var ids []int64
 		var derr error
-		err := r.Scan(prefix, func(key, v []byte) bool {
+		err := s.CachedScan(prefix, func(key, v []byte) bool {
 			if len(key) != len(prefix)+8 {
 				derr = corrupt("chunk key of %d bytes", len(key))
 				return false
@@ -121,8 +111,8 @@ func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int)
 		key []byte
 		err error
 	)
-	// read yields the stored items of ids, decoded by dec into a buffer
-	// that is reused (the rankers keep no candidate's item).
+	// read yields the stored items of ids (the rankers keep no
+	// candidate's item).
 	read := func(yield func(id int64, item []byte) bool) {
 		for _, id := range ids {
 			key = itemStoreKey(key[:0], k, id)
@@ -142,7 +132,20 @@ func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int)
 		if perr != nil {
 			return nil, corrupt("query signature: %v", perr)
 		}
-		out = lsh.RankJaccard(q, decoded(read, make(lsh.Signature, len(q)), decodeSignature, &err), n)
+		// NB: compared encoded: decoding each candidate cost more than
+		// scoring it.
+		sigs := func(yield func(int64, []byte) bool) {
+			for id, b := range read {
+				if len(b) != 4*len(q) {
+					err = corrupt("item %d: %v", id, lsh.ErrSignature)
+					return
+				}
+				if !yield(id, b) {
+					return
+				}
+			}
+		}
+		out = lsh.RankJaccardEncoded(q, sigs, n)
 	} else {
 		q, perr := ix.vector(query)
 		if perr != nil {
@@ -167,17 +170,6 @@ func decoded[T any](read iter.Seq2[int64, []byte], buf T, dec func(T, []byte) er
 			}
 		}
 	}
-}
-
-// decodeSignature decodes a stored signature into sig, of its length.
-func decodeSignature(sig lsh.Signature, b []byte) error {
-	if len(b) != 4*len(sig) {
-		return lsh.ErrSignature
-	}
-	for i := range sig {
-		sig[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return nil
 }
 
 // decodeVector decodes a stored vector into v, of its dimension.
