@@ -34,7 +34,6 @@ type cfg struct {
 	cache         *Cache
 	memTableSize  uint64
 	readCache     int
-	readCacheKeep func([]byte) bool
 }
 
 // Opt configures Open.
@@ -125,7 +124,7 @@ func open(dir string, t tuning, opts []Opt) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %q: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, reads: newReadCache(c.readCache, c.readCacheKeep)}
+	s := &Store{db: db, dir: dir, reads: newReadCache(c.readCache)}
 	if c.meterProvider != nil {
 		if s.metrics, err = s.instrument(c.meterProvider); err != nil {
 			db.Close()
@@ -316,7 +315,7 @@ func (b *Batch) Commit(sync bool) error {
 	}
 	err := b.b.Commit(wo)
 	if err == nil && b.reads != nil {
-		b.reads.committed(b)
+		b.reads.drop(b)
 	}
 	if cerr := b.b.Close(); err == nil {
 		err = cerr
