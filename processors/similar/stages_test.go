@@ -26,9 +26,9 @@ const (
 	topic      = "deltas"
 )
 
-func memStore(t testing.TB, name string) *state.Store {
+func memStore(t testing.TB, name string, opts ...state.Opt) *state.Store {
 	t.Helper()
-	s, err := state.Open(name, state.WithFS(vfs.NewMem()))
+	s, err := state.Open(name, append([]state.Opt{state.WithFS(vfs.NewMem())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,8 @@ type stage2 struct {
 func newStage2(t testing.TB, ix *Index) *stage2 {
 	s := &stage2{ix: ix, route: kgo.StickyKeyPartitioner(nil).ForTopic(topic)}
 	for i := range partitions {
-		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i)))
+		// NB: a small read cache, as kappa's queries read through one
+		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i), state.WithReadCache(16<<10)))
 		s.tasks = append(s.tasks, ix.NewIndexTask(s.stores[i]))
 	}
 	return s
