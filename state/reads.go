@@ -3,6 +3,8 @@ package state
 import (
 	"slices"
 	"sync"
+
+	"github.com/cockroachdb/pebble/v2/batchrepr"
 )
 
 // readCache keeps values read through Store.CachedGet, so that a key that
@@ -166,15 +168,17 @@ func (s *Store) scanFrom(prefix, start []byte, fn func(key, value []byte) bool) 
 	return r.scan(r.it.SeekGE(start), prefix, fn)
 }
 
-// drop forgets the keys b wrote, once b is committed.
-func (c *readCache) drop(b *Batch) {
+// drop forgets the keys a batch wrote, once it is committed; repr is the
+// batch's representation, taken before the commit (Pebble empties a large
+// batch as it commits it).
+func (c *readCache) drop(repr []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	if len(c.young)+len(c.old)+len(c.scans[0])+len(c.scans[1]) == 0 {
 		return
 	}
-	r := b.b.Reader()
+	r := batchrepr.Read(repr)
 	for {
 		_, key, _, ok, err := r.Next()
 		if err != nil {

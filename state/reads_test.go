@@ -183,3 +183,31 @@ func TestCachedScan(t *testing.T) {
 		t.Fatal("no scan was cached")
 	}
 }
+
+// TestCachedGetLargeBatch checks that a batch large enough for Pebble to
+// commit as a flushable batch of its own (half a memtable) still drops
+// the cached values of the keys it wrote.
+func TestCachedGetLargeBatch(t *testing.T) {
+	s, err := Open("db", WithFS(vfs.NewMem()), WithMemTableSize(1<<20), WithReadCache(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := []byte("k")
+	for i, size := range []int{10, 1 << 20} {
+		b := s.NewBatch()
+		if err := b.Set(key, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Set([]byte("padding"), make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		v, found, err := s.CachedGet(key)
+		if err != nil || !found || len(v) != 1 || v[0] != byte(i) {
+			t.Fatalf("after a batch of %d bytes: %v, %v, %v; want [%d]", size, v, found, err, i)
+		}
+	}
+}

@@ -313,9 +313,15 @@ func (b *Batch) Commit(sync bool) error {
 	if sync {
 		wo = pebble.Sync
 	}
+	var repr []byte
+	if b.reads != nil {
+		// NB: taken now: Pebble drops a large batch's data as it commits
+		// it (the memtable keeps it), and the cache must see every key.
+		repr = b.b.Repr()
+	}
 	err := b.b.Commit(wo)
 	if err == nil && b.reads != nil {
-		b.reads.drop(b)
+		b.reads.drop(repr)
 	}
 	if cerr := b.b.Close(); err == nil {
 		err = cerr
