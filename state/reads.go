@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/batchrepr"
 )
 
@@ -14,9 +15,10 @@ import (
 // when the blocks are cached.
 //
 // INVARIANT: every value it holds is the store's value of its key as of
-// some moment after the last commit that wrote the key. A commit drops the
-// keys it wrote (Batch.Commit, after the write); a read that started
-// before a commit does not insert what it read (gen).
+// some moment after the last commit that wrote the key. A commit
+// (Batch.Commit, after the write) puts the new values of the keys keep
+// accepts and drops the other keys it wrote; a read that started before
+// a commit does not insert what it read (gen).
 //
 // Two generations bound its memory, as in Recent.
 type readCache struct {
@@ -27,7 +29,10 @@ type readCache struct {
 	lens   []int                    // the lengths of the prefixes ever cached
 	size   int                      // bytes of young, with recentOverhead per entry
 	budget int
-	gen    uint64 // commits that dropped keys so far
+	gen    uint64 // commits so far
+	// keep tells the keys whose new values a commit puts in the cache
+	// (nil: none); a commit drops the other keys it wrote.
+	keep func(key []byte) bool
 }
 
 type cachedRead struct {
@@ -43,17 +48,19 @@ type cachedScan struct {
 }
 
 // WithReadCache keeps up to about bytes of the values read by CachedGet
-// in memory (0: none).
-func WithReadCache(bytes int) Opt {
-	return opt(func(c *cfg) { c.readCache = bytes })
+// and CachedScan in memory (0: none), and the values committed under the
+// keys keep accepts (nil: none), so that they are read from memory even
+// the first time.
+func WithReadCache(bytes int, keep func(key []byte) bool) Opt {
+	return opt(func(c *cfg) { c.readCache, c.readCacheKeep = bytes, keep })
 }
 
-func newReadCache(budget int) *readCache {
+func newReadCache(budget int, keep func([]byte) bool) *readCache {
 	if budget <= 0 {
 		return nil
 	}
 	return &readCache{young: map[string]cachedRead{}, old: map[string]cachedRead{},
-		scans: [2]map[string]cachedScan{{}, {}}, budget: budget}
+		scans: [2]map[string]cachedScan{{}, {}}, budget: budget, keep: keep}
 }
 
 // CachedGet returns key's value, valid until the store closes and not to
@@ -81,11 +88,19 @@ func (s *Store) CachedGet(key []byte) ([]byte, bool, error) {
 	}
 	c.mu.Lock()
 	if c.gen == gen { // NB: else a commit may have written key since the read
-		c.young[string(key)] = cachedRead{v: v, found: found}
-		c.grow(len(key) + len(v))
+		c.put(key, cachedRead{v: v, found: found})
 	}
 	c.mu.Unlock()
 	return v, found, nil
+}
+
+// put sets key's entry in the young generation. c.mu is held.
+func (c *readCache) put(key []byte, r cachedRead) {
+	if e, ok := c.young[string(key)]; ok {
+		c.size -= len(key) + len(e.v) + recentOverhead
+	}
+	c.young[string(key)] = r
+	c.grow(len(key) + len(r.v))
 }
 
 // grow counts an entry of n bytes added to the young generation and, past
@@ -168,19 +183,21 @@ func (s *Store) scanFrom(prefix, start []byte, fn func(key, value []byte) bool) 
 	return r.scan(r.it.SeekGE(start), prefix, fn)
 }
 
-// drop forgets the keys a batch wrote, once it is committed; repr is the
+// committed takes in what a batch wrote, once it is committed: the new
+// values of the keys c.keep accepts; the other keys leave the cache, and
+// so does every cached scan of a prefix of a written key. repr is the
 // batch's representation, taken before the commit (Pebble empties a large
 // batch as it commits it).
-func (c *readCache) drop(repr []byte) {
+func (c *readCache) committed(repr []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(c.young)+len(c.old)+len(c.scans[0])+len(c.scans[1]) == 0 {
+	if c.keep == nil && len(c.young)+len(c.old)+len(c.scans[0])+len(c.scans[1]) == 0 {
 		return
 	}
 	r := batchrepr.Read(repr)
 	for {
-		_, key, _, ok, err := r.Next()
+		kind, key, value, ok, err := r.Next()
 		if err != nil {
 			// NB: a batch Pebble committed decodes; should one not, the
 			// cache cannot tell what it wrote and forgets everything.
@@ -194,8 +211,15 @@ func (c *readCache) drop(repr []byte) {
 		if !ok {
 			return
 		}
-		delete(c.young, string(key))
 		delete(c.old, string(key))
+		switch keep := c.keep != nil && c.keep(key); {
+		case keep && kind == pebble.InternalKeyKindSet:
+			c.put(key, cachedRead{v: append([]byte(nil), value...), found: true})
+		case keep && kind == pebble.InternalKeyKindDelete:
+			c.put(key, cachedRead{})
+		default:
+			delete(c.young, string(key))
+		}
 		for _, n := range c.lens {
 			if n <= len(key) {
 				delete(c.scans[0], string(key[:n]))

@@ -14,10 +14,12 @@ import (
 )
 
 // TestCachedGet commits random writes and deletes and reads random keys
-// through a small read cache between them: every read equals a plain map
-// of the commits, though most come from the cache.
+// through a small read cache between them, which takes in the values
+// committed under half of the keys: every read equals a plain map of the
+// commits, though most come from the cache.
 func TestCachedGet(t *testing.T) {
-	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(8<<10))
+	kept := func(k []byte) bool { return k[len(k)-1]%2 == 0 }
+	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(8<<10, kept))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +48,9 @@ func TestCachedGet(t *testing.T) {
 		if err := b.Commit(false); err != nil {
 			t.Fatal(err)
 		}
+		if len(s.reads.young)+len(s.reads.old) == 0 {
+			t.Fatalf("round %d: no committed value kept", round)
+		}
 		for range 20 {
 			k := key(rng.IntN(100))
 			_, cached := s.reads.young[string(k)]
@@ -71,7 +76,7 @@ func TestCachedGet(t *testing.T) {
 // a few keys while readers read them through the cache: a read that
 // starts after a commit never returns an older version.
 func TestCachedGetConcurrent(t *testing.T) {
-	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(1<<20))
+	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(1<<20, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +133,7 @@ func TestCachedGetConcurrent(t *testing.T) {
 // partial and later ones go on past them): every scan visits what a plain
 // sorted map of the commits holds.
 func TestCachedScan(t *testing.T) {
-	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(16<<10))
+	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(16<<10, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,26 +193,30 @@ func TestCachedScan(t *testing.T) {
 // commit as a flushable batch of its own (half a memtable) still drops
 // the cached values of the keys it wrote.
 func TestCachedGetLargeBatch(t *testing.T) {
-	s, err := Open("db", WithFS(vfs.NewMem()), WithMemTableSize(1<<20), WithReadCache(1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	key := []byte("k")
-	for i, size := range []int{10, 1 << 20} {
-		b := s.NewBatch()
-		if err := b.Set(key, []byte{byte(i)}); err != nil {
+	for _, keep := range []func([]byte) bool{nil, func([]byte) bool { return true }} {
+		s, err := Open("db", WithFS(vfs.NewMem()), WithMemTableSize(1<<20), WithReadCache(1<<20, keep))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Set([]byte("padding"), make([]byte, size)); err != nil {
-			t.Fatal(err)
+		key := []byte("k")
+		for i, size := range []int{10, 1 << 20} {
+			b := s.NewBatch()
+			if err := b.Set(key, []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Set([]byte("padding"), make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(false); err != nil {
+				t.Fatal(err)
+			}
+			v, found, err := s.CachedGet(key)
+			if err != nil || !found || len(v) != 1 || v[0] != byte(i) {
+				t.Fatalf("keep %v, after a batch of %d bytes: %v, %v, %v; want [%d]", keep != nil, size, v, found, err, i)
+			}
 		}
-		if err := b.Commit(false); err != nil {
+		if err := s.Close(); err != nil {
 			t.Fatal(err)
-		}
-		v, found, err := s.CachedGet(key)
-		if err != nil || !found || len(v) != 1 || v[0] != byte(i) {
-			t.Fatalf("after a batch of %d bytes: %v, %v, %v; want [%d]", size, v, found, err, i)
 		}
 	}
 }

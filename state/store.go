@@ -34,6 +34,7 @@ type cfg struct {
 	cache         *Cache
 	memTableSize  uint64
 	readCache     int
+	readCacheKeep func([]byte) bool
 }
 
 // Opt configures Open.
@@ -124,7 +125,7 @@ func open(dir string, t tuning, opts []Opt) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %q: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, reads: newReadCache(c.readCache)}
+	s := &Store{db: db, dir: dir, reads: newReadCache(c.readCache, c.readCacheKeep)}
 	if c.meterProvider != nil {
 		if s.metrics, err = s.instrument(c.meterProvider); err != nil {
 			db.Close()
@@ -321,7 +322,7 @@ func (b *Batch) Commit(sync bool) error {
 	}
 	err := b.b.Commit(wo)
 	if err == nil && b.reads != nil {
-		b.reads.drop(repr)
+		b.reads.committed(repr)
 	}
 	if cerr := b.b.Close(); err == nil {
 		err = cerr

@@ -332,7 +332,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		// NB: a similarity query scores hundreds of items, each read by
 		// many queries: in memory, not a Pebble seek each.
 		aggregates.StoreOpts = append(slices.Clone(inst.storeOpts),
-			state.WithReadCache((inst.c.similarCacheMiB<<20)/int(partitions)))
+			state.WithReadCache((inst.c.similarCacheMiB<<20)/int(partitions), similar.IsItemKey))
 	}
 	// NB: one repartition record sums a commit interval of a listens
 	// partition, so stage 2 is ready within a few intervals, not within

@@ -57,6 +57,11 @@ func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item
 	return lsh.TopK(scored, n), nil
 }
 
+// IsItemKey reports whether key is that of an item (a user's signature,
+// a song's vector) in a stage-2 store: what queries score, worth keeping
+// in a read cache from the moment it is written (state.WithReadCache).
+func IsItemKey(key []byte) bool { return len(key) > 0 && key[0] == tableItem }
+
 // Item reads the stored item of id from s, a stage-2 store.
 func (ix *Index) Item(s *state.Store, k Kind, id int64) ([]byte, bool, error) {
 	return s.Get(nil, itemStoreKey(nil, k, id))

@@ -69,7 +69,7 @@ func newStage2(t testing.TB, ix *Index) *stage2 {
 	s := &stage2{ix: ix, route: kgo.StickyKeyPartitioner(nil).ForTopic(topic)}
 	for i := range partitions {
 		// NB: a small read cache, as kappa's queries read through one
-		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i), state.WithReadCache(16<<10)))
+		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i), state.WithReadCache(16<<10, IsItemKey)))
 		s.tasks = append(s.tasks, ix.NewIndexTask(s.stores[i]))
 	}
 	return s
