@@ -20,16 +20,17 @@ import (
 // accepts and drops the other keys it wrote; a read that started before
 // a commit does not insert what it read (gen).
 //
-// Two generations bound its memory, as in Recent.
+// Two generations each (generations) bound the memory of the values and
+// of the scans, apart, so that scans of prefixes that few queries share
+// do not push out values that many do: the values get seven eighths of
+// the budget. A value read from the old generation moves to the young
+// one.
 type readCache struct {
-	mu     sync.RWMutex
-	young  map[string]cachedRead
-	old    map[string]cachedRead
-	scans  [2]map[string]cachedScan // young, old: by prefix
-	lens   []int                    // the lengths of the prefixes ever cached
-	size   int                      // bytes of young, with recentOverhead per entry
-	budget int
-	gen    uint64 // commits so far
+	mu    sync.RWMutex
+	reads generations[cachedRead]
+	scans generations[cachedScan] // by prefix
+	lens  []int                   // the lengths of the prefixes ever cached
+	gen   uint64                  // commits so far
 	// keep tells the keys whose new values a commit puts in the cache
 	// (nil: none); a commit drops the other keys it wrote.
 	keep func(key []byte) bool
@@ -45,10 +46,11 @@ type cachedRead struct {
 type cachedScan struct {
 	kvs      [][2][]byte
 	complete bool
+	size     int // bytes of kvs' keys and values
 }
 
 // WithReadCache keeps up to about bytes of the values read by CachedGet
-// and CachedScan in memory (0: none), and the values committed under the
+// and CachedReader in memory (0: none), and the values committed under the
 // keys keep accepts (nil: none), so that they are read from memory even
 // the first time.
 func WithReadCache(bytes int, keep func(key []byte) bool) Opt {
@@ -59,8 +61,11 @@ func newReadCache(budget int, keep func([]byte) bool) *readCache {
 	if budget <= 0 {
 		return nil
 	}
-	return &readCache{young: map[string]cachedRead{}, old: map[string]cachedRead{},
-		scans: [2]map[string]cachedScan{{}, {}}, budget: budget, keep: keep}
+	return &readCache{
+		reads: newGenerations(budget-budget/8, func(r cachedRead) int { return len(r.v) }),
+		scans: newGenerations(budget/8, func(e cachedScan) int { return e.size }),
+		keep:  keep,
+	}
 }
 
 // CachedGet returns key's value, valid until the store closes and not to
@@ -73,13 +78,17 @@ func (s *Store) CachedGet(key []byte) ([]byte, bool, error) {
 		return s.Get(nil, key)
 	}
 	c.mu.RLock()
-	r, ok := c.young[string(key)]
-	if !ok {
-		r, ok = c.old[string(key)]
-	}
+	r, ok, old := c.reads.get(key)
 	gen := c.gen
 	c.mu.RUnlock()
 	if ok {
+		if old {
+			c.mu.Lock()
+			if c.gen == gen { // NB: else a commit may have written key since the read
+				c.reads.put(key, r)
+			}
+			c.mu.Unlock()
+		}
 		return r.v, r.found, nil
 	}
 	v, found, err := s.Get(nil, key)
@@ -88,49 +97,61 @@ func (s *Store) CachedGet(key []byte) ([]byte, bool, error) {
 	}
 	c.mu.Lock()
 	if c.gen == gen { // NB: else a commit may have written key since the read
-		c.put(key, cachedRead{v: v, found: found})
+		c.reads.put(key, cachedRead{v: v, found: found})
 	}
 	c.mu.Unlock()
 	return v, found, nil
 }
 
-// put sets key's entry in the young generation. c.mu is held.
-func (c *readCache) put(key []byte, r cachedRead) {
-	if e, ok := c.young[string(key)]; ok {
-		c.size -= len(key) + len(e.v) + recentOverhead
-	}
-	c.young[string(key)] = r
-	c.grow(len(key) + len(r.v))
-}
-
-// grow counts an entry of n bytes added to the young generation and, past
-// half the budget, makes it the old one. c.mu is held.
-func (c *readCache) grow(n int) {
-	c.size += n + recentOverhead
-	if c.size > c.budget/2 {
-		c.old, c.young = c.young, make(map[string]cachedRead, len(c.young))
-		c.scans[1], c.scans[0] = c.scans[0], make(map[string]cachedScan, len(c.scans[0]))
-		c.size = 0
-	}
-}
-
-// CachedScan calls fn, in key order, for the keys with prefix until fn
-// returns false, as SortedReader.Scan, through the store's read cache
+// CachedReader reads prefix scans through its store's read cache
 // (WithReadCache): the pairs a scan visited are kept under prefix, and a
-// commit that writes a key with a cached prefix drops it. The slices
-// passed to fn must not be modified. It is safe for concurrent use, with
-// commits too.
-func (s *Store) CachedScan(prefix []byte, fn func(key, value []byte) bool) error {
-	c := s.reads
+// commit that writes a key with a cached prefix drops it. What the cache
+// does not hold is read from one Pebble iterator, opened by the first
+// such scan, so that a query of many prefixes pays for one; the reader
+// sees the store as of that moment, as a SortedReader does. It is not
+// safe for concurrent use (open one per query); Close it after use.
+type CachedReader struct {
+	s   *Store
+	it  *SortedReader // nil until a scan misses the cache
+	gen uint64        // the cache's commits when it was opened
+}
+
+// NewCachedReader opens a CachedReader.
+func (s *Store) NewCachedReader() *CachedReader { return &CachedReader{s: s} }
+
+// Close releases the reader.
+func (r *CachedReader) Close() error {
+	if r.it == nil {
+		return nil
+	}
+	return r.it.Close()
+}
+
+// iter returns the reader's iterator, opening it on first use.
+func (r *CachedReader) iter() (*SortedReader, error) {
+	if r.it != nil {
+		return r.it, nil
+	}
+	if c := r.s.reads; c != nil {
+		c.mu.RLock()
+		r.gen = c.gen // NB: before the iterator, which sees this commit or a later one
+		c.mu.RUnlock()
+	}
+	it, err := r.s.NewSortedReader()
+	r.it = it
+	return it, err
+}
+
+// Scan calls fn, in key order, for the keys with prefix until fn returns
+// false, from the read cache when it holds prefix and otherwise from the
+// store, then kept. The slices passed to fn must not be modified.
+func (r *CachedReader) Scan(prefix []byte, fn func(key, value []byte) bool) error {
+	c := r.s.reads
 	if c == nil {
-		return s.scanFrom(prefix, prefix, fn)
+		return r.scanFrom(prefix, prefix, fn)
 	}
 	c.mu.RLock()
-	e, ok := c.scans[0][string(prefix)]
-	if !ok {
-		e, ok = c.scans[1][string(prefix)]
-	}
-	gen := c.gen
+	e, ok, _ := c.scans.get(prefix)
 	c.mu.RUnlock()
 	if ok {
 		for _, kv := range e.kvs {
@@ -143,14 +164,13 @@ func (s *Store) CachedScan(prefix []byte, fn func(key, value []byte) bool) error
 		}
 		// NB: past what was cached, from the store, not kept.
 		last := e.kvs[len(e.kvs)-1][0]
-		return s.scanFrom(prefix, append(last[:len(last):len(last)], 0), fn)
+		return r.scanFrom(prefix, append(last[:len(last):len(last)], 0), fn)
 	}
 	e.complete = true
-	size := 0
-	err := s.scanFrom(prefix, prefix, func(k, v []byte) bool {
+	err := r.scanFrom(prefix, prefix, func(k, v []byte) bool {
 		kv := [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)}
 		e.kvs = append(e.kvs, kv)
-		size += len(k) + len(v)
+		e.size += len(k) + len(v)
 		if !fn(kv[0], kv[1]) {
 			e.complete = false
 			return false
@@ -161,12 +181,11 @@ func (s *Store) CachedScan(prefix []byte, fn func(key, value []byte) bool) error
 		return err
 	}
 	c.mu.Lock()
-	if c.gen == gen { // NB: else a commit may have written under prefix since
+	if c.gen == r.gen { // NB: else a commit may have written under prefix since the iterator opened
 		if !slices.Contains(c.lens, len(prefix)) {
 			c.lens = append(c.lens, len(prefix))
 		}
-		c.scans[0][string(prefix)] = e
-		c.grow(len(prefix) + size)
+		c.scans.put(prefix, e)
 	}
 	c.mu.Unlock()
 	return nil
@@ -174,13 +193,12 @@ func (s *Store) CachedScan(prefix []byte, fn func(key, value []byte) bool) error
 
 // scanFrom calls fn for the keys with prefix from start on, in order,
 // until fn returns false.
-func (s *Store) scanFrom(prefix, start []byte, fn func(key, value []byte) bool) error {
-	r, err := s.NewSortedReader()
+func (r *CachedReader) scanFrom(prefix, start []byte, fn func(key, value []byte) bool) error {
+	it, err := r.iter()
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	return r.scan(r.it.SeekGE(start), prefix, fn)
+	return it.scan(it.it.SeekGE(start), prefix, fn)
 }
 
 // committed takes in what a batch wrote, once it is committed: the new
@@ -192,7 +210,7 @@ func (c *readCache) committed(repr []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if c.keep == nil && len(c.young)+len(c.old)+len(c.scans[0])+len(c.scans[1]) == 0 {
+	if c.keep == nil && c.reads.len()+c.scans.len() == 0 {
 		return
 	}
 	r := batchrepr.Read(repr)
@@ -201,29 +219,24 @@ func (c *readCache) committed(repr []byte) {
 		if err != nil {
 			// NB: a batch Pebble committed decodes; should one not, the
 			// cache cannot tell what it wrote and forgets everything.
-			clear(c.young)
-			clear(c.old)
-			clear(c.scans[0])
-			clear(c.scans[1])
-			c.size = 0
+			c.reads.clear()
+			c.scans.clear()
 			return
 		}
 		if !ok {
 			return
 		}
-		delete(c.old, string(key))
 		switch keep := c.keep != nil && c.keep(key); {
 		case keep && kind == pebble.InternalKeyKindSet:
-			c.put(key, cachedRead{v: append([]byte(nil), value...), found: true})
+			c.reads.put(key, cachedRead{v: append([]byte(nil), value...), found: true})
 		case keep && kind == pebble.InternalKeyKindDelete:
-			c.put(key, cachedRead{})
+			c.reads.put(key, cachedRead{})
 		default:
-			delete(c.young, string(key))
+			c.reads.delete(key)
 		}
 		for _, n := range c.lens {
 			if n <= len(key) {
-				delete(c.scans[0], string(key[:n]))
-				delete(c.scans[1], string(key[:n]))
+				c.scans.delete(key[:n])
 			}
 		}
 	}

@@ -48,13 +48,12 @@ func TestCachedGet(t *testing.T) {
 		if err := b.Commit(false); err != nil {
 			t.Fatal(err)
 		}
-		if len(s.reads.young)+len(s.reads.old) == 0 {
+		if s.reads.reads.len() == 0 {
 			t.Fatalf("round %d: no committed value kept", round)
 		}
 		for range 20 {
 			k := key(rng.IntN(100))
-			_, cached := s.reads.young[string(k)]
-			if _, old := s.reads.old[string(k)]; cached || old {
+			if _, cached, _ := s.reads.reads.get(k); cached {
 				hits++
 			}
 			v, found, err := s.CachedGet(k)
@@ -130,8 +129,8 @@ func TestCachedGetConcurrent(t *testing.T) {
 // TestCachedScan commits random writes and deletes under a few prefixes
 // and scans random prefixes through a small read cache, each scan
 // stopping after a random number of pairs (so that cached scans are
-// partial and later ones go on past them): every scan visits what a plain
-// sorted map of the commits holds.
+// partial and later ones go on past them), ten scans per reader: every
+// scan visits what a plain sorted map of the commits holds.
 func TestCachedScan(t *testing.T) {
 	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(16<<10, nil))
 	if err != nil {
@@ -161,6 +160,7 @@ func TestCachedScan(t *testing.T) {
 		if err := b.Commit(false); err != nil {
 			t.Fatal(err)
 		}
+		r := s.NewCachedReader()
 		for range 10 {
 			p := prefix(rng.IntN(8))
 			limit := 1 + rng.IntN(30)
@@ -173,7 +173,7 @@ func TestCachedScan(t *testing.T) {
 			slices.Sort(want)
 			want = want[:min(limit, len(want))]
 			var got []string
-			if err := s.CachedScan([]byte(p), func(k, v []byte) bool {
+			if err := r.Scan([]byte(p), func(k, v []byte) bool {
 				got = append(got, string(k)+"="+string(v))
 				return len(got) < limit
 			}); err != nil {
@@ -183,9 +183,55 @@ func TestCachedScan(t *testing.T) {
 				t.Fatalf("round %d: scan of %s (limit %d)\n got %v\nwant %v", round, p, limit, got, want)
 			}
 		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if len(s.reads.scans[0])+len(s.reads.scans[1]) == 0 {
+	if s.reads.scans.len() == 0 {
 		t.Fatal("no scan was cached")
+	}
+}
+
+// TestCachedReaderBeforeCommit checks that what a reader opened before a
+// commit reads (the store as of its opening) is not kept: a reader opened
+// after the commit sees the commit.
+func TestCachedReaderBeforeCommit(t *testing.T) {
+	s, err := Open("db", WithFS(vfs.NewMem()), WithReadCache(1<<20, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	write := func(k, v string) {
+		b := s.NewBatch()
+		if err := b.Set([]byte(k), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan := func(r *CachedReader, p string) (got []string) {
+		if err := r.Scan([]byte(p), func(k, v []byte) bool {
+			got = append(got, string(k)+"="+string(v))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	write("a/1", "old")
+	write("b/1", "old")
+	early := s.NewCachedReader()
+	defer early.Close()
+	scan(early, "a/") // opens its iterator
+	write("b/1", "new")
+	if got := scan(early, "b/"); !slices.Equal(got, []string{"b/1=old"}) {
+		t.Fatalf("the early reader read %v; want the store as of its opening", got)
+	}
+	late := s.NewCachedReader()
+	defer late.Close()
+	if got := scan(late, "b/"); !slices.Equal(got, []string{"b/1=new"}) {
+		t.Fatalf("a reader opened after the commit read %v: the early reader's scan was kept", got)
 	}
 }
 

@@ -18,15 +18,7 @@ package state
 //
 // A nil *Recent holds nothing: Get reads the store, Put does nothing.
 // A Recent is not safe for concurrent use.
-type Recent struct {
-	young, old map[string][]byte
-	size       int // bytes of young, with recentOverhead per entry
-	budget     int
-}
-
-// recentOverhead is the bytes counted per entry on top of its key and
-// value: the map slot and the two allocations' headers.
-const recentOverhead = 64
+type Recent struct{ gens generations[[]byte] }
 
 // NewRecent returns a Recent that holds about budget bytes of keys and
 // values at most; a budget of 0 or less returns nil, which holds nothing.
@@ -34,7 +26,7 @@ func NewRecent(budget int) *Recent {
 	if budget <= 0 {
 		return nil
 	}
-	return &Recent{young: map[string][]byte{}, old: map[string][]byte{}, budget: budget}
+	return &Recent{gens: newGenerations(budget, func(v []byte) int { return len(v) })}
 }
 
 // Get returns key's value and whether it is present: from memory when c
@@ -42,10 +34,7 @@ func NewRecent(budget int) *Recent {
 // or the next use of r, and must not be modified.
 func (c *Recent) Get(r *SortedReader, key []byte) ([]byte, bool, error) {
 	if c != nil {
-		if v, ok := c.young[string(key)]; ok {
-			return v, v != nil, nil
-		}
-		if v, ok := c.old[string(key)]; ok {
+		if v, ok, _ := c.gens.get(key); ok {
 			return v, v != nil, nil
 		}
 	}
@@ -58,16 +47,8 @@ func (c *Recent) Put(key, value []byte) {
 	if c == nil {
 		return
 	}
-	if v, ok := c.young[string(key)]; ok {
-		c.size -= len(key) + len(v) + recentOverhead
-	}
 	if value != nil {
 		value = append(make([]byte, 0, len(value)), value...)
 	}
-	c.young[string(key)] = value
-	c.size += len(key) + len(value) + recentOverhead
-	if c.size > c.budget/2 {
-		c.old, c.young = c.young, make(map[string][]byte, len(c.young))
-		c.size = 0
-	}
+	c.gens.put(key, value)
 }

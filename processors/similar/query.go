@@ -69,16 +69,18 @@ func (ix *Index) Item(s *state.Store, k Kind, id int64) ([]byte, bool, error) {
 
 // Members reads the first limit members of each bucket from s, a stage-2
 // store, in ascending id order: out[i] are those of buckets[i]. The
-// chunks are read through the store's read cache: a bucket is read by
-// the query of each of its members.
+// chunks are read through the store's read cache (a bucket is read by
+// the query of each of its members), the others with one iterator.
 func (ix *Index) Members(s *state.Store, k Kind, buckets []lsh.Bucket, limit int) ([][]int64, error) {
 	out := make([][]int64, len(buckets))
+	r := s.NewCachedReader()
+	defer r.Close()
 	var prefix []byte
 	for i, b := range buckets {
 		prefix = bucketRef{k, b}.prefix(prefix[:0])
 		var ids []int64
 		var derr error
-		err := s.CachedScan(prefix, func(key, v []byte) bool {
+		err := r.Scan(prefix, func(key, v []byte) bool {
 			if len(key) != len(prefix)+8 {
 				derr = corrupt("chunk key of %d bytes", len(key))
 				return false
