@@ -93,7 +93,7 @@ var _ storage.Storage = (*GokaStorage)(nil)
 // 16 MiB block cache per store; bloom filters, as goka reads keys that do
 // not exist yet.
 func NewGokaStorage(dir string, opts ...Opt) (*GokaStorage, error) {
-	s, err := open(dir, tuning{cacheSize: gokaCacheSize, memTableSize: gokaMemTableSize, bloom: true}, opts)
+	s, err := open(dir, tuning{cacheSize: gokaCacheSize, memTableSize: gokaMemTableSize}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -83,11 +83,14 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	return open(dir, tuning{cacheSize: blockCacheSize, memTableSize: 32 << 20}, opts)
 }
 
+// indexBlockSize keeps the index of a table of up to about 32 MiB in one
+// block (Pebble splits an index past its target size in two levels).
+const indexBlockSize = 256 << 10
+
 // tuning is what differs between the Pebble settings of the stores.
 type tuning struct {
 	cacheSize    int64
 	memTableSize uint64
-	bloom        bool // bloom filters on every level, for point reads of absent keys
 }
 
 func open(dir string, t tuning, opts []Opt) (*Store, error) {
@@ -116,10 +119,12 @@ func open(dir string, t tuning, opts []Opt) (*Store, error) {
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pebbleLogger{c.logger},
 	}
-	if t.bloom {
-		for i := range po.Levels {
-			po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-		}
+	for i := range po.Levels {
+		// NB: a point read skips the tables whose filter rules its key
+		// out, so it seeks one level instead of all of them, and a
+		// table's index is one block (a seek reads two blocks, not three).
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		po.Levels[i].IndexBlockSize = indexBlockSize
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {

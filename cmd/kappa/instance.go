@@ -75,8 +75,11 @@ const defaultRecentMiB = 128
 
 // defaultSimilarCacheMiB is the default memory of the similarity items
 // (users' signatures, songs' vectors) stage-2 stores keep once read by a
-// query (--similar-cache-mib), split among the partitions.
-const defaultSimilarCacheMiB = 256
+// query (--similar-cache-mib), split among the partitions: seven eighths
+// for items, which must all fit for queries to read none from Pebble
+// (a user's signature is 2 KiB: 100,000 users take 200 MiB), the rest
+// for bucket chunks.
+const defaultSimilarCacheMiB = 512
 
 // storeMemTableSize is the memtable size of one partition store; with two
 // per store at most, 12 partitions hold at most 768 MiB of memtables.
