@@ -142,21 +142,21 @@ func RankJaccard(q Signature, cands iter.Seq2[int64, Signature], k int) []Scored
 }
 
 // RankJaccardEncoded is RankJaccard over signatures in their binary form
-// (Signature.AppendBinary), compared as they are, without decoding them:
-// the same scores, for a fraction of the work. A candidate whose encoding
-// has another length than q's is skipped.
-func RankJaccardEncoded(q Signature, cands iter.Seq2[int64, []byte], k int) []Scored {
-	if k <= 0 || q.IsEmpty() {
+// (Signature.AppendBinary), q's too, compared as they are, without
+// decoding them: the same scores, for a fraction of the work. A candidate
+// whose encoding has another length than q's is skipped.
+func RankJaccardEncoded(q []byte, cands iter.Seq2[int64, []byte], k int) []Scored {
+	if k <= 0 || len(q) < 4 || binary.LittleEndian.Uint32(q) == emptySlot {
 		return nil
 	}
-	qb, _ := q.AppendBinary(make([]byte, 0, 4*len(q)))
+	slots := float64(len(q) / 4)
 	t := top{k: k, h: make([]Scored, 0, k)}
 	for id, b := range cands {
-		if len(b) != len(qb) || binary.LittleEndian.Uint32(b) == emptySlot {
+		if len(b) != len(q) || binary.LittleEndian.Uint32(b) == emptySlot {
 			continue
 		}
-		if n := equalSlots(qb, b); n > 0 {
-			t.offer(Scored{ID: id, Score: float64(n) / float64(len(q))})
+		if n := equalSlots(q, b); n > 0 {
+			t.offer(Scored{ID: id, Score: float64(n) / slots})
 		}
 	}
 	return t.result()

@@ -159,12 +159,14 @@ func TestRankJaccardEncoded(t *testing.T) {
 				}
 			}
 			k := 1 + rng.IntN(20)
-			if got, want := RankJaccardEncoded(qs, maps.All(enc), k), RankJaccard(qs, maps.All(sigs), k); !slices.Equal(got, want) {
+			qb, _ := qs.AppendBinary(nil)
+			if got, want := RankJaccardEncoded(qb, maps.All(enc), k), RankJaccard(qs, maps.All(sigs), k); !slices.Equal(got, want) {
 				t.Fatalf("%+v: RankJaccardEncoded = %v\nwant %v", cfg, got, want)
 			}
 		}
 	}
-	if got := RankJaccardEncoded(mustMinHash(t, MinHashConfig{}).Empty(), maps.All(map[int64][]byte{1: {1, 2, 3, 4}}), 3); got != nil {
+	empty, _ := mustMinHash(t, MinHashConfig{}).Empty().AppendBinary(nil)
+	if got := RankJaccardEncoded(empty, maps.All(map[int64][]byte{1: {1, 2, 3, 4}}), 3); got != nil {
 		t.Fatalf("empty query: %v", got)
 	}
 }

@@ -110,10 +110,12 @@ func compareBuckets(a, b lsh.Bucket) int {
 	return cmp.Compare(a.Hash, b.Hash)
 }
 
-// Score scores the items of ids stored in s, a stage-2 store, against
-// query, an item of kind k, and returns the best n. The items are read
-// through the store's read cache: an item is scored for many queries.
-func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
+// ScoreStores scores the items of ids against query, an item of kind k,
+// and returns the best n: stores[i], a stage-2 store, holds the item of
+// ids[i], or is nil for an id read elsewhere (left out). The items are
+// read through the stores' read caches: an item is scored for many
+// queries.
+func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
 	var (
 		key []byte
 		err error
@@ -121,9 +123,12 @@ func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int)
 	// read yields the stored items of ids (the rankers keep no
 	// candidate's item).
 	read := func(yield func(id int64, item []byte) bool) {
-		for _, id := range ids {
+		for i, id := range ids {
+			if stores[i] == nil {
+				continue
+			}
 			key = itemStoreKey(key[:0], k, id)
-			v, found, gerr := s.CachedGet(key)
+			v, found, gerr := stores[i].CachedGet(key)
 			if gerr != nil {
 				err = gerr
 				return
@@ -135,15 +140,14 @@ func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int)
 	}
 	var out []lsh.Scored
 	if k == Users {
-		q, perr := ix.mh.ParseSignature(query)
-		if perr != nil {
+		if _, perr := ix.mh.ParseSignature(query); perr != nil {
 			return nil, corrupt("query signature: %v", perr)
 		}
 		// NB: compared encoded: decoding each candidate cost more than
 		// scoring it.
 		sigs := func(yield func(int64, []byte) bool) {
 			for id, b := range read {
-				if len(b) != 4*len(q) {
+				if len(b) != len(query) {
 					err = corrupt("item %d: %v", id, lsh.ErrSignature)
 					return
 				}
@@ -152,7 +156,7 @@ func (ix *Index) Score(s *state.Store, k Kind, query []byte, ids []int64, n int)
 				}
 			}
 		}
-		out = lsh.RankJaccardEncoded(q, sigs, n)
+		out = lsh.RankJaccardEncoded(query, sigs, n)
 	} else {
 		q, perr := ix.vector(query)
 		if perr != nil {
@@ -183,24 +187,6 @@ func decoded[T any](read iter.Seq2[int64, []byte], buf T, dec func(T, []byte) er
 func decodeVector(v []float32, b []byte) error {
 	_, err := events.ParseVector(v, b, len(v))
 	return err
-}
-
-// ScoreStores is Score over several stores: stores[i] holds the item of
-// ids[i], or is nil for an id read elsewhere (left out).
-func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []int64, n int) ([]lsh.Scored, error) {
-	var out []lsh.Scored
-	for s, idx := range byStore(stores) {
-		part := make([]int64, len(idx))
-		for j, i := range idx {
-			part[j] = ids[i]
-		}
-		got, err := ix.Score(s, k, query, part, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, got...)
-	}
-	return out, nil
 }
 
 // MembersStores is Members over several stores: stores[i] holds the

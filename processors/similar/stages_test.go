@@ -260,20 +260,11 @@ func (l localSource) Members(_ context.Context, k Kind, buckets []lsh.Bucket, li
 }
 
 func (l localSource) Score(_ context.Context, k Kind, q []byte, ids []int64, n int) ([]lsh.Scored, error) {
-	byPart := make([][]int64, partitions)
-	for _, id := range ids {
-		p := l.s.partition(ItemKey(nil, k, id))
-		byPart[p] = append(byPart[p], id)
+	stores := make([]*state.Store, len(ids))
+	for i, id := range ids {
+		stores[i] = l.s.stores[l.s.partition(ItemKey(nil, k, id))]
 	}
-	var all []lsh.Scored
-	for p, ids := range byPart {
-		got, err := l.s.ix.Score(l.s.stores[p], k, q, ids, n)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, got...)
-	}
-	return all, nil
+	return l.s.ix.ScoreStores(stores, k, q, ids, n)
 }
 
 // TestUsers runs stage 1 and stage 2 of similar users over a random log in
