@@ -26,7 +26,7 @@ const (
 // distinct candidates (past them, later buckets only count the buckets
 // the known ones share); and it re-ranks at most Rerank of them, those
 // that share the most buckets with the query. So a query reads at most
-// Tables×PerBucket entries (128×256 = 32,768 for a user, 48×256 = 12,288
+// Tables×PerBucket entries (96×256 = 24,576 for a user, 48×256 = 12,288
 // for a song with the defaults) and at most Rerank items, and its answer
 // is still a pure function of the stored state. The store keeps every entry: limits
 // bound reads, never writes, so the −/+ bucket deltas stay exact. Members
@@ -46,8 +46,8 @@ type Limits struct {
 	// query ([Candidates.Best]). Default DefaultRerank (1024). Reading a
 	// candidate's item is the costly part of a query against a store (a
 	// random read each), and a near neighbour shares many buckets: one at
-	// Jaccard 0.5 about b·0.5^r = 8 of 128 bands, an unrelated user
-	// (0.1) about 0.01.
+	// Jaccard 0.5 about b·0.5^r = 12 of 96 bands, an unrelated user
+	// (0.1) about 0.1.
 	Rerank int
 }
 

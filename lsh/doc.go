@@ -24,37 +24,44 @@
 //
 // Two sets are candidates with probability P(s) = 1 − (1 − s^r)^b for
 // Jaccard similarity s, b bands and r rows: an S-curve that rises most
-// steeply near the threshold (1/b)^(1/r). The defaults are b = 128 bands of
-// r = 4 rows (512 slots), threshold (1/b)^(1/r) = 0.297:
+// steeply near the threshold (1/b)^(1/r). The defaults are b = 96 bands of
+// r = 3 rows (288 slots), threshold (1/b)^(1/r) = 0.218:
 //
 //	s                  0.1    0.2    0.3    0.4    0.5     0.7    0.9
-//	P(user candidate)  0.013  0.185  0.647  0.964  0.9997  1.000  1.000
+//	P(user candidate)  0.092  0.537  0.928  0.998  1.0000  1.000  1.000
 //
-// (1 − P(0.7) is 5.5e−16.) Why these: the design point is a neighbour at
-// Jaccard ≈ 0.5, and the answer (CONTRACT.md: score = estimated Jaccard)
-// is ranked by the estimate, so two things must hold. First, a neighbour at
-// 0.5 must be a candidate almost surely: P(0.5) = 0.9997, where the
+// (1 − P(0.5) is 2.7e−6, 1 − P(0.7) 3.1e−18.) Why these: the design point
+// is a neighbour at Jaccard ≈ 0.5, and the answer (CONTRACT.md: score =
+// estimated Jaccard) is ranked by the estimate, so three things must hold.
+// First, a neighbour at 0.5 must be a candidate almost surely, where the
 // classic choice of a threshold at 0.5 (b = 2^r: 16×4, 32×5) finds only
-// 64% of them. Rows r = 4 keep the curve steep enough that unrelated users
-// (s ≤ 0.2) are seldom candidates. Second, the estimate must be precise
-// enough to rank the neighbours: its standard error √(s(1−s)/(b·r)) is
-// 0.022 at s = 0.5 with 512 slots, against 0.044 with 128; and neighbours
-// near the tenth place are close together. Measured recall@10 on the
-// generated users of the tests (a user's 10th neighbour at J ≈ 0.51 on
-// average), ranking by the estimate:
+// 64% of them. Second, the estimate must be precise enough to rank the
+// neighbours, which are close together near the tenth place: its standard
+// error √(s(1−s)/(b·r)) is 0.029 at s = 0.5 with 288 slots (0.022 with
+// 512, 0.044 with 128). Third, a query reads one bucket per band, so the
+// bands are its cost. With r = 3 rather than 4 the curve is less steep:
+// users at s ≈ 0.2, neither neighbours nor strangers, are candidates about
+// half the time, which costs little, as the candidates that share the
+// most buckets with the query are the ones scored (Limits.Rerank); and
+// fewer bands reach the same recall. Measured recall@10 on the generated
+// users of BenchmarkBandsRecall (100,000 users, 2,000,000 listens, 1,000
+// queries, the default Limits; a user's 10th neighbour at J ≈ 0.5),
+// ranking by the estimate:
 //
-//	b×r                      16×4   32×5   32×4   64×4   96×4   128×4
-//	recall@10                0.66   0.70   0.78   0.86   0.90   0.92
-//	recall@10 of candidates  0.76   0.76   0.89   0.96   0.98   0.98
+//	b×r                      32×4   48×3   64×2   64×3   64×4   80×3   96×4   128×4   96×3
+//	recall@10                0.75   0.89   0.90   0.92   0.87   0.93   0.92   0.94    0.94
+//
+// 96×3 matches 128×4 with three quarters of the bucket reads per query
+// and a signature of 1,152 bytes instead of 2,048.
 //
 // The price of more bands: every user has b bucket entries (the store
-// grows with b), a signature has 4·b·r bytes, Add costs O(b·r), and a
-// signature change touches more bands: adding the (n+1)-th artist changes
-// a slot with probability 1/(n+1), so about b·r/(n+1) bands (22 of 128
-// when a user's 22nd artist arrives), each one − and one + bucket entry.
-// Half the bands halve all of that and cost recall (table above). A store
-// that re-ranked by exact Jaccard of the artist sets instead of the
-// estimate would get the candidate-set recall of the table.
+// grows with b), a signature has 4·b·r bytes, Add costs O(b·r), a query
+// reads b buckets, and a signature change touches more bands: adding the
+// (n+1)-th artist changes a slot with probability 1/(n+1), so about
+// b·r/(n+1) bands (13 of 96 when a user's 22nd artist arrives), each one
+// − and one + bucket entry. A store that re-ranked by exact Jaccard of
+// the artist sets instead of the estimate would rank better but keep
+// every user's artists in stage 2.
 //
 // # Similar songs: random hyperplanes
 //

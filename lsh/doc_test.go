@@ -66,11 +66,11 @@ func TestDocumentedSCurve(t *testing.T) {
 			t.Errorf("the user table lacks s = %s", s)
 		}
 	}
-	if got := fmt.Sprintf("%.3f", mc.Threshold()); got != "0.297" {
-		t.Errorf("threshold %s, documented 0.297", got)
+	if got := fmt.Sprintf("%.3f", mc.Threshold()); got != "0.218" {
+		t.Errorf("threshold %s, documented 0.218", got)
 	}
-	if got := 1 - mc.Probability(0.7); math.Abs(got-5.5e-16) > 0.6e-16 {
-		t.Errorf("1 − P(0.7) = %.2g, documented 5.5e−16", got)
+	if got := 1 - mc.Probability(0.5); math.Abs(got-2.7e-6) > 0.05e-6 {
+		t.Errorf("1 − P(0.5) = %.2g, documented 2.7e−6", got)
 	}
 	if mc.Probability(0) != 0 || mc.Probability(1) != 1 {
 		t.Error("P(0) must be 0 and P(1) must be 1")

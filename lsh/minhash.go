@@ -10,8 +10,8 @@ import (
 // Defaults of MinHashConfig; see the package documentation for the S-curve
 // they give.
 const (
-	DefaultBands = 128
-	DefaultRows  = 4
+	DefaultBands = 96
+	DefaultRows  = 3
 )
 
 // Limits on MinHashConfig.
@@ -32,10 +32,10 @@ const emptySlot = math.MaxUint32
 type MinHashConfig struct {
 	// Bands is the number of LSH bands b: the number of buckets a user is
 	// in, so the number of bucket entries per user. Default DefaultBands
-	// (128), at most MaxBands.
+	// (96), at most MaxBands.
 	Bands int
 	// Rows is the number of signature rows r per band. Default DefaultRows
-	// (4), at most MaxRows. The signature has Bands×Rows slots.
+	// (3), at most MaxRows. The signature has Bands×Rows slots.
 	Rows int
 	// Seed selects the hash functions. Any value; default 0.
 	Seed uint64

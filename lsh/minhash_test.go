@@ -273,9 +273,18 @@ func TestMinHashGolden(t *testing.T) {
 	if slices.Equal(m7.Signature([]int64{1, 2, 3, 1 << 40}), sig) {
 		t.Error("seed 7 gives the same signature as seed 0")
 	}
-	// The default configuration, one band.
-	d := mustMinHash(t, MinHashConfig{})
-	if got, want := d.Buckets(d.Signature([]int64{7, 8, 9}), nil)[0], (Bucket{0, 0x2965cf381df72a5d}); got != want {
-		t.Errorf("default bucket 0 = %#v, want %#v", got, want)
+	// The default configuration, and the one before it (128×4, which the
+	// versions declared with it keep), one band each.
+	for _, tc := range []struct {
+		cfg  MinHashConfig
+		want Bucket
+	}{
+		{MinHashConfig{}, Bucket{0, 0xde92c1ad7899f0a2}},
+		{MinHashConfig{Bands: 128, Rows: 4}, Bucket{0, 0x2965cf381df72a5d}},
+	} {
+		d := mustMinHash(t, tc.cfg)
+		if got := d.Buckets(d.Signature([]int64{7, 8, 9}), nil)[0]; got != tc.want {
+			t.Errorf("%+v: bucket 0 = %#v, want %#v", tc.cfg, got, tc.want)
+		}
 	}
 }

@@ -58,7 +58,7 @@ func TestProcessorsJSON(t *testing.T) {
 
 // simDefaults ends the JSON of a configuration without --similar and with
 // the default hashing and limits.
-const simDefaults = `,"similar":false,"minhash_bands":128,"minhash_rows":4,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"similar_delay":"5s"}`
+const simDefaults = `,"similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"similar_delay":"5s"}`
 
 // TestProcessorsJSONBefore: a version declared before the similarity
 // indexes existed reads as one without them, with the defaults.
