@@ -2,7 +2,9 @@ package lsh
 
 import (
 	"iter"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -110,4 +112,34 @@ func TestLimits(t *testing.T) {
 		}
 	}()
 	NewCandidates(1, Limits{PerBucket: -1})
+}
+
+// TestCandidatesBestOrder checks Best against a stable sort of the
+// candidates by shared buckets, for random buckets and limits.
+func TestCandidatesBestOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 21))
+	for range 200 {
+		lim := Limits{Rerank: 1 + rng.IntN(60), Candidates: 1 + rng.IntN(80)}
+		c := NewCandidates(0, lim)
+		for range rng.IntN(12) {
+			var bucket []int64
+			for range rng.IntN(30) {
+				bucket = append(bucket, rng.Int64N(100))
+			}
+			slices.Sort(bucket)
+			c.Scan(slices.Values(slices.Compact(bucket)))
+		}
+		order := make([]int, len(c.ids))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return c.hits[order[a]] > c.hits[order[b]] })
+		var want []int64
+		for _, i := range order[:min(len(order), lim.Rerank)] {
+			want = append(want, c.ids[i])
+		}
+		if got := c.Best(); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("%+v: Best = %v\nwant %v", lim, got, want)
+		}
+	}
 }

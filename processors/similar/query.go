@@ -62,9 +62,10 @@ func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item
 // in a read cache from the moment it is written (state.WithReadCache).
 func IsItemKey(key []byte) bool { return len(key) > 0 && key[0] == tableItem }
 
-// Item reads the stored item of id from s, a stage-2 store.
+// Item reads the stored item of id from s, a stage-2 store, through its
+// read cache; the item must not be modified.
 func (ix *Index) Item(s *state.Store, k Kind, id int64) ([]byte, bool, error) {
-	return s.Get(nil, itemStoreKey(nil, k, id))
+	return s.CachedGet(itemStoreKey(nil, k, id))
 }
 
 // Members reads the first limit members of each bucket from s, a stage-2
