@@ -18,6 +18,7 @@ import (
 
 	"github.com/kappa-stream/kappa/generate"
 	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/processors/similar"
 )
 
 // simModel is what the similarity indexes must hold, computed from the raw
@@ -110,8 +111,8 @@ func (m *simModel) index(t testing.TB, kind byte) simIndex {
 // similar is the answer the model expects to "the k most similar to id":
 // the candidates of the query's buckets under the default lsh.Limits
 // (members read in ascending id order), those sharing the most buckets
-// scored by estimated Jaccard (users; 0 left out) or exact cosine
-// (songs), best k.
+// (users: at least similar.DefaultMinBands, when k do) scored by
+// estimated Jaccard (users; 0 left out) or exact cosine (songs), best k.
 func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored {
 	var buckets []lsh.Bucket
 	if kind == 'u' {
@@ -125,7 +126,11 @@ func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored
 		c.Scan(slices.Values(members[:min(len(members), lsh.DefaultPerBucket+1)]))
 	}
 	var scored []lsh.Scored
-	for _, cand := range c.Best() {
+	minShared := 1
+	if kind == 'u' {
+		minShared = similar.DefaultMinBands
+	}
+	for _, cand := range c.Best(k, minShared) {
 		if kind == 'u' {
 			if j := lsh.Jaccard(ix.items[id], ix.items[cand]); j > 0 {
 				scored = append(scored, lsh.Scored{ID: cand, Score: j})

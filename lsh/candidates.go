@@ -147,12 +147,14 @@ func (c *Candidates) Scan(members iter.Seq[int64]) (capped bool) {
 
 // Best returns the Limits.Rerank candidates that share the most buckets
 // with the query, most first (ties: the one read first); all of them,
-// in that order, when there are no more. The slice is new.
-func (c *Candidates) Best() []int64 {
+// in that order, when there are no more. When k or more candidates share
+// minShared buckets or more with the query, the others are left out:
+// they are the least likely neighbours, and scoring them costs a read
+// each (minShared ≤ 1 leaves out none). The slice is new.
+func (c *Candidates) Best(k, minShared int) []int64 {
 	n := min(len(c.ids), c.lim.Rerank)
-	out := make([]int64, n)
 	if n == 0 {
-		return out
+		return []int64{}
 	}
 	// NB: a counting sort, stable: a candidate shares at most one bucket
 	// per Scan, and sorting a thousand candidates by comparison took a
@@ -165,8 +167,12 @@ func (c *Candidates) Best() []int64 {
 	}
 	next := 0 // the place of the first candidate sharing h buckets, h from top down
 	for h := top; h >= 1; h-- {
+		if int(h) == minShared-1 && next >= k {
+			n = min(n, next)
+		}
 		next, c.start[h] = next+c.start[h], next
 	}
+	out := make([]int64, n)
 	for i, h := range c.hits {
 		if p := c.start[h]; p < n {
 			out[p] = c.ids[i]

@@ -79,8 +79,15 @@ func TestCandidatesBudget(t *testing.T) {
 		t.Fatalf("full: capped=%v, %d candidates", capped, len(c.IDs()))
 	}
 	// 12 is in three buckets, 3 and 11…20 in two.
-	if got, want := c.Best(), []int64{12, 3, 11, 13}; !slices.Equal(got, want) {
+	if got, want := c.Best(10, 1), []int64{12, 3, 11, 13}; !slices.Equal(got, want) {
 		t.Fatalf("Best = %v, want %v", got, want)
+	}
+	// Only 12 shares three buckets: enough for k = 1, not for k = 2.
+	if got, want := c.Best(1, 3), []int64{12}; !slices.Equal(got, want) {
+		t.Fatalf("Best(1, 3) = %v, want %v", got, want)
+	}
+	if got, want := c.Best(2, 3), []int64{12, 3, 11, 13}; !slices.Equal(got, want) {
+		t.Fatalf("Best(2, 3) = %v, want %v", got, want)
 	}
 	if c.Capped() != 0 {
 		t.Fatalf("Capped = %d, want 0", c.Capped())
@@ -115,7 +122,9 @@ func TestLimits(t *testing.T) {
 }
 
 // TestCandidatesBestOrder checks Best against a stable sort of the
-// candidates by shared buckets, for random buckets and limits.
+// candidates by shared buckets, for random buckets, limits, k and
+// minShared: those sharing fewer than minShared buckets are left out
+// when k others share that many.
 func TestCandidatesBestOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 21))
 	for range 200 {
@@ -134,12 +143,21 @@ func TestCandidatesBestOrder(t *testing.T) {
 			order[i] = i
 		}
 		sort.SliceStable(order, func(a, b int) bool { return c.hits[order[a]] > c.hits[order[b]] })
+		k, minShared := 1+rng.IntN(10), rng.IntN(5)
+		enough := 0
+		for _, h := range c.hits {
+			if int(h) >= minShared {
+				enough++
+			}
+		}
 		var want []int64
 		for _, i := range order[:min(len(order), lim.Rerank)] {
-			want = append(want, c.ids[i])
+			if enough < k || int(c.hits[i]) >= minShared {
+				want = append(want, c.ids[i])
+			}
 		}
-		if got := c.Best(); !slices.Equal(got, want) && len(got)+len(want) > 0 {
-			t.Fatalf("%+v: Best = %v\nwant %v", lim, got, want)
+		if got := c.Best(k, minShared); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("%+v, k %d, minShared %d: Best = %v\nwant %v", lim, k, minShared, got, want)
 		}
 	}
 }

@@ -189,7 +189,7 @@ func (ix *userIndex) similar(c *Candidates, buf []Bucket, u int64, k int) ([]Sco
 		c.Scan(slices.Values(ix.buckets[b]))
 	}
 	return RankJaccard(sig, func(yield func(int64, Signature) bool) {
-		for _, id := range c.Best() {
+		for _, id := range c.Best(k, 1) {
 			if !yield(id, ix.sigs[id]) {
 				return
 			}
@@ -226,7 +226,7 @@ func (ix *songIndex) similar(c *Candidates, buf []Bucket, s int64, k int) ([]Sco
 		c.Scan(slices.Values(ix.buckets[b]))
 	}
 	return RankCosine(v, func(yield func(int64, []float32) bool) {
-		for _, id := range c.Best() {
+		for _, id := range c.Best(k, 1) {
 			if !yield(id, ix.vecs[id]) {
 				return
 			}

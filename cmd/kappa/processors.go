@@ -30,7 +30,7 @@ type processors struct {
 
 // processorFlagNames are the flags processorFlags declares.
 var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays",
-	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "similar-delay"}
+	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "minhash-min-bands", "similar-delay"}
 
 // processorFlags declares the flags of the processor configuration.
 func processorFlags(fs *flag.FlagSet, p *processors) {
@@ -72,6 +72,7 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 	fs.IntVar(&p.similar.Limits.PerBucket, "similar-bucket-cap", lsh.DefaultPerBucket, "most members a similarity query reads from one bucket (oversized buckets)")
 	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query collects from its buckets")
 	fs.IntVar(&p.similar.Limits.Rerank, "similar-rerank", lsh.DefaultRerank, "most candidates a similarity query scores by their signature or vector: those sharing the most buckets")
+	fs.IntVar(&p.similar.MinBands, "minhash-min-bands", similar.DefaultMinBands, "fewest bands a candidate user shares with the query user to be scored, while k candidates share that many (1: every candidate)")
 	fs.DurationVar(&p.similar.Delay, "similar-delay", similar.DefaultDelay, "how long a user's changed signature waits before similar-users answers see it (its changes of that time move the user's buckets once)")
 }
 
@@ -134,6 +135,7 @@ type processorsJSON struct {
 	SimilarBucketCap  int `json:"similar_bucket_cap"`
 	SimilarCandidates int `json:"similar_candidates"`
 	SimilarRerank     int `json:"similar_rerank"`
+	MinHashMinBands   int `json:"minhash_min_bands"`
 	// SimilarDelay is empty in a version declared before it existed:
 	// the default.
 	SimilarDelay string `json:"similar_delay"`
@@ -157,6 +159,7 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		SimilarBucketCap:  cmp.Or(p.similar.Limits.PerBucket, lsh.DefaultPerBucket),
 		SimilarCandidates: cmp.Or(p.similar.Limits.Candidates, lsh.DefaultCandidates),
 		SimilarRerank:     cmp.Or(p.similar.Limits.Rerank, lsh.DefaultRerank),
+		MinHashMinBands:   cmp.Or(p.similar.MinBands, similar.DefaultMinBands),
 		SimilarDelay:      p.similar.Delay.String(),
 	}
 	if j.FanMinPlays == 0 {
@@ -198,6 +201,7 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},
 		Hyperplanes: lsh.HyperplaneConfig{Dim: j.FeatureDim, Tables: j.HyperplaneTables, Bits: j.HyperplaneBits},
 		Limits:      lsh.Limits{PerBucket: j.SimilarBucketCap, Candidates: j.SimilarCandidates, Rerank: j.SimilarRerank},
+		MinBands:    j.MinHashMinBands,
 		Delay:       similar.DefaultDelay,
 	}
 	if j.SimilarDelay != "" {

@@ -127,6 +127,8 @@ func (procs *processors) overlay(p processors, set []string) {
 			procs.similar.Limits.Candidates = p.similar.Limits.Candidates
 		case "similar-rerank":
 			procs.similar.Limits.Rerank = p.similar.Limits.Rerank
+		case "minhash-min-bands":
+			procs.similar.MinBands = p.similar.MinBands
 		case "similar-delay":
 			procs.similar.Delay = p.similar.Delay
 		}

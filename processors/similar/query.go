@@ -50,7 +50,11 @@ func (ix *Index) Similar(ctx context.Context, src Source, k Kind, id int64, item
 	if len(c.IDs()) == 0 {
 		return nil, nil
 	}
-	scored, err := src.Score(ctx, k, item, c.Best(), n)
+	minShared := 1
+	if k == Users {
+		minShared = ix.cfg.MinBands
+	}
+	scored, err := src.Score(ctx, k, item, c.Best(n, minShared), n)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,7 @@
 package similar
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
@@ -92,6 +93,10 @@ type Config struct {
 	MinHash     lsh.MinHashConfig
 	Hyperplanes lsh.HyperplaneConfig
 	Limits      lsh.Limits
+	// MinBands is the fewest bands a candidate user shares with the
+	// query user to be scored, when k candidates share that many
+	// (--minhash-min-bands; lsh.Candidates.Best). 0: DefaultMinBands.
+	MinBands int
 	// Delay is how long a user's changed signature waits before stage 2
 	// gets it (--similar-delay): the changes of that time move the
 	// user's bucket entries once. 0: at the end of each commit interval.
@@ -101,13 +106,23 @@ type Config struct {
 // DefaultDelay is the default of Config.Delay (the flag's).
 const DefaultDelay = 5 * time.Second
 
+// DefaultMinBands is the default of Config.MinBands: a user who shares
+// one band of 96 with the query is seldom a neighbour (one at Jaccard 0.4
+// shares two or more with probability 0.985, at 0.5 0.9999), and the
+// candidates that share only one were three quarters of those a query
+// scored (docs/similarity.md).
+const DefaultMinBands = 2
+
 // Validate reports the first bad value of c.
 func (c Config) Validate() error {
-	var delay error
+	var delay, minBands error
 	if c.Delay < 0 {
 		delay = fmt.Errorf("similar: negative delay %s", c.Delay)
 	}
-	return errors.Join(c.MinHash.Validate(), c.Hyperplanes.Validate(), c.Limits.Validate(), delay)
+	if c.MinBands < 0 {
+		minBands = fmt.Errorf("similar: negative min bands %d", c.MinBands)
+	}
+	return errors.Join(c.MinHash.Validate(), c.Hyperplanes.Validate(), c.Limits.Validate(), delay, minBands)
 }
 
 // Index is the hashing of a Config; it is safe for concurrent use.
@@ -137,6 +152,7 @@ func New(cfg Config) (*Index, error) {
 	if cfg.Limits.PerBucket == 0 {
 		cfg.Limits.PerBucket = lsh.DefaultPerBucket // NB: a query reads one more
 	}
+	cfg.MinBands = cmp.Or(cfg.MinBands, DefaultMinBands)
 	return &Index{cfg: cfg, mh: mh, hp: hp}, nil
 }
 
