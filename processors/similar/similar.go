@@ -108,7 +108,7 @@ const DefaultDelay = 5 * time.Second
 
 // DefaultMinBands is the default of Config.MinBands: a user who shares
 // one band of 96 with the query is seldom a neighbour (one at Jaccard 0.4
-// shares two or more with probability 0.985, at 0.5 0.9999), and the
+// shares two or more with probability 0.987, at 0.5 0.99996), and the
 // candidates that share only one were three quarters of those a query
 // scored (docs/similarity.md).
 const DefaultMinBands = 2
