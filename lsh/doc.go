@@ -52,7 +52,11 @@
 //	recall@10                0.75   0.89   0.90   0.92   0.87   0.93   0.92   0.94    0.94
 //
 // 96×3 matches 128×4 with three quarters of the bucket reads per query
-// and a signature of 1,152 bytes instead of 2,048.
+// and a signature of 1,152 bytes instead of 2,048. A query then scores
+// the candidates' signatures, most of which share one band with it:
+// [Candidates.Best] can leave out those sharing fewer than minShared
+// buckets while k others share that many (kappa's users: two; 112
+// signatures scored per query instead of 485, recall@10 0.937).
 //
 // The price of more bands: every user has b bucket entries (the store
 // grows with b), a signature has 4·b·r bytes, Add costs O(b·r), a query
