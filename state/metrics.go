@@ -24,9 +24,9 @@ func (s *Store) instrument(mp metric.MeterProvider) (metric.Registration, error)
 	amp, err3 := m.Int64ObservableGauge("kappa.store.read_amplification",
 		metric.WithDescription("Sorted runs a point read may visit."))
 	hits, err4 := m.Int64ObservableCounter("kappa.store.block_cache.hits",
-		metric.WithDescription("Reads of the store's blocks served by the block cache."))
+		metric.WithDescription("Block reads served by the block cache the store uses; a cache shared by several stores shows the same figure under each."))
 	misses, err5 := m.Int64ObservableCounter("kappa.store.block_cache.misses",
-		metric.WithDescription("Reads of the store's blocks that missed the block cache and read the file."))
+		metric.WithDescription("Block reads that missed the block cache the store uses and read the file; a cache shared by several stores shows the same figure under each."))
 	for _, err := range []error{err1, err2, err3, err4, err5} {
 		if err != nil {
 			return nil, fmt.Errorf("state: metrics: %w", err)
