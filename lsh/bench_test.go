@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkMinHashAdd measures the stage-1 hot path: a user plays a new
-// artist and the signature is updated in place (default 512 slots).
+// artist and the signature is updated in place (default 288 slots).
 func BenchmarkMinHashAdd(b *testing.B) {
 	m := mustMinHash(b, MinHashConfig{})
 	rng := rand.New(rand.NewPCG(1, 1))

@@ -220,7 +220,7 @@ func bandHash(band int, rows []uint32) uint64 {
 
 // Jaccard estimates the Jaccard similarity of the sets of two signatures of
 // the same MinHash: the fraction of slots in which they agree. Its standard
-// error is √(J(1−J)/Len) (0.022 at J = 0.5 with the default 512 slots). It
+// error is √(J(1−J)/Len) (0.029 at J = 0.5 with the default 288 slots). It
 // returns 0 if either set is empty, and panics if the lengths differ.
 func Jaccard(a, b Signature) float64 {
 	if len(a) != len(b) {
