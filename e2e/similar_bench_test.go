@@ -17,13 +17,36 @@ import (
 	"github.com/kappa-stream/kappa/lsh"
 )
 
-// Size of the similarity benchmark's dataset.
+// Size of the similarity benchmarks' dataset.
 const (
 	simBenchUsers   = 100_000
 	simBenchSongs   = 50_000
 	simBenchEvents  = benchEvents
 	simBenchQueries = 1_000
 )
+
+// simBenchConfig generates the similarity benchmarks' dataset.
+var simBenchConfig = generate.Config{Seed: 13, Users: simBenchUsers, Songs: simBenchSongs, Events: simBenchEvents}
+
+// simBenchModel reads the listens of simBenchConfig into a model; the
+// generator is left to make the song features.
+func simBenchModel(b *testing.B) (*simModel, *generate.Generator) {
+	b.Helper()
+	m := newSimModel(b)
+	g, err := generate.New(simBenchConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range simBenchConfig.Events {
+		line, _ := g.Next(nil)
+		l, _, err := parseRaw(line)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.listen(l.UserID, l.ArtistID)
+	}
+	return m, g
+}
 
 // BenchmarkSimilar measures the similarity indexes end to end on
 // 2,000,000 generated listens of 100,000 users (taste clusters) and the
@@ -46,21 +69,9 @@ const (
 //     rollups and the similarity indexes (--similar); events/s of both and
 //     their ratio.
 func BenchmarkSimilar(b *testing.B) {
-	cfg := generate.Config{Seed: 13, Users: simBenchUsers, Songs: simBenchSongs, Events: simBenchEvents}
+	cfg := simBenchConfig
 	for i := 0; i < b.N; i++ {
-		m := newSimModel(b)
-		g, err := generate.New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for range cfg.Events {
-			line, _ := g.Next(nil)
-			l, _, err := parseRaw(line)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m.listen(l.UserID, l.ArtistID)
-		}
+		m, g := simBenchModel(b)
 		var features [][]byte
 		for id, v := range g.SongFeatures(lsh.DefaultDim) {
 			features = append(features, generate.AppendFeature(nil, id, v))
@@ -166,33 +177,116 @@ func simRecall(b *testing.B, c *client, path string, queries []int64, newExact f
 	hits, want := 0, 0
 	for _, q := range queries {
 		sims := exact(q)
-		all := slices.Collect(maps.Values(sims))
-		slices.SortFunc(all, func(x, y float64) int { return cmp.Compare(y, x) })
-		for len(all) > 0 && all[len(all)-1] <= 0 {
-			all = all[:len(all)-1]
-		}
-		top := all[:min(10, len(all))]
-		if len(top) == 0 {
+		if !hasNeighbour(sims) {
 			continue
 		}
-		floor := top[len(top)-1]
 		var a similarAnswer
 		if _, err := c.getJSON(path+itoa(q)+"/similar?k=10", &a); err != nil {
 			b.Fatal(err)
 		}
-		n := 0
-		for _, s := range a.scored() {
-			if sims[s.ID] >= floor-1e-9 {
-				n++
-			}
-		}
-		hits += min(n, len(top))
-		want += len(top)
+		h, w := recallHits(sims, a.scored())
+		hits += h
+		want += w
 	}
 	if want == 0 {
 		b.Fatalf("%s: no query has a neighbour", path)
 	}
 	return float64(hits) / float64(want)
+}
+
+// hasNeighbour reports whether an exact similarity of sims is positive.
+func hasNeighbour(sims map[int64]float64) bool {
+	for _, s := range sims {
+		if s > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// recallHits counts the answers in got as similar to the query as its
+// true 10th neighbour or more (ties count; sims are the exact
+// similarities of every other item), out of the true top 10 (the
+// positive ones): recall@10 is hits/want over the queries.
+func recallHits(sims map[int64]float64, got []lsh.Scored) (hits, want int) {
+	all := slices.Collect(maps.Values(sims))
+	slices.SortFunc(all, func(x, y float64) int { return cmp.Compare(y, x) })
+	for len(all) > 0 && all[len(all)-1] <= 0 {
+		all = all[:len(all)-1]
+	}
+	top := all[:min(10, len(all))]
+	if len(top) == 0 {
+		return 0, 0
+	}
+	floor := top[len(top)-1]
+	for _, s := range got {
+		if sims[s.ID] >= floor-1e-9 {
+			hits++
+		}
+	}
+	return min(hits, len(top)), len(top)
+}
+
+// BenchmarkBandsRecall measures recall@10 of similar users for several
+// b×r (and the fewest bands a scored candidate shares, -minN: see
+// lsh.Candidates.Best) on the users of BenchmarkSimilar and its 1,000
+// queries, in memory, with the default limits and the ranking by
+// estimated Jaccard that kappa does: the tables of package lsh's
+// documentation and docs/similarity.md. A query reads b buckets and the
+// signatures of the candidates it scores, so the figures to weigh against
+// recall are b and scored/query.
+func BenchmarkBandsRecall(b *testing.B) {
+	m, _ := simBenchModel(b)
+	exact := m.exactUsers()
+	users := slices.Sorted(maps.Keys(m.artists))
+	queries := pick(rand.New(rand.NewPCG(13, 13)), users, simBenchQueries) // NB: BenchmarkSimilar's
+	sims := make([]map[int64]float64, len(queries))
+	for i, q := range queries {
+		sims[i] = exact(q)
+	}
+	for _, br := range [][3]int{{32, 4, 1}, {48, 3, 1}, {64, 2, 1}, {64, 3, 1}, {64, 4, 1}, {80, 3, 1}, {96, 4, 1}, {128, 4, 1}, {96, 3, 1}, {96, 3, 2}, {96, 3, 3}} {
+		b.Run(fmt.Sprintf("%dx%d-min%d", br[0], br[1], br[2]), func(b *testing.B) {
+			mh, err := lsh.NewMinHash(lsh.MinHashConfig{Bands: br[0], Rows: br[1]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sigs := make(map[int64]lsh.Signature, len(users))
+			buckets := map[lsh.Bucket][]int64{}
+			for _, u := range users {
+				sigs[u] = mh.Signature(slices.Collect(maps.Keys(m.artists[u])))
+				for _, bk := range mh.Buckets(sigs[u], nil) {
+					buckets[bk] = append(buckets[bk], u) // NB: ascending ids, as stored
+				}
+			}
+			limit := lsh.DefaultPerBucket + 1 // as a query reads: the user itself too
+			var hits, want, scored int
+			for b.Loop() {
+				hits, want, scored = 0, 0, 0
+				for i, q := range queries {
+					c := lsh.NewCandidates(q, lsh.Limits{})
+					for _, bk := range mh.Buckets(sigs[q], nil) {
+						members := buckets[bk]
+						c.Scan(slices.Values(members[:min(len(members), limit)]))
+					}
+					best := c.Best(10, br[2])
+					scored += len(best)
+					got := lsh.RankJaccard(sigs[q], func(yield func(int64, lsh.Signature) bool) {
+						for _, id := range best {
+							if !yield(id, sigs[id]) {
+								return
+							}
+						}
+					}, 10)
+					h, w := recallHits(sims[i], got)
+					hits += h
+					want += w
+				}
+			}
+			b.ReportMetric(float64(hits)/float64(want), "recall@10")
+			b.ReportMetric(float64(br[0]), "bucket-reads/query")
+			b.ReportMetric(float64(scored)/float64(len(queries)), "scored/query")
+		})
+	}
 }
 
 // latency is the result of a latency run.

@@ -44,7 +44,7 @@
 // half the time, which costs little, as the candidates that share the
 // most buckets with the query are the ones scored (Limits.Rerank); and
 // fewer bands reach the same recall. Measured recall@10 on the generated
-// users of BenchmarkBandsRecall (100,000 users, 2,000,000 listens, 1,000
+// users of BenchmarkBandsRecall (e2e; 100,000 users, 2,000,000 listens, 1,000
 // queries, the default Limits; a user's 10th neighbour at J ≈ 0.5),
 // ranking by the estimate:
 //

@@ -31,12 +31,13 @@ func (g *generations[V]) get(key []byte) (v V, ok, old bool) {
 	return v, ok, ok
 }
 
-// put sets key's value in the young generation.
+// put sets key's value in the young generation. An older value the old
+// generation may hold is shadowed (get looks in the young one first) and
+// goes with it.
 func (g *generations[V]) put(key []byte, v V) {
 	if e, ok := g.young[string(key)]; ok {
 		g.size -= len(key) + g.sizeOf(e) + recentOverhead
 	}
-	delete(g.old, string(key))
 	g.young[string(key)] = v
 	g.size += len(key) + g.sizeOf(v) + recentOverhead
 	if g.size > g.budget/2 {
