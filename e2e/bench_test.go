@@ -71,18 +71,20 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 // backlogRun runs a second `kappa up --brokers` process with extra args
 // that builds version from the whole log (listens and, with --similar,
-// song-features); it returns how long until every stage's lag was 0 and
-// its peak RSS.
+// song-features); it returns how long until every stage's lag was 0, no
+// user waited to be published and its store held all of it, and its peak
+// RSS.
 func backlogRun(b *testing.B, brokers, version string, args ...string) (time.Duration, int64) {
 	b.Helper()
+	httpAddr := freeAddr(b)
 	p := startKappa(b, "bench-up-"+version+".log", append([]string{"up", "--brokers", brokers, "--data", b.TempDir(),
-		"--http", freeAddr(b), "--version", version, "--instance-id", "bench-" + version,
+		"--http", httpAddr, "--version", version, "--instance-id", "bench-" + version,
 		"--control-topic", "kappa.control.bench-" + version}, args...)...)
 	start := time.Now()
 	if slices.Contains(args, "--similar") {
 		waitGroupCaughtUp(b, brokers, "kappa."+version+".features", "song-features")
 	}
-	waitVersionCaughtUp(b, brokers, version, benchEvents, 10*time.Minute)
+	waitVersionCaughtUp(b, brokers, version, benchEvents, 10*time.Minute, httpAddr)
 	took := time.Since(start)
 	rss := peakRSS(b, p.cmd.Process.Pid)
 	p.stop(b, syscall.SIGTERM)

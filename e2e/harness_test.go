@@ -183,19 +183,24 @@ func waitCaughtUp(t testing.TB, brokers string, want int64, timeout time.Duratio
 }
 
 // waitVersionCaughtUp waits until stage 1 of version has committed every
-// record of listens, which holds want records, and then stage 2 every
-// delta stage 1 wrote; and, given the HTTP addresses of the instances,
-// until their stores hold all that stage 2 committed.
+// record of listens, which holds want records; given the HTTP addresses
+// of the instances, until no user waits on them to be published (fan
+// zones, similar users); then until stage 2 has committed every delta
+// stage 1 wrote and, given the instances, until their stores hold all of
+// it.
 func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, timeout time.Duration, instances ...string) {
 	t.Helper()
 	adm := newAdmin(t, brokers)
-	for _, stage := range []struct {
+	for i, stage := range []struct {
 		group, topic string
 		want         int64
 	}{
 		{"kappa." + version + ".users", "listens", want},
 		{"kappa." + version + ".aggregates", "kappa." + version + ".song-deltas", -1},
 	} {
+		if i == 1 && len(instances) > 0 {
+			waitNonePending(t, version, timeout, instances)
+		}
 		waitFor(t, timeout, "lag 0 on "+stage.group, func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -213,6 +218,54 @@ func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, time
 		waitApplied(t, adm, "kappa."+version+".aggregates", "kappa."+version+".song-deltas", timeout, instances)
 	}
 }
+
+// waitNonePending waits until no user of version is pending on the
+// instances at the HTTP addresses (fan zones, similar users: changes
+// stage 2 does not have yet, --fan-delay, --similar-delay) while every
+// stage-1 partition is owned, restored and reported.
+func waitNonePending(t testing.TB, version string, timeout time.Duration, instances []string) {
+	t.Helper()
+	waitFor(t, timeout, "no user of "+version+" pending", func() (bool, string) {
+		pending, owned := int64(0), map[int32]bool{}
+		for _, addr := range instances {
+			var st struct {
+				Versions []struct {
+					Version        string `json:"version"`
+					FansPending    int64  `json:"fans_pending"`
+					SimilarPending int64  `json:"similar_pending"`
+					Stages         []struct {
+						Partitions []struct {
+							Partition int32 `json:"partition"`
+							Restoring bool  `json:"restoring"`
+						} `json:"partitions"`
+					} `json:"stages"`
+				} `json:"versions"`
+			}
+			if _, err := newClient(addr).getJSON("/v1/status", &st); err != nil {
+				return false, err.Error()
+			}
+			for _, v := range st.Versions {
+				if v.Version != version {
+					continue
+				}
+				pending += v.FansPending + v.SimilarPending
+				for _, p := range v.Stages[0].Partitions {
+					owned[p.Partition] = owned[p.Partition] || !p.Restoring
+				}
+			}
+		}
+		ready := 0
+		for _, ok := range owned {
+			if ok {
+				ready++
+			}
+		}
+		return pending == 0 && ready == listensPartitions, fmt.Sprintf("%d users pending; %d of %d stage-1 partitions reported", pending, ready, listensPartitions)
+	})
+}
+
+// listensPartitions is the number of partitions of listens.
+const listensPartitions = 12
 
 // waitApplied waits until the stores of the instances at the HTTP
 // addresses hold every record of topic: an instance applies a
@@ -548,7 +601,7 @@ func createTopics(t testing.TB, brokers string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, topic := range []string{"listens", "listens.dlq"} {
-		if _, err := adm.CreateTopic(ctx, 12, -1, nil, topic); err != nil {
+		if _, err := adm.CreateTopic(ctx, listensPartitions, -1, nil, topic); err != nil {
 			t.Fatalf("create %s: %v", topic, err)
 		}
 	}

@@ -300,52 +300,6 @@ func produceFeatures(t testing.TB, kafka string, m *simModel, lines [][]byte) {
 	}
 }
 
-// waitPublished waits until no user of v1 is pending on the instances (a
-// changed signature stage 2 does not have yet, --similar-delay) while
-// every stage-1 partition is owned, restored and reported, and then until
-// stage 2 has applied all that listens holds (n records) led to.
-func waitPublished(t testing.TB, kafka string, n int64, instances []*instance) {
-	t.Helper()
-	waitFor(t, 2*time.Minute, "every changed signature published", func() (bool, string) {
-		pending, owned := int64(0), map[int32]bool{}
-		for _, in := range instances {
-			var st struct {
-				Versions []struct {
-					Version        string `json:"version"`
-					SimilarPending *int64 `json:"similar_pending"`
-					Stages         []struct {
-						Group      string `json:"group"`
-						Partitions []struct {
-							Partition int32 `json:"partition"`
-							Restoring bool  `json:"restoring"`
-						} `json:"partitions"`
-					} `json:"stages"`
-				} `json:"versions"`
-			}
-			if _, err := newClient(in.http).getJSON("/v1/status", &st); err != nil {
-				return false, err.Error()
-			}
-			for _, v := range st.Versions {
-				if v.Version != "v1" || v.SimilarPending == nil {
-					continue
-				}
-				pending += *v.SimilarPending
-				for _, p := range v.Stages[0].Partitions {
-					owned[p.Partition] = owned[p.Partition] || !p.Restoring
-				}
-			}
-		}
-		ready := 0
-		for _, ok := range owned {
-			if ok {
-				ready++
-			}
-		}
-		return pending == 0 && ready == 12, fmt.Sprintf("%d users pending; %d of 12 stage-1 partitions reported", pending, ready)
-	})
-	waitCaughtUp(t, kafka, n, time.Minute, addrs(instances)...)
-}
-
 // TestSimilar runs two instances with --similar (users published 2 s
 // after their signature changed) while generated listens
 // (taste clusters) and the songs' feature vectors are produced, and kills
@@ -398,7 +352,7 @@ func TestSimilar(t *testing.T) {
 	f.waitProduced(t, n)
 	waitGroupCaughtUp(t, kafka, "kappa.v1.features", "song-features")
 	waitCaughtUp(t, kafka, n, 3*time.Minute, addrs(instances)...)
-	waitPublished(t, kafka, n, instances)
+	waitCaughtUp(t, kafka, n, 3*time.Minute, addrs(instances)...)
 	checkSimilarChangelog(t, kafka, m)
 
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -448,7 +402,7 @@ func TestSimilar(t *testing.T) {
 	produceFeatures(t, kafka, m, [][]byte{generate.AppendFeature(nil, songA, twice)})
 	waitGroupCaughtUp(t, kafka, "kappa.v1.features", "song-features")
 	waitCaughtUp(t, kafka, n+int64(len(recs)), time.Minute, addrs(instances)...)
-	waitPublished(t, kafka, n+int64(len(recs)), instances)
+	waitCaughtUp(t, kafka, n+int64(len(recs)), time.Minute, addrs(instances)...)
 
 	var ax, aa similarAnswer
 	if _, err := newClient(instances[0].http).getJSON("/v1/users/"+itoa(x)+"/similar?k=100", &ax); err != nil {

@@ -32,6 +32,13 @@ type VersionStatus struct {
 	// partitions whose changed signature stage 2 does not have yet
 	// (--similar-delay); absent without --similar.
 	SimilarPending *int64 `json:"similar_pending,omitempty"`
+	// FansPending is the number of users of this instance's stage-1
+	// partitions whose moved home or new fandom stage 2 does not count yet
+	// (--fan-delay); absent without --fan-zones.
+	FansPending *int64 `json:"fans_pending,omitempty"`
+	// PendingAgeMS is how long the user pending longest (fan zones or
+	// similar users) has waited, in ms; 0 when none is pending.
+	PendingAgeMS int64 `json:"pending_age_ms,omitempty"`
 }
 
 // StageStatus is the instance's partitions of one stage.

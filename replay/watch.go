@@ -15,11 +15,12 @@ import (
 )
 
 // watch shows the progress of version v until it has caught up: stage 1
-// within maxLag listens of the log's end, and then, on the instances that
-// run it, every store of both stages applied that far: stage 2's to the
-// repartition offsets stage 1 had reached by then (one repartition record
-// sums a whole commit interval of listens, so a lag in records would say
-// little). A terminal gets a progress bar redrawn in place; anything else
+// within maxLag listens of the log's end; then every user pending at that
+// moment (fan zones, similar users: published a delay after they changed)
+// published; and then, on the instances that run it, every store of both
+// stages applied that far: stage 2's to the repartition offsets stage 1
+// had reached by then (one repartition record sums a whole commit
+// interval of listens, so a lag in records would say little). A terminal gets a progress bar redrawn in place; anything else
 // a line every few seconds.
 func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w io.Writer) error {
 	n := NamesOf("", v.Name)
@@ -35,8 +36,11 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 	var (
 		rate    rateMeter
 		printed time.Time
+		// caughtUp is when stage 1 was first seen within maxLag.
+		caughtUp time.Time
 		// deltas are the repartition end offsets once stage 1 is within
-		// maxLag: what stage 2's stores must hold.
+		// maxLag and the users pending then are published: what stage 2's
+		// stores must hold.
 		deltas kadm.ListedOffsets
 	)
 	for {
@@ -52,15 +56,21 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 		ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
 		done, total := p.ListensCommitted-first, end-first
 		r := rate.add(time.Now(), done)
+		ready, why := false, ""
 		if deltas == nil && p.Started && p.ListensLag <= c.MaxLag {
-			if deltas, err = adm.ListEndOffsets(ctx, n.Deltas); err == nil {
-				err = deltas.Error()
+			if caughtUp.IsZero() {
+				caughtUp = time.Now()
 			}
-			if err != nil {
-				return fmt.Errorf("list end offsets of %s: %w", n.Deltas, err)
+			var ok bool
+			if ok, why = published(ctx, c, n.UsersGroup, p.ListensPartitions, time.Since(caughtUp)); ok {
+				if deltas, err = adm.ListEndOffsets(ctx, n.Deltas); err == nil {
+					err = deltas.Error()
+				}
+				if err != nil {
+					return fmt.Errorf("list end offsets of %s: %w", n.Deltas, err)
+				}
 			}
 		}
-		ready, why := false, ""
 		if deltas != nil {
 			ready, why = applied(ctx, c, n, ends, deltas)
 		}
@@ -95,6 +105,41 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 		case <-time.After(min(every, time.Second)):
 		}
 	}
+}
+
+// published reports whether no instance has a user of stage-1 group
+// pending (fan zones, similar users) for as long as age or longer, with
+// all its partitions reported by an instance that has restored them:
+// every user pending when stage 1 caught up, age ago, has been published.
+func published(ctx context.Context, c Config, group string, partitions int, age time.Duration) (ok bool, why string) {
+	statuses, unreachable, err := InstanceStatuses(ctx, c.Brokers, c.Directory)
+	if err != nil {
+		return false, err.Error()
+	}
+	reported := map[int32]bool{}
+	for _, st := range statuses {
+		for _, vs := range st.Versions {
+			if len(vs.Stages) == 0 || vs.Stages[0].Group != group {
+				continue
+			}
+			if vs.PendingAgeMS > 0 && vs.PendingAgeMS >= age.Milliseconds() {
+				return false, "publishing the users pending when it caught up (--fan-delay, --similar-delay)"
+			}
+			for _, p := range vs.Stages[0].Partitions {
+				reported[p.Partition] = reported[p.Partition] || !p.Restoring
+			}
+		}
+	}
+	n := 0
+	for _, ok := range reported {
+		if ok {
+			n++
+		}
+	}
+	if n < partitions {
+		return false, fmt.Sprintf("%d of %d partitions of %s reported by instances (unreachable: %s)", n, partitions, group, strings.Join(unreachable, ", "))
+	}
+	return true, ""
 }
 
 // firstOffsets is the sum over the listens partitions of the offsets

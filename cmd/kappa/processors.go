@@ -29,7 +29,7 @@ type processors struct {
 }
 
 // processorFlagNames are the flags processorFlags declares.
-var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays",
+var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays", "fan-delay",
 	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "minhash-min-bands", "similar-delay"}
 
 // processorFlags declares the flags of the processor configuration.
@@ -61,6 +61,7 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 		return nil
 	})
 	fs.IntVar(&p.fans.MinPlays, "fan-min-plays", fans.DefaultMinPlays, "plays of an artist that make a user a fan of it")
+	fs.DurationVar(&p.fans.Delay, "fan-delay", fans.DefaultDelay, "how long a user's moved home or new fandom waits before fan-zone answers count it (its changes of that time are counted once, as their net)")
 	fs.DurationVar(&p.live.Grace, "live-grace", live.DefaultGrace, "how long after its end a live window still takes late listens before it closes and is emitted")
 	fs.DurationVar(&p.live.Retention, "live-retention", windows.DefaultRetention, "how long after its end a live window is kept")
 	fs.BoolVar(&p.simOn, "similar", false, "keep the LSH indexes of similar users (MinHash over the artists they play) and similar songs (hyperplanes over "+topicFeatures+"); costs throughput: see docs/similarity.md")
@@ -79,7 +80,7 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 // validate checks the configuration; its errors name the flags.
 func (p *processors) validate() error {
 	if err := p.fans.Validate(); err != nil {
-		return fmt.Errorf("--h3-resolutions, --fan-min-plays: %s", strings.TrimPrefix(err.Error(), "fans: "))
+		return fmt.Errorf("--h3-resolutions, --fan-min-plays, --fan-delay: %s", strings.TrimPrefix(err.Error(), "fans: "))
 	}
 	if err := p.live.Validate(); err != nil {
 		return fmt.Errorf("--live-windows, --live-grace, --live-retention: %s", strings.TrimPrefix(err.Error(), "live: config: "))
@@ -124,7 +125,10 @@ type processorsJSON struct {
 	FanZones      bool     `json:"fan_zones"`
 	H3Resolutions []int    `json:"h3_resolutions"`
 	FanMinPlays   int      `json:"fan_min_plays"`
-	Similar       bool     `json:"similar"`
+	// FanDelay is empty in a version declared before it existed: the
+	// default.
+	FanDelay string `json:"fan_delay"`
+	Similar  bool   `json:"similar"`
 	// The hashing and limits of the similarity indexes; 0 (a version
 	// declared before they existed): the defaults.
 	MinHashBands      int `json:"minhash_bands"`
@@ -149,6 +153,7 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		FanZones:      p.fanZones,
 		H3Resolutions: p.fans.ResolutionsKept(),
 		FanMinPlays:   p.fans.MinPlays,
+		FanDelay:      p.fans.Delay.String(),
 		Similar:       p.simOn,
 		// NB: the zero values of an lsh configuration are its defaults.
 		MinHashBands:      cmp.Or(p.similar.MinHash.Bands, lsh.DefaultBands),
@@ -195,7 +200,12 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("live_retention: %w", err)
 	}
 	out.fanZones = j.FanZones
-	out.fans = fans.Config{Resolutions: j.H3Resolutions, MinPlays: j.FanMinPlays}
+	out.fans = fans.Config{Resolutions: j.H3Resolutions, MinPlays: j.FanMinPlays, Delay: fans.DefaultDelay}
+	if j.FanDelay != "" {
+		if out.fans.Delay, err = time.ParseDuration(j.FanDelay); err != nil {
+			return fmt.Errorf("fan_delay: %w", err)
+		}
+	}
 	out.simOn = j.Similar
 	out.similar = similar.Config{
 		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},

@@ -109,6 +109,8 @@ func (procs *processors) overlay(p processors, set []string) {
 			procs.fans.Resolutions = p.fans.Resolutions
 		case "fan-min-plays":
 			procs.fans.MinPlays = p.fans.MinPlays
+		case "fan-delay":
+			procs.fans.Delay = p.fans.Delay
 		case "similar":
 			procs.simOn = p.simOn
 		case "minhash-bands":

@@ -18,10 +18,13 @@ func TestProcessorsJSON(t *testing.T) {
 		{nil, `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` + simDefaults},
 		{[]string{"--live-windows", "off", "--fan-zones", "--h3-resolutions", "7", "--fan-min-plays", "3"},
 			`{"live_windows":[],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":3` + simDefaults},
+		{[]string{"--fan-zones", "--fan-delay", "250ms"},
+			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1,"fan_delay":"250ms"` +
+				strings.TrimPrefix(simDefaults, `,"fan_delay":"5s"`)},
 		{[]string{"--live-windows", "10s,1h", "--live-grace", "30s", "--live-retention", "2h"},
 			`{"live_windows":["10s","1h"],"live_grace":"30s","live_retention":"2h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` + simDefaults},
 		{[]string{"--similar", "--minhash-bands", "64", "--minhash-rows", "3", "--hyperplane-tables", "8", "--hyperplane-bits", "10", "--feature-dim", "16", "--similar-bucket-cap", "100", "--similar-candidates", "1000", "--similar-rerank", "100", "--minhash-min-bands", "3", "--similar-delay", "1s"},
-			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1,` +
+			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1,"fan_delay":"5s",` +
 				`"similar":true,"minhash_bands":64,"minhash_rows":3,"hyperplane_tables":8,"hyperplane_bits":10,"feature_dim":16,"similar_bucket_cap":100,"similar_candidates":1000,"similar_rerank":100,"minhash_min_bands":3,"similar_delay":"1s"}`},
 	} {
 		p := parseProcessors(t, tc.args...)
@@ -48,6 +51,8 @@ func TestProcessorsJSON(t *testing.T) {
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"minhash_bands":5000}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"similar_candidates":-1}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"similar_delay":"-1s"}`,
+		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"fan_delay":"-1s"}`,
+		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"fan_delay":"soon"}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"minhash_min_bands":-1}`,
 	} {
 		var p processors
@@ -57,12 +62,13 @@ func TestProcessorsJSON(t *testing.T) {
 	}
 }
 
-// simDefaults ends the JSON of a configuration without --similar and with
-// the default hashing and limits.
-const simDefaults = `,"similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":2,"similar_delay":"5s"}`
+// simDefaults ends the JSON of a configuration with the default
+// --fan-delay, without --similar and with the default hashing and limits.
+const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":2,"similar_delay":"5s"}`
 
 // TestProcessorsJSONBefore: a version declared before the similarity
-// indexes existed reads as one without them, with the defaults.
+// indexes and the fan delay existed reads as one without them, with the
+// defaults.
 func TestProcessorsJSONBefore(t *testing.T) {
 	var p processors
 	old := `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":2}`

@@ -48,13 +48,19 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 	return nil
 }
 
-// NextDue is when similar users have users to publish without a listen
-// (topology.Timer).
+// NextDue is when the fan zones or similar users have users to publish
+// without a listen (topology.Timer).
 func (t *listensTask) NextDue() time.Time {
-	if t.similar == nil {
-		return time.Time{}
+	var due time.Time
+	if t.fans != nil {
+		due = t.fans.NextDue()
 	}
-	return t.similar.NextDue()
+	if t.similar != nil {
+		if d := t.similar.NextDue(); !d.IsZero() && (due.IsZero() || d.Before(due)) {
+			due = d
+		}
+	}
+	return due
 }
 
 func (t *listensTask) Prepare(out *topology.Output) error {
@@ -68,7 +74,9 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 		t.live.Prepare(out)
 	}
 	if t.fans != nil {
-		t.fans.Prepare(out)
+		if err := t.fans.Prepare(out); err != nil {
+			return err
+		}
 	}
 	if t.similar != nil {
 		return t.similar.Prepare(out)

@@ -76,31 +76,51 @@ func (vr *versionRun) status(serving bool) replay.VersionStatus {
 	for _, s := range vr.stages {
 		st.Stages = append(st.Stages, replay.StageStatus{Group: s.group, Topic: s.topic, Partitions: s.runner.Status()})
 	}
-	if vr.procs.simOn {
-		n := vr.similarPending()
-		st.SimilarPending = &n
+	if vr.procs.fanZones || vr.procs.simOn {
+		fans, sim, oldest := vr.pending()
+		if vr.procs.fanZones {
+			st.FansPending = &fans
+		}
+		if vr.procs.simOn {
+			st.SimilarPending = &sim
+		}
+		if !oldest.IsZero() {
+			st.PendingAgeMS = max(time.Since(oldest).Milliseconds(), 1)
+		}
 	}
 	return st
 }
 
-// similarPending counts the users of the instance's stage-1 partitions
-// whose changed signature is not published yet; a store it cannot read
-// (moving, restoring) counts nothing.
-func (vr *versionRun) similarPending() int64 {
-	var n int64
+// pending counts the users of the instance's stage-1 partitions whose
+// fan-zone counts and similar-users signature stage 2 does not have yet,
+// and since when the oldest of them waits (zero: none); a store it cannot
+// read (moving, restoring) counts nothing.
+func (vr *versionRun) pending() (fansN, simN int64, oldest time.Time) {
 	stage1 := vr.stages[0].runner
+	count := func(n *int64, s *state.Store, f func(*state.Store) (int64, time.Time, error)) {
+		k, since, err := f(s)
+		if err != nil || k == 0 {
+			return
+		}
+		*n += k
+		if oldest.IsZero() || since.Before(oldest) {
+			oldest = since
+		}
+	}
 	for _, p := range stage1.Status() {
 		s, release, ok := stage1.Store(p.Partition)
 		if !ok {
 			continue
 		}
-		k, err := similar.PendingUsers(s)
-		release()
-		if err == nil {
-			n += k
+		if vr.procs.fanZones {
+			count(&fansN, s, fans.PendingUsers)
 		}
+		if vr.procs.simOn {
+			count(&simN, s, similar.PendingUsers)
+		}
+		release()
 	}
-	return n
+	return fansN, simN, oldest
 }
 
 // versions are the topology versions of one instance, kept in step with
@@ -309,7 +329,10 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 			t.live = live.NewCollector(procs.live, p, n.Deltas, partitions)
 		}
 		if fanProc != nil {
-			t.fans = fans.NewCollector(fanProc, s, n.Deltas, partitions)
+			var err error
+			if t.fans, err = fans.NewCollector(fanProc, s, n.Deltas, partitions); err != nil {
+				return nil, err
+			}
 		}
 		if simIndex != nil {
 			var err error

@@ -91,12 +91,16 @@ func countingProcessor(t testing.TB, cfg Config, n *int) *Processor {
 	return p
 }
 
+// publish is a TestApply step that publishes the user.
+var publish = events.Listen{}
+
 func TestApply(t *testing.T) {
 	all := []int{5, 6, 7, 8, 9}
 	type step struct {
-		l     events.Listen
-		want  []Delta
-		calls int // H3 calls
+		l       events.Listen // publish: Publish, else Apply
+		pending bool          // Apply's answer
+		want    []Delta       // Publish's deltas
+		calls   int           // H3 calls
 	}
 	cat := func(dss ...[]Delta) []Delta { return slices.Concat(dss...) }
 	for _, tc := range []struct {
@@ -105,62 +109,110 @@ func TestApply(t *testing.T) {
 		steps []step
 	}{
 		{"new fan with home", Config{}, []step{
-			{listen(1, 100, &berlin), fanAt(berlin, all, 1, 1), 5},
-			{listen(1, 200, &berlin), nil, 0},
-			{listen(2, 300, nil), fanAt(berlin, all, 1, 2), 0},
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 200, &berlin)},
+			{l: publish},
+			{l: listen(2, 300, nil), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 2)},
 		}},
 		{"fan before home, then home arrives", Config{}, []step{
-			{listen(1, 100, nil), nil, 0},
-			{listen(2, 50, nil), nil, 0},
-			{listen(3, 10, &paris), fanAt(paris, all, 1, 1, 2, 3), 5},
-			{listen(4, 20, nil), fanAt(paris, all, 1, 4), 0},
+			{l: listen(1, 100, nil)},
+			{l: listen(2, 50, nil)},
+			{l: publish},
+			{l: listen(3, 10, &paris), pending: true},
+			{l: publish, want: fanAt(paris, all, 1, 1, 2, 3), calls: 5},
+			{l: listen(4, 20, nil), pending: true},
+			{l: publish, want: fanAt(paris, all, 1, 4)},
 		}},
 		{"move within all resolutions", Config{}, []step{
-			{listen(1, 100, &berlin), fanAt(berlin, all, 1, 1), 5},
-			{listen(1, 200, &paris), moved(berlin, paris, all, 1), 5},
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 200, &paris), pending: true},
+			{l: publish, want: moved(berlin, paris, all, 1), calls: 5},
 		}},
 		{"move changes only fine resolutions", Config{}, []step{
-			{listen(1, 100, &berlin), fanAt(berlin, all, 1, 1), 5},
-			{listen(1, 200, &nearBerlin), moved(berlin, nearBerlin, all, 1), 5},
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 200, &nearBerlin), pending: true},
+			{l: publish, want: moved(berlin, nearBerlin, all, 1), calls: 5},
 		}},
-		{"move back", Config{}, []step{
-			{listen(1, 100, &berlin), fanAt(berlin, all, 1, 1), 5},
-			{listen(1, 200, &paris), moved(berlin, paris, all, 1), 5},
-			{listen(1, 300, &berlin), moved(paris, berlin, all, 1), 5},
+		{"move back, published between", Config{}, []step{
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 200, &paris), pending: true},
+			{l: publish, want: moved(berlin, paris, all, 1), calls: 5},
+			{l: listen(1, 300, &berlin), pending: true},
+			{l: publish, want: moved(paris, berlin, all, 1), calls: 5},
+		}},
+		{"away and back before publishing sends nothing", Config{}, []step{
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 200, &paris), pending: true},
+			{l: listen(1, 300, &nearBerlin), pending: true},
+			{l: listen(1, 400, &berlin), pending: true},
+			{l: publish},
+		}},
+		{"moves before publishing send the net move", Config{}, []step{
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 200, &nearBerlin), pending: true},
+			{l: listen(1, 300, &paris), pending: true},
+			{l: publish, want: moved(berlin, paris, all, 1), calls: 5},
 		}},
 		{"late older event does not move", Config{}, []step{
-			{listen(1, 100, &berlin), fanAt(berlin, all, 1, 1), 5},
-			{listen(2, 99, &paris), fanAt(berlin, all, 1, 2), 0},
-			{listen(1, 50, &nearBerlin), nil, 0},
-			{listen(1, 101, &paris), moved(berlin, paris, all, 1, 2), 5},
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(2, 99, &paris), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 2)},
+			{l: listen(1, 50, &nearBerlin)},
+			{l: publish},
+			{l: listen(1, 101, &paris), pending: true},
+			{l: publish, want: moved(berlin, paris, all, 1, 2), calls: 5},
 		}},
 		{"equal ts moves (later in log wins)", Config{}, []step{
-			{listen(1, 100, &berlin), fanAt(berlin, all, 1, 1), 5},
-			{listen(1, 100, &paris), moved(berlin, paris, all, 1), 5},
-			{listen(1, 100, &paris), nil, 0},
+			{l: listen(1, 100, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 100, &paris), pending: true},
+			{l: listen(1, 100, &paris)},
+			{l: publish, want: moved(berlin, paris, all, 1), calls: 5},
 		}},
 		{"threshold MinPlays=3", Config{MinPlays: 3}, []step{
-			{listen(1, 100, &berlin), nil, 5},
-			{listen(1, 100, nil), nil, 0},
-			{listen(2, 100, nil), nil, 0},
-			{listen(1, 90, &paris), fanAt(berlin, all, 1, 1), 0},
-			{listen(1, 110, nil), nil, 0},
-			{listen(2, 120, &paris), moved(berlin, paris, all, 1), 5},
-			{listen(2, 130, nil), fanAt(paris, all, 1, 2), 0},
+			{l: listen(1, 100, &berlin)},
+			{l: listen(1, 100, nil)},
+			{l: listen(2, 100, nil)},
+			{l: publish},
+			{l: listen(1, 90, &paris), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1), calls: 5},
+			{l: listen(1, 110, nil)},
+			{l: listen(2, 120, &paris), pending: true},
+			{l: publish, want: moved(berlin, paris, all, 1), calls: 5},
+			{l: listen(2, 130, nil), pending: true},
+			{l: publish, want: fanAt(paris, all, 1, 2)},
+		}},
+		{"a move without fandom waits for the first fandom", Config{MinPlays: 2}, []step{
+			{l: listen(1, 10, &berlin)},
+			{l: listen(2, 20, &paris)},
+			{l: listen(1, 30, nil), pending: true},
+			{l: publish, want: fanAt(paris, all, 1, 1), calls: 5},
 		}},
 		{"multiple artists", Config{MinPlays: 2}, []step{
-			{listen(3, 10, nil), nil, 0},
-			{listen(1, 10, nil), nil, 0},
-			{listen(1, 10, nil), nil, 0},
-			{listen(2, 10, nil), nil, 0},
-			{listen(2, 10, nil), nil, 0},
-			{listen(3, 10, &berlin), fanAt(berlin, all, 1, 1, 2, 3), 5},
-			{listen(4, 20, &paris), moved(berlin, paris, all, 1, 2, 3), 5},
-			{listen(4, 20, nil), fanAt(paris, all, 1, 4), 0},
+			{l: listen(3, 10, nil)},
+			{l: listen(1, 10, nil)},
+			{l: listen(1, 10, nil)},
+			{l: listen(2, 10, nil)},
+			{l: listen(2, 10, nil)},
+			{l: listen(3, 10, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, all, 1, 1, 2, 3), calls: 5},
+			{l: listen(4, 20, &paris), pending: true},
+			{l: listen(4, 20, nil), pending: true},
+			{l: publish, want: cat(moved(berlin, paris, all, 1, 2, 3), fanAt(paris, all, 1, 4)), calls: 5},
 		}},
 		{"move and new fan in one listen", Config{Resolutions: []int{0, 9, 15}}, []step{
-			{listen(1, 10, &berlin), fanAt(berlin, []int{0, 9, 15}, 1, 1), 3},
-			{listen(2, 20, &paris), cat(moved(berlin, paris, []int{0, 9, 15}, 1), fanAt(paris, []int{0, 9, 15}, 1, 2)), 3},
+			{l: listen(1, 10, &berlin), pending: true},
+			{l: publish, want: fanAt(berlin, []int{0, 9, 15}, 1, 1), calls: 3},
+			{l: listen(2, 20, &paris), pending: true},
+			{l: publish, want: cat(moved(berlin, paris, []int{0, 9, 15}, 1), fanAt(paris, []int{0, 9, 15}, 1, 2)), calls: 3},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,9 +221,13 @@ func TestApply(t *testing.T) {
 			var u User
 			for i, s := range tc.steps {
 				calls = 0
-				got := p.Apply(&u, &s.l, nil)
-				if g, w := sortDeltas(got), sortDeltas(s.want); !slices.Equal(g, w) {
-					t.Errorf("step %d: deltas\n got %v\nwant %v", i, g, w)
+				if s.l == publish {
+					got := p.Publish(&u, nil)
+					if g, w := sortDeltas(got), sortDeltas(s.want); !slices.Equal(g, w) {
+						t.Errorf("step %d: deltas\n got %v\nwant %v", i, g, w)
+					}
+				} else if got := p.Apply(&u, &s.l); got != s.pending {
+					t.Errorf("step %d: Apply = %t, want %t", i, got, s.pending)
 				}
 				if calls != s.calls {
 					t.Errorf("step %d: %d H3 calls, want %d", i, calls, s.calls)
@@ -198,7 +254,8 @@ func TestUserStringHidesLocation(t *testing.T) {
 	p, _ := NewProcessor(Config{})
 	var u User
 	l := listen(1, 1, &loc{12.345678, 98.765432})
-	p.Apply(&u, &l, nil)
+	p.Apply(&u, &l)
+	p.Publish(&u, nil)
 	for _, s := range []string{fmt.Sprint(u), fmt.Sprintf("%+v", u), fmt.Sprintf("%#v", u), fmt.Sprintf("%v", &u)} {
 		if want := "fans.User{home: true, cells: 5, artists: 1}"; s != want {
 			t.Errorf("formatted user = %q, want %q", s, want)

@@ -2,6 +2,7 @@ package fans
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/uber/h3-go/v4"
+
+	"github.com/kappa-stream/kappa/events"
 )
 
 // sampleUsers returns users built by applying listens, to seed codec tests.
@@ -23,12 +26,19 @@ func sampleUsers(t testing.TB) []User {
 	for i, at := range []*loc{nil, &berlin, nil, &paris, &nearBerlin} {
 		for _, a := range []int64{1, 1, 1, 7, math.MaxInt64, 1 << 40} {
 			l := listen(a, int64(i)*1000-500, at)
-			p.Apply(&u, &l, nil)
+			p.Apply(&u, &l)
 		}
-		users = append(users, User{hasHome: u.hasHome, ts: u.ts, lat: u.lat, lng: u.lng,
-			cells: slices.Clone(u.cells), artists: slices.Clone(u.artists)})
+		users = append(users, cloneUser(&u))
+		p.Publish(&u, nil)
+		users = append(users, cloneUser(&u))
 	}
 	return users
+}
+
+func cloneUser(u *User) User {
+	v := *u
+	v.cells, v.artists = slices.Clone(u.cells), slices.Clone(u.artists)
+	return v
 }
 
 func TestUserRoundTrip(t *testing.T) {
@@ -50,6 +60,7 @@ func TestUserRoundTrip(t *testing.T) {
 
 func equalUsers(a, b *User) bool {
 	return a.hasHome == b.hasHome && a.ts == b.ts && a.lat == b.lat && a.lng == b.lng &&
+		a.published == b.published && a.pubLat == b.pubLat && a.pubLng == b.pubLng &&
 		slices.Equal(a.cells, b.cells) && slices.Equal(a.artists, b.artists)
 }
 
@@ -61,8 +72,12 @@ func TestUserDecodeCorrupt(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"version", append([]byte{2}, good[1:]...)},
-		{"flags", append([]byte{1, 3}, good[2:]...)},
+		{"version", append([]byte{3}, good[1:]...)},
+		{"flags", append([]byte{2, 4}, good[2:]...)},
+		{"published without home", append([]byte{2, 2}, good[2:]...)},
+		{"version 1 flags", append([]byte{1, 3}, good[2:]...)},
+		{"counted, not published", []byte{2, 0, 1, 1, 3}},
+		{"zero plays, counted", []byte{2, 0, 1, 1, 1}},
 		{"trailing", append(slices.Clone(good), 0)},
 		{"no artists count", []byte{1, 0}},
 		{"artist count too large", []byte{1, 0, 5, 1, 1}},
@@ -92,10 +107,58 @@ func TestUserDecodeCorrupt(t *testing.T) {
 	}
 }
 
-// home encodes a user with a home and no artists, bypassing validation.
+// home encodes a published user with a home and no artists, bypassing
+// validation.
 func home(lat, lng float64, cells []h3.Cell) []byte {
-	u := User{hasHome: true, ts: 5, lat: lat, lng: lng, cells: cells}
+	u := User{hasHome: true, ts: 5, lat: lat, lng: lng, published: true, pubLat: lat, pubLng: lng, cells: cells}
 	return u.Append(nil)
+}
+
+// TestDecodeVersion1 reads a user stored before publication was delayed:
+// its home and fans were counted, so a move publishes theirs only, and a
+// new fandom is counted at the new home.
+func TestDecodeVersion1(t *testing.T) {
+	all := []int{5, 6, 7, 8, 9}
+	b := []byte{1, flagHome}
+	b = binary.AppendVarint(b, 100)
+	b = appendLatLng(b, berlin.lat, berlin.lng)
+	b = append(b, byte(len(all)))
+	for _, r := range all {
+		b = binary.LittleEndian.AppendUint64(b, uint64(cellOf(berlin, r)))
+	}
+	b = append(b, 2, 1, 2, 1, 1) // artist 1: 2 plays, artist 2: 1 play
+	var u User
+	if err := u.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Append(nil); !bytes.Equal(got, b) {
+		t.Fatalf("a version-1 user appends as %x, want %x", got, b)
+	}
+	p, err := NewProcessor(Config{MinPlays: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := p.Publish(&u, nil); len(ds) != 0 {
+		t.Fatalf("publishing a version-1 user as it was: %v", ds)
+	}
+	for _, step := range []struct {
+		l    events.Listen
+		want []Delta
+	}{
+		{listen(3, 200, &paris), moved(berlin, paris, all, 1)},
+		{listen(2, 300, nil), fanAt(paris, all, 1, 2)},
+	} {
+		if !p.Apply(&u, &step.l) {
+			t.Fatalf("Apply(%+v) not pending", step.l)
+		}
+		if got, want := sortDeltas(p.Publish(&u, nil)), sortDeltas(step.want); !slices.Equal(got, want) {
+			t.Fatalf("after %+v: deltas\n got %v\nwant %v", step.l, got, want)
+		}
+		var v User
+		if err := v.Decode(u.Append(nil)); err != nil || !equalUsers(&u, &v) {
+			t.Fatalf("version 2 round trip: %v", err)
+		}
+	}
 }
 
 // FuzzDecodeUser checks that Decode never panics and that what it accepts
@@ -112,7 +175,8 @@ func FuzzDecodeUser(f *testing.F) {
 			}
 			return
 		}
-		if got := u.Append(nil); !bytes.Equal(got, b) {
+		got := u.Append(nil)
+		if !bytes.Equal(got, b) {
 			t.Fatalf("Decode(%x) then Append = %x", b, got)
 		}
 	})

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // defaultResolutions are the H3 resolutions of Config.Resolutions when it
@@ -39,10 +40,12 @@ const (
 	MaxResolution = 15
 	// MaxMinPlays is the largest valid Config.MinPlays.
 	MaxMinPlays = math.MaxInt32
+	// DefaultDelay is the default of Config.Delay (the flag's).
+	DefaultDelay = 5 * time.Second
 )
 
 // Config is the operator configuration of the fan-zones job (flags
-// --h3-resolutions and --fan-min-plays). It is fixed for a topology
+// --h3-resolutions, --fan-min-plays and --fan-delay). It is fixed for a topology
 // version: the per-user state records play counts only up to MinPlays and
 // the cells at the configured resolutions, so a change takes a replay into
 // a new version.
@@ -53,6 +56,12 @@ type Config struct {
 	// MinPlays is the number of plays of an artist that make a user a fan,
 	// 1 … MaxMinPlays. 0 means DefaultMinPlays.
 	MinPlays int
+	// Delay is how long a user's changed home or new fandom waits before
+	// stage 2 counts it (the fan-zone answers lag by at most this); its
+	// changes of that time are counted once, as their net. 0 publishes at
+	// the end of each commit interval; negative is invalid. Unlike the
+	// fields above, it does not change the counts, only their lag.
+	Delay time.Duration
 }
 
 // Validate reports whether c is a valid configuration, with zero values
@@ -68,6 +77,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MinPlays < 0 || c.MinPlays > MaxMinPlays {
 		return fmt.Errorf("fans: min plays %d out of range 1 … %d", c.MinPlays, MaxMinPlays)
+	}
+	if c.Delay < 0 {
+		return fmt.Errorf("fans: negative delay %s", c.Delay)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/uber/h3-go/v4"
@@ -18,9 +19,12 @@ import (
 // The two stages of the fan zones on kappa's topology:
 //
 //   - Collector (stage 1, on a partition of listens) keeps the partition's
-//     users in its store, table 0x30 | user id → User, applies each listen
-//     and sends the deltas, summed per commit interval, to the stage-2
-//     partition of their artist (that of the artist's rollups);
+//     users in its store, table 0x30 | user id → User, applies each listen,
+//     and marks a user whose counts in stage 2 are out of date pending,
+//     table 0x32 | user id → 8-byte Unix ns since when. A user pending for
+//     Config.Delay is published: the net change of their counts goes, with
+//     the other publications of the commit interval summed per cell, to
+//     the stage-2 partition of each artist (that of the artist's rollups);
 //   - CountTask (stage 2) keeps the number of fans per (artist, res, cell),
 //     table 0x31 | artist | res | cell → 8-byte count, absent when 0.
 //
@@ -29,8 +33,9 @@ import (
 //
 //	Format | uvarint count | count × (Delta.AppendKey | Delta.AppendValue)
 const (
-	tableUser  byte = 0x30
-	tableCount byte = 0x31
+	tableUser    byte = 0x30
+	tableCount   byte = 0x31
+	tablePending byte = 0x32
 	// Format is the first byte of a fan-delta record.
 	Format byte = 0x46
 )
@@ -44,34 +49,74 @@ func IsDelta(value []byte) bool { return len(value) > 0 && value[0] == Format }
 const maxCachedUsers = 50_000
 
 // Collector is stage 1 of the fan zones for one partition of listens.
-// Its users are cached in memory between Prepares; the store is the
-// truth, and the runtime makes a new Collector after an aborted
-// transaction.
+//
+// A listen changes its user's state at once, but stage 2's counts only
+// when the user is published, Config.Delay after the first listen that
+// made the counts out of date: the home moved, or the user became a fan.
+// So a user who listens away from home and comes back within the delay
+// sends nothing, and a backlog, which replays a user's whole history
+// within seconds, sends about one net change per user instead of one per
+// move (each a −1 and a +1 for every fan artist at every resolution).
+//
+// Users are cached in memory between Prepares; the store is the truth
+// (pending users are marked in it), and the runtime makes a new Collector
+// after an aborted transaction.
 type Collector struct {
 	p          *Processor
 	store      *state.Store
 	topic      string
 	partitions int
 	route      kgo.TopicPartitioner
+	now        func() time.Time
 	users      map[int64]*User
 	changed    []int64 // users to write back
-	deltas     []Delta // of the listen being applied
+	pending    map[int64]bool
+	newly      []int64   // users pending since this interval
+	queue      []waiting // pending users, oldest first
 	sums       map[cellKey]int64
+	deltas     []Delta
 	byPart     [][]byte
 	key, val   []byte
 	rec        kgo.Record
 }
 
+// waiting is a pending user and since when.
+type waiting struct {
+	id    int64
+	since time.Time
+}
+
 // NewCollector returns the collector of a partition of listens over its
-// store, sending to topic, which has the given number of partitions.
-func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) *Collector {
-	return &Collector{
+// store, sending to topic, which has the given number of partitions. The
+// users its store marks pending keep their time.
+func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) (*Collector, error) {
+	c := &Collector{
 		p: p, store: s, topic: topic, partitions: int(partitions),
-		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
-		users:  map[int64]*User{},
-		sums:   map[cellKey]int64{},
-		byPart: make([][]byte, partitions),
+		route:   kgo.StickyKeyPartitioner(nil).ForTopic(topic),
+		now:     time.Now,
+		users:   map[int64]*User{},
+		pending: map[int64]bool{},
+		sums:    map[cellKey]int64{},
+		byPart:  make([][]byte, partitions),
 	}
+	err := state.ScanPending(s, tablePending, c.now(), func(id int64, since time.Time) {
+		c.pending[id] = true
+		c.queue = append(c.queue, waiting{id, since})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(c.queue, func(a, b waiting) int {
+		return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.id, b.id))
+	})
+	return c, nil
+}
+
+// PendingUsers returns the number of users of a stage-1 store whose
+// counts stage 2 does not have yet, and since when the oldest of them
+// waits (zero when none does).
+func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
+	return state.CountPending(s, tablePending)
 }
 
 // cellKey is the key of a fan count: (artist, res, cell).
@@ -85,6 +130,16 @@ func (k cellKey) compare(o cellKey) int {
 	return cmp.Or(cmp.Compare(k.artist, o.artist), cmp.Compare(k.res, o.res), cmp.Compare(k.cell, o.cell))
 }
 
+// NextDue is when the first pending user is due to be published (zero:
+// none is pending); the runtime prepares the collector then, also when no
+// listen comes (topology.Timer).
+func (c *Collector) NextDue() time.Time {
+	if len(c.queue) == 0 {
+		return time.Time{}
+	}
+	return c.queue[0].since.Add(c.p.delay)
+}
+
 // Add applies one valid listen to its user.
 func (c *Collector) Add(l *events.Listen) error {
 	u, err := c.user(l.UserID)
@@ -92,12 +147,12 @@ func (c *Collector) Add(l *events.Listen) error {
 		return err
 	}
 	wasChanged := u.changed
-	c.deltas = c.p.Apply(u, l, c.deltas[:0])
+	if c.p.Apply(u, l) && !c.pending[l.UserID] {
+		c.pending[l.UserID] = true
+		c.newly = append(c.newly, l.UserID)
+	}
 	if u.changed && !wasChanged { // NB: cleared when written back
 		c.changed = append(c.changed, l.UserID)
-	}
-	for _, d := range c.deltas {
-		c.sums[cellKey{d.Artist, d.Res, d.Cell}] += d.N
 	}
 	return nil
 }
@@ -123,9 +178,26 @@ func (c *Collector) user(id int64) (*User, error) {
 	return u, nil
 }
 
-// Prepare writes the changed users and sends the interval's deltas, one
-// record per stage-2 partition that has any.
-func (c *Collector) Prepare(out *topology.Output) {
+// Prepare marks the users pending since the interval, publishes those
+// pending for Config.Delay, writes the changed users and sends the
+// publications' deltas, one record per stage-2 partition that has any.
+func (c *Collector) Prepare(out *topology.Output) error {
+	now := c.now()
+	for _, id := range c.newly {
+		out.Put(state.PendingKey(c.key[:0], tablePending, id), state.PendingValue(c.val[:0], now))
+		c.queue = append(c.queue, waiting{id, now})
+	}
+	c.newly = c.newly[:0]
+	due := 0
+	for due < len(c.queue) && !c.queue[due].since.Add(c.p.delay).After(now) {
+		due++
+	}
+	for _, w := range c.queue[:due] {
+		if err := c.publish(out, w.id); err != nil {
+			return err
+		}
+	}
+	c.queue = c.queue[due:]
 	slices.Sort(c.changed)
 	for _, id := range c.changed {
 		u := c.users[id]
@@ -134,6 +206,35 @@ func (c *Collector) Prepare(out *topology.Output) {
 		out.Put(userKey(c.key[:0], id), c.val)
 	}
 	c.changed = c.changed[:0]
+	c.send(out)
+	if len(c.users) > maxCachedUsers {
+		clear(c.users)
+	}
+	return nil
+}
+
+// publish sends user id's net change to the interval's sums.
+func (c *Collector) publish(out *topology.Output, id int64) error {
+	u, err := c.user(id)
+	if err != nil {
+		return err
+	}
+	delete(c.pending, id)
+	out.Delete(state.PendingKey(c.key[:0], tablePending, id))
+	wasChanged := u.changed
+	c.deltas = c.p.Publish(u, c.deltas[:0])
+	if u.changed && !wasChanged {
+		c.changed = append(c.changed, id)
+	}
+	for _, d := range c.deltas {
+		c.sums[cellKey{d.Artist, d.Res, d.Cell}] += d.N
+	}
+	return nil
+}
+
+// send sends the interval's summed deltas, one record per stage-2
+// partition that has any.
+func (c *Collector) send(out *topology.Output) {
 	c.deltas = c.deltas[:0]
 	for k, n := range c.sums {
 		if n != 0 {
@@ -162,9 +263,6 @@ func (c *Collector) Prepare(out *topology.Output) {
 		if n > 0 {
 			out.SendTo(c.topic, int32(p), nil, c.byPart[p])
 		}
-	}
-	if len(c.users) > maxCachedUsers {
-		clear(c.users)
 	}
 }
 

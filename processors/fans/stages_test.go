@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,12 +51,14 @@ func apply(t *testing.T, s *state.Store, out *topology.Output) {
 	}
 }
 
-// TestStages runs both stages over a random log in commit intervals,
-// making new collectors and tasks from their stores now and then (as
-// after a restart or an aborted transaction), and checks every zone and
-// some cells against the counts recomputed from the definitions.
+// TestStages runs both stages over a random log in commit intervals of a
+// second (a fake clock; users are published 3 s after they became
+// pending), making new collectors and tasks from their stores now and
+// then (as after a restart or an aborted transaction); once no user is
+// pending, it checks every zone and some cells against the counts
+// recomputed from the definitions.
 func TestStages(t *testing.T) {
-	p, err := NewProcessor(Config{MinPlays: 2, Resolutions: []int{5, 9}})
+	p, err := NewProcessor(Config{MinPlays: 2, Resolutions: []int{5, 9}, Delay: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,16 +71,54 @@ func TestStages(t *testing.T) {
 	}
 	var collectors []*Collector
 	var tasks []*CountTask
+	clock := time.Unix(1_700_000_000, 0)
 	restart := func() {
 		collectors, tasks = collectors[:0], tasks[:0]
 		for _, s := range users {
-			collectors = append(collectors, NewCollector(p, s, stageTopic, stagePartitions))
+			c, err := NewCollector(p, s, stageTopic, stagePartitions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.now = func() time.Time { return clock }
+			collectors = append(collectors, c)
 		}
 		for _, s := range counts {
 			tasks = append(tasks, NewCountTask(s, state.NewRecent(1<<10)))
 		}
 	}
 	restart()
+	interval := func() {
+		for i, c := range collectors {
+			var out topology.Output
+			if err := c.Prepare(&out); err != nil {
+				t.Fatal(err)
+			}
+			apply(t, users[i], &out)
+			for _, rec := range out.Records() {
+				if err := tasks[rec.Partition].Process(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i, task := range tasks {
+			var out topology.Output
+			if err := task.Prepare(&out); err != nil {
+				t.Fatal(err)
+			}
+			apply(t, counts[i], &out)
+		}
+		clock = clock.Add(time.Second)
+	}
+	pending := func() (n int64) {
+		for _, s := range users {
+			k, _, err := PendingUsers(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += k
+		}
+		return n
+	}
 	r := rand.New(rand.NewPCG(3, 4))
 	places := []loc{berlin, paris, {berlin.lat + 0.001, berlin.lng}, {48.1, 11.6}}
 	var log []events.Listen
@@ -93,26 +134,19 @@ func TestStages(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for i, c := range collectors {
-			var out topology.Output
-			c.Prepare(&out)
-			apply(t, users[i], &out)
-			for _, rec := range out.Records() {
-				if err := tasks[rec.Partition].Process(rec); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		for i, task := range tasks {
-			var out topology.Output
-			if err := task.Prepare(&out); err != nil {
-				t.Fatal(err)
-			}
-			apply(t, counts[i], &out)
-		}
+		interval()
 		if step%7 == 3 {
 			restart()
 		}
+	}
+	if pending() == 0 || collectors[0].NextDue().IsZero() {
+		t.Fatal("no user pending after the last listens")
+	}
+	for range 3 {
+		interval()
+	}
+	if n := pending(); n != 0 {
+		t.Fatalf("%d users pending 3 s after the last listens", n)
 	}
 	want := fanCounts(log, p.res, 2)
 	var got []Delta

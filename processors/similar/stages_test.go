@@ -318,7 +318,7 @@ func TestUsers(t *testing.T) {
 	}
 	pending := func() (n int64) {
 		for _, s := range stores {
-			k, err := PendingUsers(s)
+			k, _, err := PendingUsers(s)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,11 +17,6 @@ import (
 // between commits; past it, the cache starts afresh from the store.
 const maxCachedUsers = 50_000
 
-// pendingMark is the value of a pending marker: one byte, not an empty
-// value, which some Kafka clients read back from a changelog as a
-// tombstone.
-var pendingMark = []byte{1}
-
 // UserCollector is stage 1 of similar users for one partition of listens.
 // It keeps, per user of the partition, the set of artists the user played
 // (a listen of a known artist changes nothing and costs a lookup) and the
@@ -53,7 +48,7 @@ type UserCollector struct {
 
 // NewUserCollector returns the collector of a partition of listens over
 // its store, sending to topic, which has the given number of partitions.
-// The users its store marks pending are published Config.Delay from now.
+// The users its store marks pending keep the time they have waited.
 func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32) (*UserCollector, error) {
 	c := &UserCollector{
 		ix: ix, store: s, e: newEmitter(topic, partitions),
@@ -61,33 +56,23 @@ func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32
 		now: time.Now,
 	}
 	now := c.now()
-	prefix := []byte{tablePending}
-	err := s.Scan(prefix, state.PrefixEnd(prefix), func(k, _ []byte) error {
-		if len(k) != 9 {
-			return corrupt("pending key of %d bytes", len(k))
+	err := state.ScanPending(s, tablePending, now, func(id int64, since time.Time) {
+		c.pending[id] = since
+		if at := since.Add(ix.cfg.Delay); c.nextDue.IsZero() || at.Before(c.nextDue) {
+			c.nextDue = at
 		}
-		c.pending[int64(state.Uint64(k, 1))] = now
-		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(c.pending) > 0 {
-		c.nextDue = now.Add(ix.cfg.Delay)
-	}
 	return c, nil
 }
 
-// PendingUsers counts the users of a stage-1 store whose latest set
-// stage 2 does not have yet.
-func PendingUsers(s *state.Store) (int64, error) {
-	var n int64
-	prefix := []byte{tablePending}
-	err := s.Scan(prefix, state.PrefixEnd(prefix), func(_, _ []byte) error {
-		n++
-		return nil
-	})
-	return n, err
+// PendingUsers returns the number of users of a stage-1 store whose
+// latest set stage 2 does not have yet, and since when the oldest of them
+// waits (zero when none does).
+func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
+	return state.CountPending(s, tablePending)
 }
 
 // NextDue is when the first pending user is due to be published (zero:
@@ -153,7 +138,7 @@ func (c *UserCollector) Prepare(out *topology.Output) error {
 	for _, id := range slices.Sorted(maps.Keys(c.changed)) {
 		out.Put(userKey(c.key[:0], tableArtists, id), appendSet(c.val[:0], c.users[id]))
 		if c.changed[id] {
-			out.Put(userKey(c.key[:0], tablePending, id), pendingMark)
+			out.Put(state.PendingKey(c.key[:0], tablePending, id), state.PendingValue(c.val[:0], now))
 			c.pending[id] = now
 		}
 	}
@@ -194,7 +179,7 @@ func (c *UserCollector) publish(out *topology.Output, id int64) error {
 		return err
 	}
 	delete(c.pending, id)
-	out.Delete(userKey(c.key[:0], tablePending, id))
+	out.Delete(state.PendingKey(c.key[:0], tablePending, id))
 	out.Put(userKey(c.key[:0], tablePublished, id), appendSet(c.val[:0], set))
 	before, after := c.ix.mh.Signature(published), c.ix.mh.Signature(set)
 	if slices.Equal(before, after) {
