@@ -1,7 +1,9 @@
 // Package fans keeps, per user, what the fan-zone counts need: the user's
-// home location, the home's H3 cell at each configured resolution, and how
-// often the user played each artist. It turns each listen into the deltas
-// it causes to the number of fans per (artist, resolution, cell).
+// home location, how often the user played each artist, and what stage 2
+// counts of the user (the published home, its H3 cell at each configured
+// resolution, the artists counted). [Processor.Publish] turns the
+// difference into deltas to the number of fans per (artist, resolution,
+// cell).
 //
 // This is stage 1 of the fan-zones job (DESIGN.md): pure per-user logic and
 // its codecs, no I/O. Definitions (CONTRACT.md):
@@ -11,10 +13,13 @@
 //   - the home cell at resolution r is h3.LatLngToCell(home, r), computed
 //     at each resolution (not as a parent of the finest cell).
 //
-// INVARIANT: after any sequence of listens, summing the deltas [Processor.Apply]
-// returned gives, for each (artist, res, cell), the number of users who are
-// fans of artist and whose home cell at res is cell. Stage 2 keeps these
-// sums (stages.go: [CountTask]), so that its counts are exact.
+// INVARIANT: after any sequence of listens ([Processor.Apply]) and
+// publications, once every user is published, summing the deltas
+// [Processor.Publish] returned gives, for each (artist, res, cell), the
+// number of users who are fans of artist and whose home cell at res is
+// cell; a user Apply did not report pending since their last publication
+// publishes nothing. Stage 2 keeps these sums (stages.go: [CountTask]), so
+// that its counts are exact.
 //
 // Privacy: a user's location is personal data. Only per-cell counts leave
 // this package: [User] keeps the location in unexported fields, prints

@@ -6,7 +6,7 @@ import (
 )
 
 // Delta is a change to the number of fans of Artist whose home cell at
-// resolution Res is Cell. [Processor.Apply] emits N = ±1.
+// resolution Res is Cell. [Processor.Publish] emits N = ±1.
 type Delta struct {
 	Artist int64
 	Res    int // 0 … 15, the resolution of Cell

@@ -52,7 +52,8 @@ const maxCachedUsers = 50_000
 //
 // A listen changes its user's state at once, but stage 2's counts only
 // when the user is published, Config.Delay after the first listen that
-// made the counts out of date: the home moved, or the user became a fan.
+// made the counts out of date (the home moved, or the user became a fan),
+// or sooner, once a commit interval passes without listens.
 // So a user who listens away from home and comes back within the delay
 // sends nothing, and a backlog, which replays a user's whole history
 // within seconds, sends about one net change per user instead of one per
@@ -73,6 +74,8 @@ type Collector struct {
 	pending    map[int64]bool
 	newly      []int64   // users pending since this interval
 	queue      []waiting // pending users, oldest first
+	added      bool      // Add was called since the last Prepare
+	busy       bool      // the last Prepare had listens
 	sums       map[cellKey]int64
 	deltas     []Delta
 	byPart     [][]byte
@@ -130,12 +133,18 @@ func (k cellKey) compare(o cellKey) int {
 	return cmp.Or(cmp.Compare(k.artist, o.artist), cmp.Compare(k.res, o.res), cmp.Compare(k.cell, o.cell))
 }
 
-// NextDue is when the first pending user is due to be published (zero:
-// none is pending); the runtime prepares the collector then, also when no
-// listen comes (topology.Timer).
+// NextDue is when the collector wants a Prepare without listens
+// (topology.Timer): none while no user is pending; the next commit
+// interval after one with listens, which publishes every pending user if
+// no listen came in it (the partition is idle: there is nothing left to
+// net their changes with, so waiting would only delay the answers);
+// otherwise when the first pending user is due.
 func (c *Collector) NextDue() time.Time {
-	if len(c.queue) == 0 {
+	switch {
+	case len(c.queue) == 0:
 		return time.Time{}
+	case c.busy:
+		return c.now()
 	}
 	return c.queue[0].since.Add(c.p.delay)
 }
@@ -146,6 +155,7 @@ func (c *Collector) Add(l *events.Listen) error {
 	if err != nil {
 		return err
 	}
+	c.added = true
 	wasChanged := u.changed
 	if c.p.Apply(u, l) && !c.pending[l.UserID] {
 		c.pending[l.UserID] = true
@@ -179,17 +189,19 @@ func (c *Collector) user(id int64) (*User, error) {
 }
 
 // Prepare marks the users pending since the interval, publishes those
-// pending for Config.Delay, writes the changed users and sends the
-// publications' deltas, one record per stage-2 partition that has any.
+// pending for Config.Delay (all of them when the interval had no listen),
+// writes the changed users and sends the publications' deltas, one record
+// per stage-2 partition that has any.
 func (c *Collector) Prepare(out *topology.Output) error {
 	now := c.now()
+	c.busy, c.added = c.added, false
 	for _, id := range c.newly {
 		out.Put(state.PendingKey(c.key[:0], tablePending, id), state.PendingValue(c.val[:0], now))
 		c.queue = append(c.queue, waiting{id, now})
 	}
 	c.newly = c.newly[:0]
 	due := 0
-	for due < len(c.queue) && !c.queue[due].since.Add(c.p.delay).After(now) {
+	for due < len(c.queue) && (!c.busy || !c.queue[due].since.Add(c.p.delay).After(now)) {
 		due++
 	}
 	for _, w := range c.queue[:due] {
