@@ -40,14 +40,35 @@ func ScanPending(s *Store, table byte, now time.Time, fn func(id int64, since ti
 	})
 }
 
-// CountPending returns the number of markers of table in s and since when
-// the oldest waits (zero when there is none).
-func CountPending(s *Store, table byte) (n int64, oldest time.Time, err error) {
-	err = ScanPending(s, table, time.Now(), func(_ int64, since time.Time) {
-		if n == 0 || since.Before(oldest) {
-			oldest = since
-		}
-		n++
-	})
-	return n, oldest, err
+// A pending summary is one key a task writes beside its markers: how
+// many there are and since when the oldest waits (16 bytes: the count,
+// then the Unix ns, 0 when none), so that a status need not scan them
+// (each published user leaves a deleted marker that a scan must step over
+// until a compaction drops it).
+
+// AppendPendingSummary appends the value of a summary of n markers, the
+// oldest waiting since oldest, to dst.
+func AppendPendingSummary(dst []byte, n int, oldest time.Time) []byte {
+	var ns int64
+	if n > 0 {
+		ns = oldest.UnixNano()
+	}
+	return AppendUint64(AppendUint64(dst, uint64(n)), uint64(ns))
+}
+
+// ReadPendingSummary reads the summary at key in s: the number of markers
+// and since when the oldest waits (zero when none, or when s has no
+// summary yet).
+func ReadPendingSummary(s *Store, key []byte) (n int64, oldest time.Time, err error) {
+	v, found, err := s.Get(nil, key)
+	switch {
+	case err != nil || !found:
+		return 0, time.Time{}, err
+	case len(v) != 16:
+		return 0, time.Time{}, fmt.Errorf("state: pending summary of %d bytes", len(v))
+	}
+	if n = int64(Uint64(v, 0)); n > 0 {
+		oldest = time.Unix(0, int64(Uint64(v, 8)))
+	}
+	return n, oldest, nil
 }

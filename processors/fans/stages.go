@@ -1,6 +1,7 @@
 package fans
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -21,7 +22,8 @@ import (
 //   - Collector (stage 1, on a partition of listens) keeps the partition's
 //     users in its store, table 0x30 | user id → User, applies each listen,
 //     and marks a user whose counts in stage 2 are out of date pending,
-//     table 0x32 | user id → 8-byte Unix ns since when. A user pending for
+//     table 0x32 | user id → 8-byte Unix ns since when (and their number
+//     and the oldest's time in key 0x33). A user pending for
 //     Config.Delay is published: the net change of their counts goes, with
 //     the other publications of the commit interval summed per cell, to
 //     the stage-2 partition of each artist (that of the artist's rollups);
@@ -36,6 +38,9 @@ const (
 	tableUser    byte = 0x30
 	tableCount   byte = 0x31
 	tablePending byte = 0x32
+	// tableSummary is one key: how many users are pending and since when
+	// the oldest waits (state.AppendPendingSummary).
+	tableSummary byte = 0x33
 	// Format is the first byte of a fan-delta record.
 	Format byte = 0x46
 )
@@ -76,6 +81,7 @@ type Collector struct {
 	queue      []waiting // pending users, oldest first
 	added      bool      // Add was called since the last Prepare
 	busy       bool      // the last Prepare had listens
+	summary    []byte    // the pending summary last written; nil: none yet
 	sums       map[cellKey]int64
 	deltas     []Delta
 	byPart     [][]byte
@@ -117,9 +123,9 @@ func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) 
 
 // PendingUsers returns the number of users of a stage-1 store whose
 // counts stage 2 does not have yet, and since when the oldest of them
-// waits (zero when none does).
+// waits (zero when none does), as of the last commit.
 func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
-	return state.CountPending(s, tablePending)
+	return state.ReadPendingSummary(s, []byte{tableSummary})
 }
 
 // cellKey is the key of a fan count: (artist, res, cell).
@@ -218,6 +224,15 @@ func (c *Collector) Prepare(out *topology.Output) error {
 		out.Put(userKey(c.key[:0], id), c.val)
 	}
 	c.changed = c.changed[:0]
+	var oldest time.Time
+	if len(c.queue) > 0 {
+		oldest = c.queue[0].since
+	}
+	c.val = state.AppendPendingSummary(c.val[:0], len(c.queue), oldest)
+	if !bytes.Equal(c.val, c.summary) {
+		out.Put([]byte{tableSummary}, c.val)
+		c.summary = append(c.summary[:0], c.val...)
+	}
 	c.send(out)
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)

@@ -109,11 +109,27 @@ func TestStages(t *testing.T) {
 		}
 		clock = clock.Add(time.Second)
 	}
+	// pending counts the pending users by their summaries, checked
+	// against their markers.
 	pending := func() (n int64) {
 		for _, s := range users {
-			k, _, err := PendingUsers(s)
+			k, oldest, err := PendingUsers(s)
 			if err != nil {
 				t.Fatal(err)
+			}
+			var markers int64
+			var first time.Time
+			err = state.ScanPending(s, tablePending, clock, func(_ int64, since time.Time) {
+				if markers == 0 || since.Before(first) {
+					first = since
+				}
+				markers++
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k != markers || !oldest.Equal(first) {
+				t.Fatalf("pending summary %d since %v, markers %d since %v", k, oldest, markers, first)
 			}
 			n += k
 		}
@@ -135,6 +151,7 @@ func TestStages(t *testing.T) {
 			}
 		}
 		interval()
+		pending()
 		if step%7 == 3 && step < 59 { // NB: the last interval's collectors saw listens
 			restart()
 		}

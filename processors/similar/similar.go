@@ -71,8 +71,12 @@ const (
 	tableVector  byte = 0x43 // features stage: song → vector
 	// stage 1: user → the artists whose signature stage 2 has (published)
 	tablePublished byte = 0x44
-	// stage 1: user → 0x01 while the user's signature is not published
+	// stage 1: user → since when (state.PendingValue) while the user's
+	// signature is not published
 	tablePending byte = 0x45
+	// stage 1: one key, how many users are pending and since when the
+	// oldest waits (state.AppendPendingSummary)
+	tableSummary byte = 0x46
 )
 
 // Format is the first byte of a similar-index record of the repartition

@@ -1,6 +1,7 @@
 package similar
 
 import (
+	"bytes"
 	"encoding/binary"
 	"maps"
 	"math"
@@ -42,6 +43,7 @@ type UserCollector struct {
 	nextDue time.Time           // when the first pending user is due; zero: none
 	added   bool                // Add was called since the last Prepare
 	busy    bool                // the last Prepare had listens
+	summary []byte              // the pending summary last written; nil: none yet
 	now     func() time.Time
 	key     []byte
 	val     []byte
@@ -73,9 +75,9 @@ func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32
 
 // PendingUsers returns the number of users of a stage-1 store whose
 // latest set stage 2 does not have yet, and since when the oldest of them
-// waits (zero when none does).
+// waits (zero when none does), as of the last commit.
 func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
-	return state.CountPending(s, tablePending)
+	return state.ReadPendingSummary(s, []byte{tableSummary})
 }
 
 // NextDue is when the collector wants a Prepare without listens
@@ -172,6 +174,11 @@ func (c *UserCollector) Prepare(out *topology.Output) error {
 		if err := c.publish(out, id); err != nil {
 			return err
 		}
+	}
+	c.val = state.AppendPendingSummary(c.val[:0], len(c.pending), c.nextDue.Add(-c.ix.cfg.Delay))
+	if !bytes.Equal(c.val, c.summary) {
+		out.Put([]byte{tableSummary}, c.val)
+		c.summary = append(c.summary[:0], c.val...)
 	}
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)
