@@ -47,13 +47,23 @@ func (r *Runner) Status() []PartitionStatus {
 	defer r.mu.Unlock()
 	out := make([]PartitionStatus, 0, len(r.workers))
 	for p, w := range r.workers {
+		committed := w.committed.Load()
+		if committed < 0 && w.ready.Load() {
+			// NB: a partition that has not committed since it started,
+			// and whose group offset the client did not know then (the
+			// offsets arrive after the assignment), still has one: a
+			// version with no input would otherwise never show it.
+			if next, ok := w.groupOffset(); ok {
+				committed = next
+			}
+		}
 		out = append(out, PartitionStatus{
 			Partition:    p,
 			Restoring:    !w.ready.Load(),
 			RestoreDone:  w.restoreDone.Load(),
 			RestoreTotal: w.restoreTotal.Load(),
 			Consumed:     w.consumed.Load(),
-			Committed:    w.committed.Load(),
+			Committed:    committed,
 			End:          w.end.Load(),
 			CaughtUp:     w.caughtUp.Load(),
 		})
@@ -109,7 +119,9 @@ func (r *Runner) Ready(ctx context.Context) (bool, error) {
 		}
 		committed := w.committed.Load()
 		if committed < 0 {
-			committed, _ = w.groupOffset()
+			if next, ok := w.groupOffset(); ok {
+				committed = next
+			}
 		}
 		if end.Offset-max(committed, 0) <= r.cfg.ReadyLag {
 			w.caughtUp.Store(true)

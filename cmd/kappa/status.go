@@ -94,7 +94,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		n := replay.NamesOf(*data, v)
 		printStores(stdout, n.AggregatesDir)
 		if _, err := os.Stat(n.UsersDir); err == nil {
-			// NB: stage 1 keeps stores only with --fan-zones.
+			// NB: stage 1 keeps stores only with --fan-zones or --similar.
 			printStores(stdout, n.UsersDir)
 		}
 	}
@@ -216,6 +216,27 @@ func printInstance(ctx context.Context, w io.Writer, addr string) {
 	for _, vs := range st.Versions {
 		fmt.Fprintf(w, "  version %s\n", vs.Version)
 		printStages(w, vs.Stages)
+		printPending(w, vs)
+	}
+	fmt.Fprintln(w)
+}
+
+// printPending prints the users of a version waiting to be published
+// (--fan-delay, --similar-delay), when it has fan zones or similar users.
+func printPending(w io.Writer, vs replay.VersionStatus) {
+	var parts []string
+	if vs.FansPending != nil {
+		parts = append(parts, fmt.Sprintf("%d fan-zone users", *vs.FansPending))
+	}
+	if vs.SimilarPending != nil {
+		parts = append(parts, fmt.Sprintf("%d similar users", *vs.SimilarPending))
+	}
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "    pending publication: %s", strings.Join(parts, ", "))
+	if vs.PendingAgeMS > 0 {
+		fmt.Fprintf(w, ", the oldest for %s", (time.Duration(vs.PendingAgeMS) * time.Millisecond).String())
 	}
 	fmt.Fprintln(w)
 }
