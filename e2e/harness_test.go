@@ -228,20 +228,8 @@ func waitNonePending(t testing.TB, version string, timeout time.Duration, instan
 	waitFor(t, timeout, "no user of "+version+" pending", func() (bool, string) {
 		pending, owned := int64(0), map[int32]bool{}
 		for _, addr := range instances {
-			var st struct {
-				Versions []struct {
-					Version        string `json:"version"`
-					FansPending    int64  `json:"fans_pending"`
-					SimilarPending int64  `json:"similar_pending"`
-					Stages         []struct {
-						Partitions []struct {
-							Partition int32 `json:"partition"`
-							Restoring bool  `json:"restoring"`
-						} `json:"partitions"`
-					} `json:"stages"`
-				} `json:"versions"`
-			}
-			if _, err := newClient(addr).getJSON("/v1/status", &st); err != nil {
+			st, err := fetchStatus(addr)
+			if err != nil {
 				return false, err.Error()
 			}
 			for _, v := range st.Versions {
@@ -264,6 +252,31 @@ func waitNonePending(t testing.TB, version string, timeout time.Duration, instan
 	})
 }
 
+// statusBody is the part of an instance's GET /v1/status the harness
+// reads.
+type statusBody struct {
+	Versions []struct {
+		Version        string `json:"version"`
+		FansPending    int64  `json:"fans_pending"`
+		SimilarPending int64  `json:"similar_pending"`
+		Stages         []struct {
+			Group      string `json:"group"`
+			Partitions []struct {
+				Partition int32 `json:"partition"`
+				Restoring bool  `json:"restoring"`
+				Committed int64 `json:"committed"`
+			} `json:"partitions"`
+		} `json:"stages"`
+	} `json:"versions"`
+}
+
+// fetchStatus reads the status of the instance at HTTP address addr.
+func fetchStatus(addr string) (statusBody, error) {
+	var st statusBody
+	_, err := newClient(addr).getJSON("/v1/status", &st)
+	return st, err
+}
+
 // listensPartitions is the number of partitions of listens.
 const listensPartitions = 12
 
@@ -283,18 +296,8 @@ func waitApplied(t testing.TB, adm *kadm.Client, group, topic string, timeout ti
 		}
 		applied := map[int32]int64{}
 		for _, addr := range instances {
-			var st struct {
-				Versions []struct {
-					Stages []struct {
-						Group      string `json:"group"`
-						Partitions []struct {
-							Partition int32 `json:"partition"`
-							Committed int64 `json:"committed"`
-						} `json:"partitions"`
-					} `json:"stages"`
-				} `json:"versions"`
-			}
-			if _, err := newClient(addr).getJSON("/v1/status", &st); err != nil {
+			st, err := fetchStatus(addr)
+			if err != nil {
 				return false, err.Error()
 			}
 			for _, v := range st.Versions {

@@ -121,16 +121,8 @@ func changelogRecords(b *testing.B, kafka string) int64 {
 func waitRestored(b *testing.B, addr string, versions int) {
 	b.Helper()
 	waitFor(b, 10*time.Minute, "the stores to be restored", func() (bool, string) {
-		var st struct {
-			Versions []struct {
-				Stages []struct {
-					Partitions []struct {
-						Restoring bool `json:"restoring"`
-					} `json:"partitions"`
-				} `json:"stages"`
-			} `json:"versions"`
-		}
-		if _, err := newClient(addr).getJSON("/v1/status", &st); err != nil {
+		st, err := fetchStatus(addr)
+		if err != nil {
 			return false, err.Error()
 		}
 		if len(st.Versions) != versions {
@@ -138,7 +130,7 @@ func waitRestored(b *testing.B, addr string, versions int) {
 		}
 		for _, v := range st.Versions {
 			for _, s := range v.Stages {
-				if len(s.Partitions) != 12 {
+				if len(s.Partitions) != listensPartitions {
 					return false, strconv.Itoa(len(s.Partitions)) + " partitions"
 				}
 				for _, p := range s.Partitions {
