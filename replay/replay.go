@@ -33,6 +33,9 @@ type Config struct {
 	// ControlTopic, Directory and Input are the deployment's control
 	// topic, instance directory topic and listens topic (required).
 	ControlTopic, Directory, Input string
+	// Features is the song-features topic the features stage of a
+	// version with similar users and songs reads ("": not checked).
+	Features string
 	// Version is the version to build or resume (default: the next).
 	Version string
 	// From is control.FromEarliest or an RFC 3339 time (FromTime); required

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +16,9 @@ import (
 )
 
 // watch shows the progress of version v until it has caught up: stage 1
-// within maxLag listens of the log's end; then every user pending at that
-// moment (fan zones, similar users: published a delay after they changed)
+// within maxLag listens of the log's end (and, with similar songs, the
+// features stage within maxLag of the song features' end); then every
+// user pending at that moment (fan zones, similar users: published a delay after they changed)
 // published; and then, on the instances that run it, every store of both
 // stages applied that far: stage 2's to the repartition offsets stage 1
 // had reached by then (one repartition record sums a whole commit
@@ -61,8 +63,13 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 			if caughtUp.IsZero() {
 				caughtUp = time.Now()
 			}
-			var ok bool
-			if ok, why = published(ctx, c, n.UsersGroup, p.ListensPartitions, time.Since(caughtUp)); ok {
+			ok, err := featuresCaughtUp(ctx, c, adm, v, n)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				why = "the features stage is reading " + c.Features
+			} else if ok, why = published(ctx, c, n.UsersGroup, p.ListensPartitions, time.Since(caughtUp)); ok {
 				if deltas, err = adm.ListEndOffsets(ctx, n.Deltas); err == nil {
 					err = deltas.Error()
 				}
@@ -105,6 +112,20 @@ func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w
 		case <-time.After(min(every, time.Second)):
 		}
 	}
+}
+
+// featuresCaughtUp reports whether the features stage of version v, when
+// it has similar users and songs, is within c.MaxLag records of the end of
+// c.Features: its vectors are in the repartition topic.
+func featuresCaughtUp(ctx context.Context, c Config, adm *kadm.Client, v control.Version, n Names) (bool, error) {
+	var cfg struct {
+		Similar bool `json:"similar"`
+	}
+	if c.Features == "" || json.Unmarshal(v.Config, &cfg) != nil || !cfg.Similar {
+		return true, nil
+	}
+	_, lag, _, _, err := groupProgress(ctx, adm, n.FeaturesGroup, c.Features)
+	return err == nil && lag <= c.MaxLag, err
 }
 
 // published reports whether no instance has a user of stage-1 group

@@ -34,7 +34,7 @@ after the time would be right. kappa refuses that unless --force.`
 
 func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", replaySynopsis, stderr)
-	c := replay.Config{Directory: topicInstances, Input: topicListens}
+	c := replay.Config{Directory: topicInstances, Input: topicListens, Features: topicFeatures}
 	var procs processors
 	var set []string
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
