@@ -18,11 +18,12 @@ import (
 // watch shows the progress of version v until it has caught up: stage 1
 // within maxLag listens of the log's end (and, with similar songs, the
 // features stage within maxLag of the song features' end); then every
-// user pending at that moment (fan zones, similar users: published a delay after they changed)
-// published; and then, on the instances that run it, every store of both
-// stages applied that far: stage 2's to the repartition offsets stage 1
-// had reached by then (one repartition record sums a whole commit
-// interval of listens, so a lag in records would say little). A terminal gets a progress bar redrawn in place; anything else
+// user pending at that moment (fan zones, similar users: published a
+// delay after they changed) published; and then, on the instances that
+// run it, every store of both stages applied that far: stage 2's to the
+// repartition offsets stage 1 had reached by then (one repartition record
+// sums a whole commit interval of listens, so a lag in records would say
+// little). A terminal gets a progress bar redrawn in place; anything else
 // a line every few seconds.
 func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w io.Writer) error {
 	n := NamesOf("", v.Name)

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -54,6 +55,21 @@ func AppendPendingSummary(dst []byte, n int, oldest time.Time) []byte {
 		ns = oldest.UnixNano()
 	}
 	return AppendUint64(AppendUint64(dst, uint64(n)), uint64(ns))
+}
+
+// PendingSummary is the summary a task last wrote.
+type PendingSummary struct{ last []byte }
+
+// Next returns the value of the summary of n markers, the oldest waiting
+// since oldest, and whether it differs from the one last written (then it
+// counts as written: the caller writes it).
+func (p *PendingSummary) Next(n int, oldest time.Time) ([]byte, bool) {
+	v := AppendPendingSummary(nil, n, oldest)
+	if p.last != nil && bytes.Equal(v, p.last) {
+		return nil, false
+	}
+	p.last = v
+	return v, true
 }
 
 // ReadPendingSummary reads the summary at key in s: the number of markers

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -64,5 +65,15 @@ func TestPending(t *testing.T) {
 	}
 	if err := ScanPending(s, table, now, func(int64, time.Time) {}); err == nil {
 		t.Fatal("ScanPending took a marker of 2 bytes")
+	}
+	var sum PendingSummary
+	for i, step := range []struct {
+		n     int
+		write bool
+	}{{0, true}, {0, false}, {2, true}, {2, false}, {0, true}} {
+		v, ok := sum.Next(step.n, t0)
+		if ok != step.write || ok && !bytes.Equal(v, AppendPendingSummary(nil, step.n, t0)) {
+			t.Fatalf("step %d: Next(%d) = %x, %t; want a write %t", i, step.n, v, ok, step.write)
+		}
 	}
 }

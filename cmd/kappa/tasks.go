@@ -29,12 +29,17 @@ type listensTask struct {
 	// not the record's fault, so it fails Prepare (and the instance)
 	// instead of sending the record to the dead letters.
 	err error
+	// listened: a valid listen came since the last Prepare; busy: one
+	// came in the interval before it.
+	listened, busy bool
+	now            func() time.Time
 }
 
 func (t *listensTask) Process(rec *kgo.Record) error {
 	if err := t.dec.Decode(rec.Value, &t.l); err != nil {
 		return err
 	}
+	t.listened = true
 	t.rollups.Add(&t.l)
 	if t.live != nil {
 		t.live.Add(&t.l)
@@ -49,7 +54,10 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 }
 
 // NextDue is when the fan zones or similar users have users to publish
-// without a listen (topology.Timer).
+// without a listen (topology.Timer): when the first is due, or, after an
+// interval with listens, the next interval, which publishes them all if
+// no listen comes in it (the partition is idle: nothing is left to net
+// their changes with, so waiting would only delay the answers).
 func (t *listensTask) NextDue() time.Time {
 	var due time.Time
 	if t.fans != nil {
@@ -60,6 +68,9 @@ func (t *listensTask) NextDue() time.Time {
 			due = d
 		}
 	}
+	if !due.IsZero() && t.busy {
+		return t.now()
+	}
 	return due
 }
 
@@ -67,6 +78,8 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 	if t.err != nil {
 		return t.err
 	}
+	idle := !t.listened
+	t.busy, t.listened = t.listened, false
 	if err := t.rollups.Prepare(out); err != nil {
 		return err
 	}
@@ -74,12 +87,12 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 		t.live.Prepare(out)
 	}
 	if t.fans != nil {
-		if err := t.fans.Prepare(out); err != nil {
+		if err := t.fans.Prepare(out, idle); err != nil {
 			return err
 		}
 	}
 	if t.similar != nil {
-		return t.similar.Prepare(out)
+		return t.similar.Prepare(out, idle)
 	}
 	return nil
 }

@@ -324,7 +324,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		users.Changelog, users.StoreDir, users.StoreOpts = n.UsersChangelog, n.UsersDir, inst.storeOpts
 	}
 	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
-		t := &listensTask{rollups: rollups.NewUserTask(n.Deltas, partitions)}
+		t := &listensTask{rollups: rollups.NewUserTask(n.Deltas, partitions), now: time.Now}
 		if !procs.liveOff {
 			t.live = live.NewCollector(procs.live, p, n.Deltas, partitions)
 		}

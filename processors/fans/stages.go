@@ -1,7 +1,6 @@
 package fans
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -58,7 +57,7 @@ const maxCachedUsers = 50_000
 // A listen changes its user's state at once, but stage 2's counts only
 // when the user is published, Config.Delay after the first listen that
 // made the counts out of date (the home moved, or the user became a fan),
-// or sooner, once a commit interval passes without listens.
+// or sooner, when the caller's partition is idle (Prepare's all).
 // So a user who listens away from home and comes back within the delay
 // sends nothing, and a backlog, which replays a user's whole history
 // within seconds, sends about one net change per user instead of one per
@@ -79,9 +78,7 @@ type Collector struct {
 	pending    map[int64]bool
 	newly      []int64   // users pending since this interval
 	queue      []waiting // pending users, oldest first
-	added      bool      // Add was called since the last Prepare
-	busy       bool      // the last Prepare had listens
-	summary    []byte    // the pending summary last written; nil: none yet
+	summary    state.PendingSummary
 	sums       map[cellKey]int64
 	deltas     []Delta
 	byPart     [][]byte
@@ -139,18 +136,12 @@ func (k cellKey) compare(o cellKey) int {
 	return cmp.Or(cmp.Compare(k.artist, o.artist), cmp.Compare(k.res, o.res), cmp.Compare(k.cell, o.cell))
 }
 
-// NextDue is when the collector wants a Prepare without listens
-// (topology.Timer): none while no user is pending; the next commit
-// interval after one with listens, which publishes every pending user if
-// no listen came in it (the partition is idle: there is nothing left to
-// net their changes with, so waiting would only delay the answers);
-// otherwise when the first pending user is due.
+// NextDue is when the first pending user is due to be published (zero:
+// none is pending); the runtime prepares the collector then, also when no
+// listen comes (topology.Timer).
 func (c *Collector) NextDue() time.Time {
-	switch {
-	case len(c.queue) == 0:
+	if len(c.queue) == 0 {
 		return time.Time{}
-	case c.busy:
-		return c.now()
 	}
 	return c.queue[0].since.Add(c.p.delay)
 }
@@ -161,7 +152,6 @@ func (c *Collector) Add(l *events.Listen) error {
 	if err != nil {
 		return err
 	}
-	c.added = true
 	wasChanged := u.changed
 	if c.p.Apply(u, l) && !c.pending[l.UserID] {
 		c.pending[l.UserID] = true
@@ -195,19 +185,19 @@ func (c *Collector) user(id int64) (*User, error) {
 }
 
 // Prepare marks the users pending since the interval, publishes those
-// pending for Config.Delay (all of them when the interval had no listen),
-// writes the changed users and sends the publications' deltas, one record
-// per stage-2 partition that has any.
-func (c *Collector) Prepare(out *topology.Output) error {
+// pending for Config.Delay (all of them when all is set: the caller's
+// partition had no listen in the interval, so nothing is left to net
+// their changes with), writes the changed users and sends the
+// publications' deltas, one record per stage-2 partition that has any.
+func (c *Collector) Prepare(out *topology.Output, all bool) error {
 	now := c.now()
-	c.busy, c.added = c.added, false
 	for _, id := range c.newly {
 		out.Put(state.PendingKey(c.key[:0], tablePending, id), state.PendingValue(c.val[:0], now))
 		c.queue = append(c.queue, waiting{id, now})
 	}
 	c.newly = c.newly[:0]
 	due := 0
-	for due < len(c.queue) && (!c.busy || !c.queue[due].since.Add(c.p.delay).After(now)) {
+	for due < len(c.queue) && (all || !c.queue[due].since.Add(c.p.delay).After(now)) {
 		due++
 	}
 	for _, w := range c.queue[:due] {
@@ -228,10 +218,8 @@ func (c *Collector) Prepare(out *topology.Output) error {
 	if len(c.queue) > 0 {
 		oldest = c.queue[0].since
 	}
-	c.val = state.AppendPendingSummary(c.val[:0], len(c.queue), oldest)
-	if !bytes.Equal(c.val, c.summary) {
-		out.Put([]byte{tableSummary}, c.val)
-		c.summary = append(c.summary[:0], c.val...)
+	if v, ok := c.summary.Next(len(c.queue), oldest); ok {
+		out.Put([]byte{tableSummary}, v)
 	}
 	c.send(out)
 	if len(c.users) > maxCachedUsers {

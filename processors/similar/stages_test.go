@@ -305,7 +305,7 @@ func TestUsers(t *testing.T) {
 		var out topology.Output
 		for i, c := range cs {
 			var o topology.Output
-			if err := c.Prepare(&o); err != nil {
+			if err := c.Prepare(&o, false); err != nil {
 				t.Fatal(err)
 			}
 			commit(t, stores[i], &o)

@@ -1,7 +1,6 @@
 package similar
 
 import (
-	"bytes"
 	"encoding/binary"
 	"maps"
 	"math"
@@ -22,8 +21,8 @@ const maxCachedUsers = 50_000
 // It keeps, per user of the partition, the set of artists the user played
 // (a listen of a known artist changes nothing and costs a lookup) and the
 // set whose signature stage 2 has (published). A user whose set grew is
-// pending; once pending for Config.Delay (or after a commit interval
-// without listens), the user is published: the
+// pending; once pending for Config.Delay (or sooner, when the caller's
+// partition is idle: Prepare's all), the user is published: the
 // signature of the new set goes to stage 2 with the bucket leaves and
 // joins from the published set's signature to it. So a user who plays
 // many new artists in a short time moves their bucket entries once, not
@@ -41,9 +40,7 @@ type UserCollector struct {
 	changed map[int64]bool      // set grew in the interval; true: newly pending
 	pending map[int64]time.Time // pending users, since when
 	nextDue time.Time           // when the first pending user is due; zero: none
-	added   bool                // Add was called since the last Prepare
-	busy    bool                // the last Prepare had listens
-	summary []byte              // the pending summary last written; nil: none yet
+	summary state.PendingSummary
 	now     func() time.Time
 	key     []byte
 	val     []byte
@@ -80,21 +77,13 @@ func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
 	return state.ReadPendingSummary(s, []byte{tableSummary})
 }
 
-// NextDue is when the collector wants a Prepare without listens
-// (topology.Timer): none while no user is pending; the next commit
-// interval after one with listens, which publishes every pending user if
-// no listen came in it (the partition is idle: waiting would only delay
-// the answers); otherwise when the first pending user is due.
-func (c *UserCollector) NextDue() time.Time {
-	if c.busy && !c.nextDue.IsZero() {
-		return c.now()
-	}
-	return c.nextDue
-}
+// NextDue is when the first pending user is due to be published (zero:
+// no user is pending); the runtime prepares the collector then, also when
+// no listen comes (topology.Timer).
+func (c *UserCollector) NextDue() time.Time { return c.nextDue }
 
 // Add applies one valid listen: its artist joins the user's set.
 func (c *UserCollector) Add(l *events.Listen) error {
-	c.added = true
 	set, err := c.user(l.UserID)
 	if err != nil {
 		return err
@@ -145,10 +134,10 @@ func (c *UserCollector) read(table byte, id int64) ([]int64, error) {
 }
 
 // Prepare writes the grown sets and publishes the users pending for
-// Config.Delay (all of them when the interval had no listen).
-func (c *UserCollector) Prepare(out *topology.Output) error {
+// Config.Delay (all of them when all is set: the caller's partition had
+// no listen in the interval).
+func (c *UserCollector) Prepare(out *topology.Output, all bool) error {
 	now := c.now()
-	c.busy, c.added = c.added, false
 	for _, id := range slices.Sorted(maps.Keys(c.changed)) {
 		out.Put(userKey(c.key[:0], tableArtists, id), appendSet(c.val[:0], c.users[id]))
 		if c.changed[id] {
@@ -161,7 +150,7 @@ func (c *UserCollector) Prepare(out *topology.Output) error {
 	c.nextDue = time.Time{}
 	for id, since := range c.pending {
 		switch at := since.Add(c.ix.cfg.Delay); {
-		case !c.busy || !at.After(now):
+		case all || !at.After(now):
 			due = append(due, id)
 		case c.nextDue.IsZero() || at.Before(c.nextDue):
 			c.nextDue = at
@@ -175,10 +164,8 @@ func (c *UserCollector) Prepare(out *topology.Output) error {
 			return err
 		}
 	}
-	c.val = state.AppendPendingSummary(c.val[:0], len(c.pending), c.nextDue.Add(-c.ix.cfg.Delay))
-	if !bytes.Equal(c.val, c.summary) {
-		out.Put([]byte{tableSummary}, c.val)
-		c.summary = append(c.summary[:0], c.val...)
+	if v, ok := c.summary.Next(len(c.pending), c.nextDue.Add(-c.ix.cfg.Delay)); ok {
+		out.Put([]byte{tableSummary}, v)
 	}
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)
