@@ -26,7 +26,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.StringVar(&c.instanceID, "instance-id", defaultID, "unique id of this instance in its groups: a restart with the same id takes its partitions back at once")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go's /debug/pprof/ profiles on the HTTP address")
 	fs.IntVar(&c.cacheMiB, "cache-mib", defaultCacheMiB, "MiB of block cache the state stores share, on top of their memtables: queries that read many keys (similar users and songs) are fast only when their tables fit")
-	fs.IntVar(&c.recentMiB, "recent-mib", defaultRecentMiB, "MiB of the day rows and fan counts stage 2 wrote lately, kept in memory so that updating a hot one does not read the store (0: none)")
+	fs.IntVar(&c.recentMiB, "recent-mib", defaultRecentMiB, "MiB of the day rows stage 2 wrote lately, kept in memory so that updating a hot one does not read the store (0: none)")
 	fs.IntVar(&c.similarCacheMiB, "similar-cache-mib", defaultSimilarCacheMiB, "with --similar, MiB of the users' signatures and songs' vectors kept in memory once a query read them (0: none)")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	processorFlags(fs, &c.procs)

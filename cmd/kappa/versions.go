@@ -362,15 +362,12 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	// stage 1's 1,000 records.
 	aggregates.ReadyLag = replay.ReadyDeltasIntervals * 2 * int64(partitions)
 	// NB: each task has a Recent of its own, made anew with the task
-	// after an abort; with the fan zones on, the counts get half.
+	// after an abort.
 	recent := (inst.c.recentMiB << 20) / int(partitions)
-	if fanProc != nil {
-		recent /= 2
-	}
 	aggregates.NewTask = func(_ int32, s *state.Store) (topology.Task, error) {
 		t := &aggregatesTask{rollups: rollups.NewAggregateTask(s, state.NewRecent(recent))}
 		if fanProc != nil {
-			t.fans = fans.NewCountTask(s, state.NewRecent(recent))
+			t.fans = fans.NewCountTask(s)
 		}
 		if simIndex != nil {
 			t.similar = simIndex.NewIndexTask(s)

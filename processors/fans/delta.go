@@ -1,6 +1,9 @@
 package fans
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/kappa-stream/kappa/state"
 	"github.com/uber/h3-go/v4"
 )
@@ -12,6 +15,28 @@ type Delta struct {
 	Res    int // 0 … 15, the resolution of Cell
 	Cell   h3.Cell
 	N      int64
+}
+
+// compareDeltas orders deltas by key: (Artist, Res, Cell).
+func compareDeltas(a, b Delta) int {
+	return cmp.Or(cmp.Compare(a.Artist, b.Artist), cmp.Compare(a.Res, b.Res), cmp.Compare(a.Cell, b.Cell))
+}
+
+// sumDeltas sorts ds by key and sums the deltas of each key into one,
+// leaving out those that sum to 0; it returns the sums in ds's memory.
+func sumDeltas(ds []Delta) []Delta {
+	slices.SortFunc(ds, compareDeltas)
+	sums := ds[:0]
+	for i := 0; i < len(ds); {
+		d := ds[i]
+		for i++; i < len(ds) && compareDeltas(ds[i], d) == 0; i++ {
+			d.N += ds[i].N
+		}
+		if d.N != 0 {
+			sums = append(sums, d) // NB: at or before the group just read
+		}
+	}
+	return sums
 }
 
 // KeyLen is the length of a delta key.

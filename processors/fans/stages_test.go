@@ -83,7 +83,7 @@ func TestStages(t *testing.T) {
 			collectors = append(collectors, c)
 		}
 		for _, s := range counts {
-			tasks = append(tasks, NewCountTask(s, state.NewRecent(1<<10)))
+			tasks = append(tasks, NewCountTask(s))
 		}
 	}
 	restart()
