@@ -69,7 +69,7 @@ func moved(from, to loc, res []int, artists ...int64) []Delta {
 func sortDeltas(ds []Delta) []Delta {
 	ds = slices.Clone(ds)
 	slices.SortFunc(ds, func(a, b Delta) int {
-		if c := compareKeys(&a, &b); c != 0 {
+		if c := compareDeltas(a, b); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.N, b.N)

@@ -210,7 +210,7 @@ func TestDeltaKey(t *testing.T) {
 	for i := range ds {
 		for j := range ds {
 			c := bytes.Compare(keys[i], keys[j])
-			if want := compareKeys(&ds[i], &ds[j]); c != want {
+			if want := compareDeltas(ds[i], ds[j]); c != want {
 				t.Fatalf("key order of %v, %v = %d, want %d", ds[i], ds[j], c, want)
 			}
 			if ds[i].Artist == ds[j].Artist && ds[i].Res == ds[j].Res {
@@ -261,18 +261,18 @@ func FuzzDecodeDelta(f *testing.F) {
 	})
 }
 
-func TestMerge(t *testing.T) {
+func TestSumDeltas(t *testing.T) {
 	c5, c6, c9 := cellOf(berlin, 5), cellOf(berlin, 6), cellOf(paris, 5)
-	got := Merge([]Delta{
+	got := sumDeltas([]Delta{
 		{2, 5, c5, 1}, {1, 6, c6, 1}, {1, 5, c5, 1}, {1, 5, c9, -1},
 		{1, 5, c5, -1}, {2, 5, c5, 1}, {1, 6, c6, 2}, {3, 5, c5, -1}, {3, 5, c5, 1},
 	})
 	want := []Delta{{1, 5, c9, -1}, {1, 6, c6, 3}, {2, 5, c5, 2}}
 	if !slices.Equal(got, want) {
-		t.Fatalf("Merge = %v, want %v", got, want)
+		t.Fatalf("sumDeltas = %v, want %v", got, want)
 	}
-	if got := Merge(nil); len(got) != 0 {
-		t.Fatalf("Merge(nil) = %v", got)
+	if got := sumDeltas(nil); len(got) != 0 {
+		t.Fatalf("sumDeltas(nil) = %v", got)
 	}
 }
 

@@ -1,7 +1,6 @@
 package fans
 
 import (
-	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -38,7 +37,7 @@ func fanCounts(log []events.Listen, res []int, minPlays int) []Delta {
 			ds = append(ds, Delta{Artist: ua[1], Res: r, Cell: cellOf(h.at, r), N: 1})
 		}
 	}
-	return Merge(ds)
+	return sumDeltas(ds)
 }
 
 // TestModel checks the invariants of the package on random logs (several
@@ -94,7 +93,7 @@ func TestModel(t *testing.T) {
 			if !pending[id] && len(ds) > 0 {
 				t.Fatalf("seed %d: user %d, not pending, published %v", seed, id, ds)
 			}
-			sum = Merge(append(sum, ds...))
+			sum = sumDeltas(append(sum, ds...))
 			stored[id] = u.Append(nil)
 			delete(pending, id)
 		}
@@ -121,32 +120,4 @@ func TestModel(t *testing.T) {
 			t.Fatalf("seed %d: summed deltas\n %v\nwant\n %v", seed, sum, want)
 		}
 	}
-}
-
-// Merge sums the deltas of ds per (Artist, Res, Cell), drops the sums that
-// are 0, and returns them in key order, reusing ds's memory (ds is
-// overwritten): the reference the tests compare summed deltas with.
-func Merge(ds []Delta) []Delta {
-	slices.SortFunc(ds, func(a, b Delta) int { return compareKeys(&a, &b) })
-	out := ds[:0]
-	for i := 0; i < len(ds); {
-		d := ds[i]
-		for i++; i < len(ds) && compareKeys(&ds[i], &d) == 0; i++ {
-			d.N += ds[i].N
-		}
-		if d.N != 0 {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func compareKeys(a, b *Delta) int {
-	if c := cmp.Compare(a.Artist, b.Artist); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Res, b.Res); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Cell, b.Cell)
 }

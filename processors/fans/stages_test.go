@@ -203,7 +203,7 @@ func TestStages(t *testing.T) {
 			}
 		}
 	}
-	got = Merge(got)
+	got = sumDeltas(got)
 	if !slices.Equal(got, want) {
 		t.Fatalf("fan counts\n %v\nwant\n %v", got, want)
 	}
