@@ -17,9 +17,14 @@ type Delta struct {
 	N      int64
 }
 
-// compareDeltas orders deltas by key: (Artist, Res, Cell).
+// compareDeltas orders deltas by key: (Artist, Res, Cell). Res is
+// Cell's resolution, which is in the bits of a cell just below its mode:
+// cells in numeric order are in (resolution, cell) order.
 func compareDeltas(a, b Delta) int {
-	return cmp.Or(cmp.Compare(a.Artist, b.Artist), cmp.Compare(a.Res, b.Res), cmp.Compare(a.Cell, b.Cell))
+	if a.Artist != b.Artist {
+		return cmp.Compare(a.Artist, b.Artist)
+	}
+	return cmp.Compare(a.Cell, b.Cell)
 }
 
 // sumDeltas sorts ds by key and sums the deltas of each key into one,
