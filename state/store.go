@@ -248,13 +248,22 @@ func (r *SortedReader) Get(key []byte) ([]byte, bool, error) {
 // ScanFloor calls fn, in order, for the keys with prefix from the last
 // one before key (from the first with prefix when there is none), until fn
 // returns false; the slices passed to fn are valid only during the call.
-// It seeks once.
+// It seeks once, backwards (twice when no key with prefix is before key).
+//
+// REQUIRES: key has prefix.
 func (r *SortedReader) ScanFloor(prefix, key []byte, fn func(key, value []byte) bool) error {
 	ok := r.it.SeekLT(key)
 	if !ok || !bytes.HasPrefix(r.it.Key(), prefix) {
 		ok = r.it.SeekGE(prefix)
 	}
 	return r.scan(ok, prefix, fn)
+}
+
+// Scan calls fn, in order, for the keys with prefix, until fn returns
+// false; the slices passed to fn are valid only during the call. It
+// seeks once, forwards.
+func (r *SortedReader) Scan(prefix []byte, fn func(key, value []byte) bool) error {
+	return r.scan(r.it.SeekGE(prefix), prefix, fn)
 }
 
 // scan goes on from the iterator's position (ok: it has one) through the

@@ -166,6 +166,57 @@ func TestScanBoundsAndOrder(t *testing.T) {
 	}
 }
 
+// TestSortedReaderScans reads the keys of one prefix between keys of
+// others with a SortedReader: Scan from the first, ScanFloor from the last
+// before a key (from the first when none is), both stopping where fn says.
+func TestSortedReaderScans(t *testing.T) {
+	s := openMem(t, vfs.NewMem())
+	defer s.Close()
+	b := s.NewBatch()
+	for _, k := range []string{"a1", "a9", "b2", "b4", "b6", "c1"} {
+		if err := b.Set([]byte(k), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.NewSortedReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, tc := range []struct {
+		floor string // "": Scan
+		stop  int    // keys fn takes before it returns false (0: all)
+		want  string
+	}{
+		{want: "[b2 b4 b6]"},
+		{stop: 2, want: "[b2 b4]"},
+		{floor: "b0", want: "[b2 b4 b6]"},
+		{floor: "b2", want: "[b2 b4 b6]"},
+		{floor: "b3", want: "[b2 b4 b6]"},
+		{floor: "b5", want: "[b4 b6]"},
+		{floor: "b5", stop: 1, want: "[b4]"},
+		{floor: "b7", want: "[b6]"},
+		{floor: "b99", want: "[b6]"},
+	} {
+		var got []string
+		fn := func(k, _ []byte) bool {
+			got = append(got, string(k))
+			return len(got) != tc.stop
+		}
+		if tc.floor == "" {
+			err = r.Scan([]byte("b"), fn)
+		} else {
+			err = r.ScanFloor([]byte("b"), []byte(tc.floor), fn)
+		}
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("floor %q, stop %d: %v (%v), want %s", tc.floor, tc.stop, got, err, tc.want)
+		}
+	}
+}
+
 func BenchmarkMergeBatch(b *testing.B) {
 	s, err := Open("db", WithFS(vfs.NewMem()))
 	if err != nil {

@@ -171,31 +171,107 @@ func (t *IndexTask) apply(r *state.SortedReader, out *topology.Output, ref bucke
 	return nil
 }
 
+// floorSteps is how many chunks starting at or before the first changed
+// id loadChunks steps over, from the bucket's first, before it seeks
+// back from that id instead: most buckets have a chunk or two, and one
+// backward seek in Pebble (every level of the store) cost more than a
+// forward seek and a few steps.
+const floorSteps = 4
+
 // loadChunks reads the chunks of the bucket with key prefix that ids in
-// [lo, hi] fall in, in start order.
+// [lo, hi] fall in, in start order: the last starting at or before lo (or
+// the first, when none does) and those starting in (lo, hi].
 func loadChunks(r *state.SortedReader, prefix []byte, lo, hi int64) ([]chunk, error) {
+	var (
+		chunks []chunk
+		// the last chunk so far that starts at or before lo
+		floorStart int64
+		floorVal   []byte
+		hasFloor   bool
+		steps      int
+		seekFloor  bool // too many such chunks: seek back instead
+		derr       error
+	)
+	err := r.Scan(prefix, func(k, v []byte) bool {
+		start, err := chunkStart(k, prefix)
+		if err != nil {
+			derr = err
+			return false
+		}
+		if start <= lo {
+			if steps++; steps > floorSteps {
+				seekFloor = true
+				return false
+			}
+			floorStart, floorVal, hasFloor = start, append(floorVal[:0], v...), true
+			return true
+		}
+		if hasFloor {
+			hasFloor = false
+			if derr = addChunk(&chunks, floorStart, floorVal); derr != nil {
+				return false
+			}
+		}
+		if start > hi && len(chunks) > 0 {
+			return false
+		}
+		derr = addChunk(&chunks, start, v)
+		return derr == nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case derr != nil:
+		return nil, derr
+	case seekFloor:
+		return loadChunksFloor(r, prefix, lo, hi)
+	case hasFloor:
+		derr = addChunk(&chunks, floorStart, floorVal)
+	}
+	return chunks, derr
+}
+
+// loadChunksFloor is loadChunks for a bucket with many chunks before lo:
+// it seeks back from lo.
+func loadChunksFloor(r *state.SortedReader, prefix []byte, lo, hi int64) ([]chunk, error) {
 	var chunks []chunk
 	var derr error
 	err := r.ScanFloor(prefix, state.AppendUint64(slices.Clone(prefix), uint64(lo)+1), func(k, v []byte) bool {
-		if len(k) != len(prefix)+8 {
-			derr = corrupt("chunk key of %d bytes", len(k))
+		start, err := chunkStart(k, prefix)
+		if err != nil {
+			derr = err
 			return false
 		}
-		c := chunk{start: int64(state.Uint64(k, len(prefix)))}
-		if c.start > hi && len(chunks) > 0 {
+		if start > hi && len(chunks) > 0 {
 			return false
 		}
-		c.stored = c.start
-		if c.ids, derr = decodeChunk(v, c.start); derr != nil {
-			return false
-		}
-		chunks = append(chunks, c)
-		return true
+		derr = addChunk(&chunks, start, v)
+		return derr == nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return chunks, derr
+}
+
+// chunkStart returns the start of the chunk key k of the bucket with key
+// prefix.
+func chunkStart(k, prefix []byte) (int64, error) {
+	if len(k) != len(prefix)+8 {
+		return 0, corrupt("chunk key of %d bytes", len(k))
+	}
+	return int64(state.Uint64(k, len(prefix))), nil
+}
+
+// addChunk decodes the chunk value v of the chunk keyed start and appends
+// it to *chunks.
+func addChunk(chunks *[]chunk, start int64, v []byte) error {
+	ids, err := decodeChunk(v, start)
+	if err != nil {
+		return err
+	}
+	*chunks = append(*chunks, chunk{start: start, stored: start, ids: ids})
+	return nil
 }
 
 func appendChunk(dst []byte, start int64, ids []int64) []byte {

@@ -248,6 +248,65 @@ func TestChunks(t *testing.T) {
 	}
 }
 
+// TestLoadChunks reads the chunks of random id ranges of buckets of 0 to
+// 12 chunks, stored between buckets of their own, and checks them against
+// the chunks the test wrote: the last starting at or before the range
+// (the first when none does), then those starting in it. Buckets with
+// more than floorSteps chunks before the range take the backward seek.
+func TestLoadChunks(t *testing.T) {
+	store := memStore(t, "load")
+	rng := rand.New(rand.NewPCG(7, 8))
+	starts := map[lsh.Bucket][]int64{} // ascending
+	var o topology.Output
+	for h := range uint64(40) {
+		b := lsh.Bucket{Table: 1, Hash: h}
+		prefix := bucketRef{Users, b}.prefix(nil)
+		start := int64(0)
+		for range int(h % 13) {
+			start += 1 + rng.Int64N(1000)
+			starts[b] = append(starts[b], start)
+			o.Put(state.AppendUint64(slices.Clone(prefix), uint64(start)), appendChunk(nil, start, []int64{start, start + 1}))
+		}
+	}
+	commit(t, store, &o)
+	r, err := store.NewSortedReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for h := range uint64(40) {
+		b := lsh.Bucket{Table: 1, Hash: h}
+		for range 20 {
+			lo := rng.Int64N(14_000)
+			if n := len(starts[b]); n > 0 && rng.IntN(2) == 0 {
+				lo = starts[b][rng.IntN(n)] + rng.Int64N(3) - 1 // at a chunk's start, or next to it
+			}
+			hi := lo + rng.Int64N(3_000)
+			var want []int64
+			for i, s := range starts[b] {
+				last := i+1 == len(starts[b]) || starts[b][i+1] > lo
+				if s > lo && s <= hi || s <= lo && last || i == 0 && s > lo {
+					want = append(want, s)
+				}
+			}
+			chunks, err := loadChunks(r, bucketRef{Users, b}.prefix(nil), lo, hi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, c := range chunks {
+				if c.stored != c.start || !slices.Equal(c.ids, []int64{c.start, c.start + 1}) {
+					t.Fatalf("bucket %d: chunk %+v", h, c)
+				}
+				got = append(got, c.start)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("bucket %d (chunks %v), ids [%d, %d]: chunks %v, want %v", h, starts[b], lo, hi, got, want)
+			}
+		}
+	}
+}
+
 // localSource reads the stage-2 stores of a test directly.
 type localSource struct{ s *stage2 }
 
