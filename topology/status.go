@@ -48,14 +48,8 @@ func (r *Runner) Status() []PartitionStatus {
 	out := make([]PartitionStatus, 0, len(r.workers))
 	for p, w := range r.workers {
 		committed := w.committed.Load()
-		if committed < 0 && w.ready.Load() {
-			// NB: a partition that has not committed since it started,
-			// and whose group offset the client did not know then (the
-			// offsets arrive after the assignment), still has one: a
-			// version with no input would otherwise never show it.
-			if next, ok := w.groupOffset(); ok {
-				committed = next
-			}
+		if w.ready.Load() {
+			committed = w.committedOffset()
 		}
 		out = append(out, PartitionStatus{
 			Partition:    p,
@@ -117,13 +111,7 @@ func (r *Runner) Ready(ctx context.Context) (bool, error) {
 		if !ok || end.Err != nil {
 			return false, nil
 		}
-		committed := w.committed.Load()
-		if committed < 0 {
-			if next, ok := w.groupOffset(); ok {
-				committed = next
-			}
-		}
-		if end.Offset-max(committed, 0) <= r.cfg.ReadyLag {
+		if end.Offset-max(w.committedOffset(), 0) <= r.cfg.ReadyLag {
 			w.caughtUp.Store(true)
 			continue
 		}

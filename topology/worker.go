@@ -190,6 +190,21 @@ func (w *worker) updateDue() {
 	}
 }
 
+// committedOffset is the partition's committed offset: its own last
+// commit or, before its first, the group's. A partition whose group offset
+// the client did not know when it started (the offsets arrive after the
+// assignment) still has one: a version with no input would otherwise
+// never show it. −1 when neither is known.
+func (w *worker) committedOffset() int64 {
+	if c := w.committed.Load(); c >= 0 {
+		return c
+	}
+	if next, ok := w.groupOffset(); ok {
+		return next
+	}
+	return -1
+}
+
 // groupOffset is the group's committed offset of the partition, as the
 // client knows it.
 func (w *worker) groupOffset() (int64, bool) {
