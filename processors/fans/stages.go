@@ -22,7 +22,7 @@ import (
 //     users in its store, table 0x30 | user id → User, applies each listen,
 //     and marks a user whose counts in stage 2 are out of date pending,
 //     table 0x32 | user id → 8-byte Unix ns since when (and their number
-//     and the oldest's time in key 0x33). A user pending for
+//     and the oldest's time in key 0x33: a state.PendingQueue). A user pending for
 //     Config.Delay is published: the net change of their counts goes, with
 //     the other publications of the commit interval summed per cell, to
 //     the stage-2 partition of each artist (that of the artist's rollups);
@@ -38,7 +38,7 @@ const (
 	tableCount   byte = 0x31
 	tablePending byte = 0x32
 	// tableSummary is one key: how many users are pending and since when
-	// the oldest waits (state.AppendPendingSummary).
+	// the oldest waits (state.PendingQueue).
 	tableSummary byte = 0x33
 	// Format is the first byte of a fan-delta record.
 	Format byte = 0x46
@@ -75,20 +75,11 @@ type Collector struct {
 	now        func() time.Time
 	users      map[int64]*User
 	changed    []int64 // users to write back
-	pending    map[int64]bool
-	newly      []int64   // users pending since this interval
-	queue      []waiting // pending users, oldest first
-	summary    state.PendingSummary
+	pending    *state.PendingQueue
 	deltas     []Delta // the interval's publications
 	byPart     [][]byte
 	key, val   []byte
 	rec        kgo.Record
-}
-
-// waiting is a pending user and since when.
-type waiting struct {
-	id    int64
-	since time.Time
 }
 
 // NewCollector returns the collector of a partition of listens over its
@@ -97,22 +88,16 @@ type waiting struct {
 func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) (*Collector, error) {
 	c := &Collector{
 		p: p, store: s, topic: topic, partitions: int(partitions),
-		route:   kgo.StickyKeyPartitioner(nil).ForTopic(topic),
-		now:     time.Now,
-		users:   map[int64]*User{},
-		pending: map[int64]bool{},
-		byPart:  make([][]byte, partitions),
+		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
+		now:    time.Now,
+		users:  map[int64]*User{},
+		byPart: make([][]byte, partitions),
 	}
-	err := state.ScanPending(s, tablePending, c.now(), func(id int64, since time.Time) {
-		c.pending[id] = true
-		c.queue = append(c.queue, waiting{id, since})
-	})
+	var err error
+	c.pending, err = state.LoadPendingQueue(s, tablePending, []byte{tableSummary}, p.delay, c.now())
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(c.queue, func(a, b waiting) int {
-		return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.id, b.id))
-	})
 	return c, nil
 }
 
@@ -126,12 +111,7 @@ func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
 // NextDue is when the first pending user is due to be published (zero:
 // none is pending); the runtime prepares the collector then, also when no
 // listen comes (topology.Timer).
-func (c *Collector) NextDue() time.Time {
-	if len(c.queue) == 0 {
-		return time.Time{}
-	}
-	return c.queue[0].since.Add(c.p.delay)
-}
+func (c *Collector) NextDue() time.Time { return c.pending.NextDue() }
 
 // Add applies one valid listen to its user.
 func (c *Collector) Add(l *events.Listen) error {
@@ -140,9 +120,8 @@ func (c *Collector) Add(l *events.Listen) error {
 		return err
 	}
 	wasChanged := u.changed
-	if c.p.Apply(u, l) && !c.pending[l.UserID] {
-		c.pending[l.UserID] = true
-		c.newly = append(c.newly, l.UserID)
+	if c.p.Apply(u, l) {
+		c.pending.Mark(l.UserID)
 	}
 	if u.changed && !wasChanged { // NB: cleared when written back
 		c.changed = append(c.changed, l.UserID)
@@ -177,22 +156,11 @@ func (c *Collector) user(id int64) (*User, error) {
 // their changes with), writes the changed users and sends the
 // publications' deltas, one record per stage-2 partition that has any.
 func (c *Collector) Prepare(out *topology.Output, all bool) error {
-	now := c.now()
-	for _, id := range c.newly {
-		out.Put(state.PendingKey(c.key[:0], tablePending, id), state.PendingValue(c.val[:0], now))
-		c.queue = append(c.queue, waiting{id, now})
-	}
-	c.newly = c.newly[:0]
-	due := 0
-	for due < len(c.queue) && (all || !c.queue[due].since.Add(c.p.delay).After(now)) {
-		due++
-	}
-	for _, w := range c.queue[:due] {
-		if err := c.publish(out, w.id); err != nil {
+	for _, id := range c.pending.Prepare(out, c.now(), all) {
+		if err := c.publish(id); err != nil {
 			return err
 		}
 	}
-	c.queue = c.queue[due:]
 	slices.Sort(c.changed)
 	for _, id := range c.changed {
 		u := c.users[id]
@@ -201,13 +169,6 @@ func (c *Collector) Prepare(out *topology.Output, all bool) error {
 		out.Put(userKey(c.key[:0], id), c.val)
 	}
 	c.changed = c.changed[:0]
-	var oldest time.Time
-	if len(c.queue) > 0 {
-		oldest = c.queue[0].since
-	}
-	if v, ok := c.summary.Next(len(c.queue), oldest); ok {
-		out.Put([]byte{tableSummary}, v)
-	}
 	c.send(out)
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)
@@ -215,14 +176,12 @@ func (c *Collector) Prepare(out *topology.Output, all bool) error {
 	return nil
 }
 
-// publish sends user id's net change to the interval's sums.
-func (c *Collector) publish(out *topology.Output, id int64) error {
+// publish adds user id's net change to the interval's deltas.
+func (c *Collector) publish(id int64) error {
 	u, err := c.user(id)
 	if err != nil {
 		return err
 	}
-	delete(c.pending, id)
-	out.Delete(state.PendingKey(c.key[:0], tablePending, id))
 	wasChanged := u.changed
 	c.deltas = c.p.Publish(u, c.deltas)
 	if u.changed && !wasChanged {

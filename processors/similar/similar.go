@@ -71,11 +71,11 @@ const (
 	tableVector  byte = 0x43 // features stage: song → vector
 	// stage 1: user → the artists whose signature stage 2 has (published)
 	tablePublished byte = 0x44
-	// stage 1: user → since when (state.PendingValue) while the user's
-	// signature is not published
+	// stage 1: user → since when while the user's signature is not
+	// published (state.PendingQueue)
 	tablePending byte = 0x45
 	// stage 1: one key, how many users are pending and since when the
-	// oldest waits (state.AppendPendingSummary)
+	// oldest waits (state.PendingQueue)
 	tableSummary byte = 0x46
 )
 

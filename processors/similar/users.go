@@ -36,11 +36,9 @@ type UserCollector struct {
 	ix      *Index
 	store   *state.Store
 	e       emitter
-	users   map[int64][]int64   // artist sets, ascending
-	changed map[int64]bool      // set grew in the interval; true: newly pending
-	pending map[int64]time.Time // pending users, since when
-	nextDue time.Time           // when the first pending user is due; zero: none
-	summary state.PendingSummary
+	users   map[int64][]int64 // artist sets, ascending
+	changed map[int64]bool    // set grew in the interval
+	pending *state.PendingQueue
 	now     func() time.Time
 	key     []byte
 	val     []byte
@@ -54,16 +52,11 @@ type UserCollector struct {
 func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32) (*UserCollector, error) {
 	c := &UserCollector{
 		ix: ix, store: s, e: newEmitter(topic, partitions),
-		users: map[int64][]int64{}, changed: map[int64]bool{}, pending: map[int64]time.Time{},
+		users: map[int64][]int64{}, changed: map[int64]bool{},
 		now: time.Now,
 	}
-	now := c.now()
-	err := state.ScanPending(s, tablePending, now, func(id int64, since time.Time) {
-		c.pending[id] = since
-		if at := since.Add(ix.cfg.Delay); c.nextDue.IsZero() || at.Before(c.nextDue) {
-			c.nextDue = at
-		}
-	})
+	var err error
+	c.pending, err = state.LoadPendingQueue(s, tablePending, []byte{tableSummary}, ix.cfg.Delay, c.now())
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +73,7 @@ func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
 // NextDue is when the first pending user is due to be published (zero:
 // no user is pending); the runtime prepares the collector then, also when
 // no listen comes (topology.Timer).
-func (c *UserCollector) NextDue() time.Time { return c.nextDue }
+func (c *UserCollector) NextDue() time.Time { return c.pending.NextDue() }
 
 // Add applies one valid listen: its artist joins the user's set.
 func (c *UserCollector) Add(l *events.Listen) error {
@@ -93,10 +86,8 @@ func (c *UserCollector) Add(l *events.Listen) error {
 		return nil
 	}
 	c.users[l.UserID] = slices.Insert(set, i, l.ArtistID)
-	if _, ok := c.changed[l.UserID]; !ok {
-		_, pending := c.pending[l.UserID]
-		c.changed[l.UserID] = !pending
-	}
+	c.changed[l.UserID] = true
+	c.pending.Mark(l.UserID)
 	return nil
 }
 
@@ -137,35 +128,16 @@ func (c *UserCollector) read(table byte, id int64) ([]int64, error) {
 // Config.Delay (all of them when all is set: the caller's partition had
 // no listen in the interval).
 func (c *UserCollector) Prepare(out *topology.Output, all bool) error {
-	now := c.now()
 	for _, id := range slices.Sorted(maps.Keys(c.changed)) {
 		out.Put(userKey(c.key[:0], tableArtists, id), appendSet(c.val[:0], c.users[id]))
-		if c.changed[id] {
-			out.Put(state.PendingKey(c.key[:0], tablePending, id), state.PendingValue(c.val[:0], now))
-			c.pending[id] = now
-		}
 	}
 	clear(c.changed)
-	var due []int64
-	c.nextDue = time.Time{}
-	for id, since := range c.pending {
-		switch at := since.Add(c.ix.cfg.Delay); {
-		case all || !at.After(now):
-			due = append(due, id)
-		case c.nextDue.IsZero() || at.Before(c.nextDue):
-			c.nextDue = at
-		}
-	}
-	slices.Sort(due)
 	c.e.start(out)
 	defer c.e.flush()
-	for _, id := range due {
+	for _, id := range c.pending.Prepare(out, c.now(), all) {
 		if err := c.publish(out, id); err != nil {
 			return err
 		}
-	}
-	if v, ok := c.summary.Next(len(c.pending), c.nextDue.Add(-c.ix.cfg.Delay)); ok {
-		out.Put([]byte{tableSummary}, v)
 	}
 	if len(c.users) > maxCachedUsers {
 		clear(c.users)
@@ -184,8 +156,6 @@ func (c *UserCollector) publish(out *topology.Output, id int64) error {
 	if err != nil {
 		return err
 	}
-	delete(c.pending, id)
-	out.Delete(state.PendingKey(c.key[:0], tablePending, id))
 	out.Put(userKey(c.key[:0], tablePublished, id), appendSet(c.val[:0], set))
 	before, after := c.ix.mh.Signature(published), c.ix.mh.Signature(set)
 	if slices.Equal(before, after) {
