@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/kappa
 RATE    ?= 5000/s
 
-.PHONY: all build run test bench fuzz lint clean
+.PHONY: all build run test test-deps bench fuzz lint clean
 
 all: build
 
@@ -22,7 +22,7 @@ run: build
 ## and every test (unit, fuzz seeds, e2e)
 ## (on failure, the failing tests' own messages are repeated at the end:
 ## the e2e tests print the processes' logs after them)
-test: lint | bin
+test: test-deps lint | bin
 	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/ ./cluster/ ./control/ ./replay/ ./catalog/ ./processors/... ./windows/ 2>&1 | tee bin/test-race.txt || { $(FAILURES) bin/test-race.txt; exit 1; }
 	$(GO) test -count=1 -timeout 25m ./... 2>&1 | tee bin/test.txt || { $(FAILURES) bin/test.txt; exit 1; }
 
@@ -30,10 +30,16 @@ test: lint | bin
 # panics and the tests' file:line messages, without the logs they quote.
 FAILURES = echo "=== failures:"; grep -E '^\s*(--- FAIL|FAIL|panic:)|^\s+\w+_test\.go:[0-9]+: ' 
 
+## test-deps: install what the tests need and this machine lacks (Debian
+## packages through apt-get, npm packages from the committed lockfiles)
+test-deps:
+	@scripts/test-deps.sh
+
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy needed:"; $(GO) mod tidy -diff; exit 1; }
 
 ## bench: the benchmark suite (a few minutes): prints one table and writes it
 ## into docs/benchmarks.md with the date, the machine and this command
