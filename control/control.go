@@ -77,6 +77,10 @@ type Version struct {
 	// Replaces is the version that served when this one was declared;
 	// empty for the first.
 	Replaces string `json:"replaces,omitempty"`
+	// Repartition is the suffix of the version's repartition topic
+	// (kappa.<version>.<suffix>); empty in a version declared before it
+	// existed, whose topic is kappa.<version>.song-deltas.
+	Repartition string `json:"repartition,omitempty"`
 	// Config is the processor configuration the version runs with,
 	// the same on every instance. Its schema belongs to the caller.
 	Config json.RawMessage `json:"config"`

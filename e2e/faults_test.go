@@ -547,7 +547,7 @@ func TestScaleOneThreeOne(t *testing.T) {
 
 	f.waitProduced(t, hold)
 	waitCaughtUp(t, kafka, hold, 2*time.Minute, addrs(append([]*instance{a}, extra...))...)
-	owners := waitOwners(t, kafka, "kappa.v1.aggregates", "kappa.v1.song-deltas", "a", "b", "c")
+	owners := waitOwners(t, kafka, "kappa.v1.aggregates", "kappa.v1.repartition", "a", "b", "c")
 	t.Logf("stage 2 partitions with 3 instances: %v", owners)
 	half := prefixModel(t, d, hold)
 	for _, in := range append([]*instance{a}, extra...) {
@@ -569,7 +569,7 @@ func TestScaleOneThreeOne(t *testing.T) {
 	}
 	f.waitProduced(t, n)
 	waitCaughtUp(t, kafka, n, 2*time.Minute, a.http)
-	waitOwners(t, kafka, "kappa.v1.aggregates", "kappa.v1.song-deltas", "a")
+	waitOwners(t, kafka, "kappa.v1.aggregates", "kappa.v1.repartition", "a")
 	a.mustRun(t)
 	waitReady(t, a.http)
 	pr.finish(t)

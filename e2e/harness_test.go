@@ -196,7 +196,7 @@ func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, time
 		want         int64
 	}{
 		{"kappa." + version + ".users", "listens", want},
-		{"kappa." + version + ".aggregates", "kappa." + version + ".song-deltas", -1},
+		{"kappa." + version + ".aggregates", "kappa." + version + ".repartition", -1},
 	} {
 		if i == 1 && len(instances) > 0 {
 			waitNonePending(t, version, timeout, instances)
@@ -215,7 +215,7 @@ func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, time
 		})
 	}
 	if len(instances) > 0 {
-		waitApplied(t, adm, "kappa."+version+".aggregates", "kappa."+version+".song-deltas", timeout, instances)
+		waitApplied(t, adm, "kappa."+version+".aggregates", "kappa."+version+".repartition", timeout, instances)
 	}
 }
 

@@ -59,7 +59,7 @@ func TestRollupsExact(t *testing.T) {
 	for _, want := range []string{"total lag 0", "all sit where murmur2(key) puts them",
 		"kappa.v1.users: partitions [0 1 2 3 4 5 6 7 8 9 10 11], lag 0",
 		"kappa.v1.aggregates: partitions [0 1 2 3 4 5 6 7 8 9 10 11], lag 0",
-		"pending publication: 0 fan-zone users\n"} {
+		"pending publication: 0 users of fans\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kappa status output lacks %q:\n%s", want, out)
 		}

@@ -1,6 +1,19 @@
 package replay
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"github.com/kappa-stream/kappa/control"
+)
+
+// Repartition is the suffix of the repartition topic of the versions
+// declared now (kappa.<version>.repartition): it carries the records of
+// every processor, not only songs'. Versions declared before keep
+// kappa.<version>.song-deltas (LegacyRepartition).
+const (
+	Repartition       = "repartition"
+	LegacyRepartition = "song-deltas"
+)
 
 // Names are the versioned consumer groups, internal topics and state
 // directories of one topology version (DESIGN.md, "Versions and replay").
@@ -8,24 +21,32 @@ type Names struct {
 	// UsersGroup is stage 1 (on listens), AggregatesGroup stage 2,
 	// FeaturesGroup the features stage (on song-features, with --similar).
 	UsersGroup, AggregatesGroup, FeaturesGroup string
-	// Deltas is the repartition topic (stage 1 → stage 2); Changelog and
+	// Deltas is the repartition topic (stage 1 → stage 2: every
+	// processor's records); Changelog and
 	// UsersChangelog the compacted changelogs of the stores of stage 2
 	// and (with fan zones or similar users) stage 1, FeaturesChangelog
-	// that of the features stage; LiveFinal the closed live windows.
+	// that of the features stage; LiveFinal the closed live windows
+	// (Topic names the others of a processor's).
 	Deltas, Changelog, UsersChangelog, FeaturesChangelog, LiveFinal string
 	// UsersDir, AggregatesDir and FeaturesDir hold the stores of the
 	// stages.
 	UsersDir, AggregatesDir, FeaturesDir string
+	prefix, data                         string
 }
 
-// NamesOf returns the names of version under the data directory data.
-func NamesOf(data, version string) Names {
+// NamesOf returns the names of version v under the data directory data.
+func NamesOf(data string, v control.Version) Names {
+	version := v.Name
 	p := "kappa." + version + "."
+	repartition := v.Repartition
+	if repartition == "" {
+		repartition = LegacyRepartition
+	}
 	return Names{
 		UsersGroup:        p + "users",
 		AggregatesGroup:   p + "aggregates",
 		FeaturesGroup:     p + "features",
-		Deltas:            p + "song-deltas",
+		Deltas:            p + repartition,
 		Changelog:         p + "rollups-changelog",
 		UsersChangelog:    p + "users-changelog",
 		FeaturesChangelog: p + "features-changelog",
@@ -33,6 +54,8 @@ func NamesOf(data, version string) Names {
 		UsersDir:          filepath.Join(data, version, "users"),
 		AggregatesDir:     filepath.Join(data, version, "aggregates"),
 		FeaturesDir:       filepath.Join(data, version, "features"),
+		prefix:            p,
+		data:              filepath.Join(data, version),
 	}
 }
 
@@ -43,3 +66,9 @@ func (n Names) Groups() []string { return []string{n.UsersGroup, n.AggregatesGro
 func (n Names) Topics() []string {
 	return []string{n.Deltas, n.Changelog, n.UsersChangelog, n.FeaturesChangelog, n.LiveFinal}
 }
+
+// Topic is the name of a per-version topic with the given suffix.
+func (n Names) Topic(suffix string) string { return n.prefix + suffix }
+
+// dir is the store directory of the version's stage name.
+func (n Names) dir(name string) string { return filepath.Join(n.data, name) }

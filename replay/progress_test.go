@@ -32,7 +32,7 @@ func TestProgressBeforeStart(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}, &kgo.Record{Value: []byte("y")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ProgressOf(ctx, kadm.NewClient(cl), NamesOf("", "v2"), "listens")
+	p, err := ProgressOf(ctx, kadm.NewClient(cl), NamesOf("", control.Version{Name: "v2"}), "listens")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestFeaturesCaughtUp(t *testing.T) {
 		}
 	}
 	adm := kadm.NewClient(cl)
-	n := NamesOf("", "v2")
+	n := NamesOf("", control.Version{Name: "v2"})
 	cfg := Config{Features: "song-features", MaxLag: 2}
 	similar := control.Version{Name: "v2", Config: json.RawMessage(`{"similar":true}`)}
 	check := func(v control.Version, c Config, want bool) {

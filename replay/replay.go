@@ -159,11 +159,11 @@ func declare(ctx context.Context, c Config, cl *kgo.Client, adm *kadm.Client, st
 	if err != nil {
 		return control.Version{}, fmt.Errorf("the configuration of %s, changed: %w", name, err)
 	}
-	n := NamesOf("", name)
+	v := control.Version{Name: name, From: c.From, Replaces: st.Serving.Version, Repartition: Repartition, Config: config, Created: time.Now().UTC()}
+	n := NamesOf("", v)
 	if err := checkUnused(ctx, adm, n); err != nil {
 		return control.Version{}, err
 	}
-	v := control.Version{Name: name, From: c.From, Replaces: st.Serving.Version, Config: config, Created: time.Now().UTC()}
 	if !c.FromTime.IsZero() {
 		if !c.Force {
 			return control.Version{}, fmt.Errorf("%w: refusing to replay from %s: the day rollups (plays) and the fan zones count every listen, "+
@@ -274,7 +274,7 @@ func (c Config) retireReplaced(ctx context.Context, cl *kgo.Client, adm *kadm.Cl
 			return err
 		}
 	}
-	n := NamesOf("", old.Name)
+	n := NamesOf("", old)
 	if err := deleteGroups(ctx, adm, n.Groups()...); err != nil {
 		return err
 	}

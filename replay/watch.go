@@ -26,7 +26,7 @@ import (
 // little). A terminal gets a progress bar redrawn in place; anything else
 // a line every few seconds.
 func watch(ctx context.Context, c Config, adm *kadm.Client, v control.Version, w io.Writer) error {
-	n := NamesOf("", v.Name)
+	n := NamesOf("", v)
 	first, err := firstOffsets(ctx, adm, v, c.Input)
 	if err != nil {
 		return err

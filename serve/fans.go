@@ -38,7 +38,7 @@ type cellFansResponse struct {
 // fanZones serves GET /v1/artists/{id}/fan-zones?res=&min_fans=&limit=:
 // the artist's cells at res with at least min_fans fans, most fans first.
 func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
-	if v.Fans == nil {
+	if v.fans() == nil {
 		fansOff(w, v)
 		return
 	}
@@ -48,7 +48,7 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
 		return
 	}
 	params := r.URL.Query()
-	res, err := parseRes(params.Get("res"), v.Fans)
+	res, err := parseRes(params.Get("res"), v.fans())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -85,7 +85,7 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
 // cellFans serves GET /v1/cells/{cell}/fans?artist_id=: the number of
 // fans of the artist whose home cell is cell.
 func (s *Server) cellFans(w http.ResponseWriter, r *http.Request, v version) {
-	if v.Fans == nil {
+	if v.fans() == nil {
 		fansOff(w, v)
 		return
 	}
@@ -95,7 +95,7 @@ func (s *Server) cellFans(w http.ResponseWriter, r *http.Request, v version) {
 		writeError(w, http.StatusBadRequest, "cell "+strconv.Quote(name)+" is not an H3 cell (15 hexadecimal digits, e.g. 872a1072bffffff)")
 		return
 	}
-	if _, err := parseRes(strconv.Itoa(cell.Resolution()), v.Fans); err != nil {
+	if _, err := parseRes(strconv.Itoa(cell.Resolution()), v.fans()); err != nil {
 		writeError(w, http.StatusBadRequest, "cell "+name+": "+err.Error())
 		return
 	}

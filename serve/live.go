@@ -41,18 +41,18 @@ type liveWindow struct {
 // windows, newest first, from the one holding the largest event time its
 // partition has seen.
 func (s *Server) live(w http.ResponseWriter, r *http.Request, v version) {
-	if v.Live == nil {
+	if v.live() == nil {
 		writeError(w, http.StatusNotFound, "live windows are off in version "+v.name+" (--live-windows off)")
 		return
 	}
-	song, size, last, err := parseLiveQuery(r, v.Live)
+	song, size, last, err := parseLiveQuery(r, v.live())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	key := rollups.PartitionKey(nil, rollups.Song, song)
 	s.routed(w, r, v, key, "song_id "+strconv.FormatInt(song, 10), func(store *state.Store) {
-		a, err := live.Query(store, *v.Live, song, size, last)
+		a, err := live.Query(store, *v.live(), song, size, last)
 		if err != nil {
 			s.cfg.Logger.Error("live query failed", "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusInternalServerError, "query failed")

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
@@ -29,20 +30,27 @@ type Backend struct {
 	// rollups.PartitionKey of its song or artist (required). A query
 	// whose store is on another instance is forwarded there.
 	Rollups Placement
-	// Live is the configuration of the live windows the stores keep (its
-	// first window size is the default of window=); a song's windows are
-	// in the store of its rollups key. Nil: GET /v1/songs/{id}/live
-	// answers 404, live windows are off.
-	Live *live.Config
-	// Fans is the configuration of the fan zones the stores keep (their
-	// resolutions); an artist's zones are in the store of its rollups
-	// key. Nil: the fan-zone endpoints answer 404, fan zones are off.
-	Fans *fans.Config
-	// Similar is the hashing of the similarity indexes; an item's and a
-	// bucket's entries are in the store of their similar.ItemKey and
-	// similar.BucketKey. Nil: the similar endpoints answer 404, the
-	// indexes are off.
-	Similar *similar.Index
+	// Processors are the version's processors, by their registry name;
+	// one that is absent is off, and its endpoints answer 404. The live
+	// windows (a song's in the store of its rollups key), the fan zones
+	// (an artist's in the store of its rollups key) and the similarity
+	// indexes (an item's and a bucket's in the stores of their
+	// similar.ItemKey and similar.BucketKey) are read here.
+	Processors map[string]processors.Processor
+}
+
+// live is the configuration of the live windows (its first window size is
+// the default of window=), nil when they are off.
+func (b *Backend) live() *live.Config { return live.ConfigOf(b.Processors[live.Spec.Name]) }
+
+// fans is the configuration of the fan zones (their resolutions), nil
+// when they are off.
+func (b *Backend) fans() *fans.Config { return fans.ConfigOf(b.Processors[fans.Spec.Name]) }
+
+// similar is the hashing of the similarity indexes, nil when they are
+// off.
+func (b *Backend) similar() *similar.Index {
+	return similar.IndexOf(b.Processors[similar.Spec.Name])
 }
 
 // ErrStarting marks a Versions.Backend error for a version that is not

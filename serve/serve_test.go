@@ -85,20 +85,22 @@ func newStore(t *testing.T) *state.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	users := rollups.NewUserTask("deltas", 4)
+	users := rollups.NewStage1("deltas", 4)
 	var dec events.Decoder
 	var l events.Listen
 	for _, line := range testListens {
 		if err := dec.Decode([]byte(line), &l); err != nil {
 			t.Fatal(err)
 		}
-		users.Add(&l)
+		if err := users.Add(&l); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var deltas topology.Output
-	if err := users.Prepare(&deltas); err != nil {
+	if err := users.Prepare(&deltas, false); err != nil {
 		t.Fatal(err)
 	}
-	agg := rollups.NewAggregateTask(s, nil)
+	agg := rollups.NewStage2(s, nil)
 	for _, rec := range deltas.Records() {
 		if err := agg.Process(rec); err != nil {
 			t.Fatal(err)

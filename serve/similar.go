@@ -69,7 +69,7 @@ func (s similarResponse) MarshalJSON() ([]byte, error) {
 // given one, best first.
 func (s *Server) similarItems(kind similar.Kind, field string) read {
 	return func(w http.ResponseWriter, r *http.Request, v version) {
-		if v.Similar == nil {
+		if v.similar() == nil {
 			writeError(w, http.StatusNotFound, "the similarity indexes are off in version "+v.name+" (kappa up, process or replay --similar turns them on)")
 			return
 		}
@@ -91,7 +91,7 @@ func (s *Server) similarItems(kind similar.Kind, field string) read {
 		var found bool
 		switch {
 		case loc.Store != nil:
-			item, found, err = v.Similar.Item(loc.Store, kind, id)
+			item, found, err = v.similar().Item(loc.Store, kind, id)
 			loc.Release()
 		case loc.Owner != "" && r.Header.Get(forwardedHeader) == "":
 			s.forward(w, r, loc.Owner, v.name, what)
@@ -113,7 +113,7 @@ func (s *Server) similarItems(kind similar.Kind, field string) read {
 			writeError(w, http.StatusNotFound, what+" "+why+" in version "+v.name)
 			return
 		}
-		ans, err := v.Similar.Similar(r.Context(), source{s: s, v: v}, kind, id, item, k)
+		ans, err := v.similar().Similar(r.Context(), source{s: s, v: v}, kind, id, item, k)
 		if err != nil {
 			if uerr, ok := errors.AsType[unavailableError](err); ok {
 				unavailable(w, string(uerr))
@@ -198,7 +198,7 @@ func (src source) Members(ctx context.Context, k similar.Kind, buckets []lsh.Buc
 	if err != nil {
 		return nil, err
 	}
-	out, err := src.v.Similar.MembersStores(stores(local), k, buckets, limit)
+	out, err := src.v.similar().MembersStores(stores(local), k, buckets, limit)
 	release(local)
 	if err != nil {
 		return nil, err
@@ -247,7 +247,7 @@ func (src source) Score(ctx context.Context, k similar.Kind, query []byte, ids [
 	if err != nil {
 		return nil, err
 	}
-	out, err := src.v.Similar.ScoreStores(stores(local), k, query, ids, n)
+	out, err := src.v.similar().ScoreStores(stores(local), k, query, ids, n)
 	release(local)
 	if err != nil {
 		return nil, err
@@ -375,7 +375,7 @@ func (s *Server) internalMembers(w http.ResponseWriter, r *http.Request, v versi
 		unavailable(w, err.Error())
 		return
 	}
-	members, err := v.Similar.MembersStores(stores(locs), kind, buckets, req.Limit)
+	members, err := v.similar().MembersStores(stores(locs), kind, buckets, req.Limit)
 	release(locs)
 	resp := membersResponse{Members: members}
 	if err != nil {
@@ -406,7 +406,7 @@ func (s *Server) internalScore(w http.ResponseWriter, r *http.Request, v version
 		unavailable(w, err.Error())
 		return
 	}
-	got, err := v.Similar.ScoreStores(stores(locs), kind, req.Query, req.IDs, req.N)
+	got, err := v.similar().ScoreStores(stores(locs), kind, req.Query, req.IDs, req.N)
 	release(locs)
 	var resp scoreResponse
 	for _, sc := range got {
@@ -423,7 +423,7 @@ func (s *Server) internalScore(w http.ResponseWriter, r *http.Request, v version
 // decodeInternal reads the JSON body of an internal request; false when
 // it answered an error.
 func (s *Server) decodeInternal(w http.ResponseWriter, r *http.Request, v version, req any) bool {
-	if v.Similar == nil {
+	if v.similar() == nil {
 		writeError(w, http.StatusNotFound, "the similarity indexes are off in version "+v.name)
 		return false
 	}

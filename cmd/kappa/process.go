@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/processors/registry"
 )
 
 var instanceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -29,7 +30,8 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.IntVar(&c.recentMiB, "recent-mib", defaultRecentMiB, "MiB of the day rows stage 2 wrote lately, kept in memory so that updating a hot one does not read the store (0: none)")
 	fs.IntVar(&c.similarCacheMiB, "similar-cache-mib", defaultSimilarCacheMiB, "with --similar, MiB of the users' signatures and songs' vectors kept in memory once a query read them (0: none)")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
-	processorFlags(fs, &c.procs)
+	c.procs = registry.NewConfig()
+	c.procs.Flags(fs)
 }
 
 // checkInstance validates the instance flags.
@@ -52,11 +54,12 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
 	}
-	if err := c.procs.validate(); err != nil {
+	if err := c.procs.Validate(); err != nil {
 		return usageErrorf(fs, "%s", err)
 	}
+	names := c.procs.FlagNames()
 	fs.Visit(func(f *flag.Flag) {
-		c.procsSet = c.procsSet || slices.Contains(processorFlagNames, f.Name)
+		c.procsSet = c.procsSet || slices.Contains(names, f.Name)
 	})
 	return nil
 }

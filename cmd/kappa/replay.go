@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/processors/registry"
 	"github.com/kappa-stream/kappa/replay"
 )
 
@@ -35,7 +36,7 @@ after the time would be right. kappa refuses that unless --force.`
 func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", replaySynopsis, stderr)
 	c := replay.Config{Directory: topicInstances, Input: topicListens, Features: topicFeatures}
-	var procs processors
+	procs := registry.NewConfig()
 	var set []string
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	fs.StringVar(&c.ControlTopic, "control-topic", topicControl, "the control topic of the kappa deployment")
@@ -47,12 +48,12 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fs.DurationVar(&c.Grace, "grace", time.Minute, "how long the replaced version stays readable (version=) after the cutover before --retire deletes it")
 	fs.Int64Var(&c.MaxLag, "max-lag", replay.ReadyLag, "listens stage 1 may still be behind for the new version to count as caught up")
 	timeout := fs.Duration("timeout", 0, "give up when not caught up after this long (default: never)")
-	processorFlags(fs, &procs)
+	names := procs.Flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if slices.Contains(processorFlagNames, f.Name) {
+		if slices.Contains(names, f.Name) {
 			set = append(set, f.Name)
 		}
 	})
@@ -70,15 +71,15 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if *timeout < 0 {
 		return usageErrorf(fs, "--timeout must not be negative")
 	}
-	if err := procs.validate(); err != nil {
+	if err := procs.Validate(); err != nil {
 		return usageErrorf(fs, "%s", err)
 	}
 	c.NewConfig = func(serving json.RawMessage) (json.RawMessage, error) {
-		var base processors
+		base := registry.NewConfig()
 		if err := json.Unmarshal(serving, &base); err != nil {
 			return nil, err
 		}
-		base.overlay(procs, set)
+		base.Overlay(procs, set)
 		return json.Marshal(base)
 	}
 	if *timeout > 0 {
@@ -91,48 +92,4 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return usageErrorf(fs, "%s", strings.TrimPrefix(err.Error(), replay.ErrInvalid.Error()+": "))
 	}
 	return err
-}
-
-// overlay takes the settings of the flags named in set from p.
-func (procs *processors) overlay(p processors, set []string) {
-	for _, name := range set {
-		switch name {
-		case "live-windows":
-			procs.live.Windows, procs.liveOff = p.live.Windows, p.liveOff
-		case "live-grace":
-			procs.live.Grace = p.live.Grace
-		case "live-retention":
-			procs.live.Retention = p.live.Retention
-		case "fan-zones":
-			procs.fanZones = p.fanZones
-		case "h3-resolutions":
-			procs.fans.Resolutions = p.fans.Resolutions
-		case "fan-min-plays":
-			procs.fans.MinPlays = p.fans.MinPlays
-		case "fan-delay":
-			procs.fans.Delay = p.fans.Delay
-		case "similar":
-			procs.simOn = p.simOn
-		case "minhash-bands":
-			procs.similar.MinHash.Bands = p.similar.MinHash.Bands
-		case "minhash-rows":
-			procs.similar.MinHash.Rows = p.similar.MinHash.Rows
-		case "hyperplane-tables":
-			procs.similar.Hyperplanes.Tables = p.similar.Hyperplanes.Tables
-		case "hyperplane-bits":
-			procs.similar.Hyperplanes.Bits = p.similar.Hyperplanes.Bits
-		case "feature-dim":
-			procs.similar.Hyperplanes.Dim = p.similar.Hyperplanes.Dim
-		case "similar-bucket-cap":
-			procs.similar.Limits.PerBucket = p.similar.Limits.PerBucket
-		case "similar-candidates":
-			procs.similar.Limits.Candidates = p.similar.Limits.Candidates
-		case "similar-rerank":
-			procs.similar.Limits.Rerank = p.similar.Limits.Rerank
-		case "minhash-min-bands":
-			procs.similar.MinBands = p.similar.MinBands
-		case "similar-delay":
-			procs.similar.Delay = p.similar.Delay
-		}
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/replay"
+	"github.com/kappa-stream/kappa/topology"
 )
 
 // partitionCheckRecords is how many of the newest records per partition
@@ -60,15 +62,15 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 
 	fmt.Fprintf(stdout, "brokers %s\n\n", *brokers)
 	topics := []string{topicListens, topicDLQ, catalog.FeedTopic, catalog.RejectsTopic}
-	var shown []string
+	var shown []control.Version
 	for _, v := range st.Active() {
 		if *version == "" || v.Name == *version {
-			shown = append(shown, v.Name)
-			topics = append(topics, replay.NamesOf(*data, v.Name).Deltas)
+			shown = append(shown, v)
+			topics = append(topics, replay.NamesOf(*data, v).Deltas)
 		}
 	}
 	if *version != "" && len(shown) == 0 {
-		shown = append(shown, *version)
+		shown = append(shown, control.Version{Name: *version})
 	}
 	if err := printTopics(ctx, stdout, adm, topics...); err != nil {
 		return err
@@ -117,7 +119,7 @@ func printVersions(ctx context.Context, w io.Writer, adm *kadm.Client, st contro
 			state = "retired " + v.Retired.Format(time.RFC3339)
 		} else {
 			state = "running"
-			p, err := replay.ProgressOf(ctx, adm, replay.NamesOf("", v.Name), topicListens)
+			p, err := replay.ProgressOf(ctx, adm, replay.NamesOf("", v), topicListens)
 			if err != nil {
 				return err
 			}
@@ -215,6 +217,9 @@ func printInstance(ctx context.Context, w io.Writer, addr string) {
 	fmt.Fprintf(w, "instance %s (%s, serving %s)\n", st.Instance, st.HTTP, st.Serving)
 	for _, vs := range st.Versions {
 		fmt.Fprintf(w, "  version %s\n", vs.Version)
+		if f := vs.Failed; f != nil {
+			fmt.Fprintf(w, "    FAILED at %s (%d in a row), starts again at %s: %s\n", f.At.Format(time.RFC3339), f.Failures, f.RetryAt.Format(time.RFC3339), f.Error)
+		}
 		printStages(w, vs.Stages)
 		printPending(w, vs)
 	}
@@ -225,11 +230,8 @@ func printInstance(ctx context.Context, w io.Writer, addr string) {
 // (--fan-delay, --similar-delay), when it has fan zones or similar users.
 func printPending(w io.Writer, vs replay.VersionStatus) {
 	var parts []string
-	if vs.FansPending != nil {
-		parts = append(parts, fmt.Sprintf("%d fan-zone users", *vs.FansPending))
-	}
-	if vs.SimilarPending != nil {
-		parts = append(parts, fmt.Sprintf("%d similar users", *vs.SimilarPending))
+	for _, name := range slices.Sorted(maps.Keys(vs.Pending)) {
+		parts = append(parts, fmt.Sprintf("%d users of %s", vs.Pending[name], name))
 	}
 	if len(parts) == 0 {
 		return
@@ -320,7 +322,6 @@ func checkPartitioning(ctx context.Context, w io.Writer, brokers []string, adm *
 		return err
 	}
 	defer cl.Close()
-	part := kgo.StickyKeyPartitioner(nil).ForTopic(topicListens)
 	var seen, keyed, misplaced int64
 	var examples []string
 	for seen < want && ctx.Err() == nil {
@@ -331,7 +332,7 @@ func checkPartitioning(ctx context.Context, w io.Writer, brokers []string, adm *
 				return
 			}
 			keyed++
-			if p := int32(part.Partition(r, partitions)); p != r.Partition {
+			if p := topology.KeyPartition(r.Key, partitions); p != r.Partition {
 				misplaced++
 				if len(examples) < 3 {
 					examples = append(examples, fmt.Sprintf("key %q at partition %d offset %d, murmur2 says %d", r.Key, r.Partition, r.Offset, p))

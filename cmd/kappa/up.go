@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -19,7 +18,8 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/generate"
-	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/processors"
+	"github.com/kappa-stream/kappa/processors/similar"
 )
 
 // upConfig is the operator configuration of `kappa up`.
@@ -135,8 +135,8 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 	if err := produceCatalog(ctx, gen, c.brokers, logger); err != nil {
 		return err
 	}
-	if c.procs.simOn {
-		dim := cmp.Or(c.procs.similar.Hyperplanes.Dim, lsh.DefaultDim)
+	if o, ok := c.procs.Lookup(similar.Spec.Name); ok && o.Enabled() {
+		dim := o.(*similar.Options).FeatureDim
 		if err := generateFeatures(ctx, gen, dim, "", c.brokers, io.Discard, io.Discard); err != nil {
 			return fmt.Errorf("produce the synthetic song features: %w", err)
 		}
@@ -158,13 +158,13 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			today := time.Now().UTC().Format("2006-01-02")
 			song := "http://" + c.httpAddr + "/v1/songs/" + strconv.FormatInt(l.SongID, 10)
 			logger.Info("try: curl '" + song + "/plays?from=" + today + "&to=" + today + "&by=country'")
-			if !c.procs.liveOff {
+			if enabled(c.procs, "live") {
 				logger.Info("try: curl '" + song + "/live?last=5'")
 			}
-			if c.procs.fanZones {
+			if enabled(c.procs, "fans") {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/artists/" + strconv.FormatInt(l.ArtistID, 10) + "/fan-zones?res=7&limit=5'")
 			}
-			if c.procs.simOn {
+			if enabled(c.procs, similar.Spec.Name) {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/users/" + strconv.FormatInt(l.UserID, 10) + "/similar?k=5'")
 				logger.Info("try: curl '" + song + "/similar?k=5'")
 			}
@@ -178,6 +178,12 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 		})
 	}
 	return nil
+}
+
+// enabled reports whether the processor named name is on in c.
+func enabled(c processors.Config, name string) bool {
+	o, ok := c.Lookup(name)
+	return ok && o.Enabled()
 }
 
 // produceCatalog sends the catalog feed of gen's songs and artists, so

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/plugin/kotel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/kappa-stream/kappa/processors/similar"
 )
 
 // Topic names of CONTRACT.md.
@@ -26,10 +28,10 @@ const (
 	// topicControl holds the versions and the serving pointer.
 	topicControl = "kappa.control"
 	// topicFeatures holds the songs' feature vectors (CONTRACT.md).
-	topicFeatures = "song-features"
+	topicFeatures = similar.FeaturesTopic
 	// topicFeaturesDLQ receives the song-features records that are not
 	// valid, with the reason.
-	topicFeaturesDLQ = "song-features.dlq"
+	topicFeaturesDLQ = similar.FeaturesDLQ
 )
 
 func splitBrokers(s string) []string {

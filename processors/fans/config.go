@@ -18,7 +18,7 @@
 // [Processor.Publish] returned gives, for each (artist, res, cell), the
 // number of users who are fans of artist and whose home cell at res is
 // cell; a user Apply did not report pending since their last publication
-// publishes nothing. Stage 2 keeps these sums (stages.go: [CountTask]), so
+// publishes nothing. Stage 2 keeps these sums (stages.go: [Stage2]), so
 // that its counts are exact.
 //
 // Privacy: a user's location is personal data. Only per-cell counts leave

@@ -18,7 +18,7 @@ import (
 
 // The two stages of the fan zones on kappa's topology:
 //
-//   - Collector (stage 1, on a partition of listens) keeps the partition's
+//   - Stage1 (on a partition of listens) keeps the partition's
 //     users in its store, table 0x30 | user id → User, applies each listen,
 //     and marks a user whose counts in stage 2 are out of date pending,
 //     table 0x32 | user id → 8-byte Unix ns since when (and their number
@@ -26,7 +26,7 @@ import (
 //     Config.Delay is published: the net change of their counts goes, with
 //     the other publications of the commit interval summed per cell, to
 //     the stage-2 partition of each artist (that of the artist's rollups);
-//   - CountTask (stage 2) keeps the number of fans per (artist, res, cell),
+//   - Stage2 (on a partition of the repartition topic) keeps the number of fans per (artist, res, cell),
 //     table 0x31 | artist | res | cell → 8-byte count, absent when 0.
 //
 // Delta records share the repartition topic with the other processors';
@@ -48,11 +48,11 @@ const (
 // fan-delta record.
 func IsDelta(value []byte) bool { return len(value) > 0 && value[0] == Format }
 
-// maxCachedUsers is how many decoded users a Collector keeps in memory
+// maxCachedUsers is how many decoded users a Stage1 keeps in memory
 // between commits; past it, the cache starts afresh from the store.
 const maxCachedUsers = 50_000
 
-// Collector is stage 1 of the fan zones for one partition of listens.
+// Stage1 is stage 1 of the fan zones for one partition of listens.
 //
 // A listen changes its user's state at once, but stage 2's counts only
 // when the user is published, Config.Delay after the first listen that
@@ -64,34 +64,29 @@ const maxCachedUsers = 50_000
 // move (each a −1 and a +1 for every fan artist at every resolution).
 //
 // Users are cached in memory between Prepares; the store is the truth
-// (pending users are marked in it), and the runtime makes a new Collector
+// (pending users are marked in it), and the runtime makes a new Stage1
 // after an aborted transaction.
-type Collector struct {
-	p          *Processor
-	store      *state.Store
-	topic      string
-	partitions int
-	route      kgo.TopicPartitioner
-	now        func() time.Time
-	users      map[int64]*User
-	changed    []int64 // users to write back
-	pending    *state.PendingQueue
-	deltas     []Delta // the interval's publications
-	byPart     [][]byte
-	key, val   []byte
-	rec        kgo.Record
+type Stage1 struct {
+	p        *Processor
+	store    *state.Store
+	pk       *topology.Packer
+	now      func() time.Time
+	users    map[int64]*User
+	changed  []int64 // users to write back
+	pending  *state.PendingQueue
+	deltas   []Delta // the interval's publications
+	key, val []byte
 }
 
-// NewCollector returns the collector of a partition of listens over its
+// NewStage1 returns the stage-1 part of a partition of listens over its
 // store, sending to topic, which has the given number of partitions. The
 // users its store marks pending keep their time.
-func NewCollector(p *Processor, s *state.Store, topic string, partitions int32) (*Collector, error) {
-	c := &Collector{
-		p: p, store: s, topic: topic, partitions: int(partitions),
-		route:  kgo.StickyKeyPartitioner(nil).ForTopic(topic),
-		now:    time.Now,
-		users:  map[int64]*User{},
-		byPart: make([][]byte, partitions),
+func NewStage1(p *Processor, s *state.Store, topic string, partitions int32) (*Stage1, error) {
+	c := &Stage1{
+		p: p, store: s,
+		pk:    topology.NewPacker(topic, partitions, deltaHead, 0),
+		now:   time.Now,
+		users: map[int64]*User{},
 	}
 	var err error
 	c.pending, err = state.LoadPendingQueue(s, tablePending, []byte{tableSummary}, p.delay, c.now())
@@ -109,12 +104,12 @@ func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
 }
 
 // NextDue is when the first pending user is due to be published (zero:
-// none is pending); the runtime prepares the collector then, also when no
+// none is pending); the runtime prepares the part then, also when no
 // listen comes (topology.Timer).
-func (c *Collector) NextDue() time.Time { return c.pending.NextDue() }
+func (c *Stage1) NextDue() time.Time { return c.pending.NextDue() }
 
 // Add applies one valid listen to its user.
-func (c *Collector) Add(l *events.Listen) error {
+func (c *Stage1) Add(l *events.Listen) error {
 	u, err := c.user(l.UserID)
 	if err != nil {
 		return err
@@ -130,7 +125,7 @@ func (c *Collector) Add(l *events.Listen) error {
 }
 
 // user is the cached user id, read from the store when not cached.
-func (c *Collector) user(id int64) (*User, error) {
+func (c *Stage1) user(id int64) (*User, error) {
 	if u, ok := c.users[id]; ok {
 		return u, nil
 	}
@@ -151,12 +146,11 @@ func (c *Collector) user(id int64) (*User, error) {
 }
 
 // Prepare marks the users pending since the interval, publishes those
-// pending for Config.Delay (all of them when all is set: the caller's
-// partition had no listen in the interval, so nothing is left to net
-// their changes with), writes the changed users and sends the
-// publications' deltas, one record per stage-2 partition that has any.
-func (c *Collector) Prepare(out *topology.Output, all bool) error {
-	for _, id := range c.pending.Prepare(out, c.now(), all) {
+// pending for Config.Delay (all of them when idle: the partition had no
+// listen in the interval, so nothing is left to net their changes with),
+// writes the changed users and sends the publications' deltas.
+func (c *Stage1) Prepare(out *topology.Output, idle bool) error {
+	for _, id := range c.pending.Prepare(out, c.now(), idle) {
 		if err := c.publish(id); err != nil {
 			return err
 		}
@@ -177,7 +171,7 @@ func (c *Collector) Prepare(out *topology.Output, all bool) error {
 }
 
 // publish adds user id's net change to the interval's deltas.
-func (c *Collector) publish(id int64) error {
+func (c *Stage1) publish(id int64) error {
 	u, err := c.user(id)
 	if err != nil {
 		return err
@@ -190,64 +184,55 @@ func (c *Collector) publish(id int64) error {
 	return nil
 }
 
-// send sends the interval's deltas, summed per cell, one record per
-// stage-2 partition that has any.
-func (c *Collector) send(out *topology.Output) {
+// deltaHead is the header of a fan-delta record of n deltas.
+func deltaHead(dst []byte, _ int32, n int, _ bool) []byte {
+	return binary.AppendUvarint(append(dst, Format), uint64(n))
+}
+
+// send sends the interval's deltas, summed per cell, to the stage-2
+// partitions of their artists.
+func (c *Stage1) send(out *topology.Output) {
 	ds := sumDeltas(c.deltas)
 	c.deltas = c.deltas[:0]
-	counts := make([]int, c.partitions)
-	parts := make([]int32, len(ds))
-	for i := range ds {
-		if i == 0 || ds[i].Artist != ds[i-1].Artist { // NB: sorted by artist
-			c.rec.Key = rollups.PartitionKey(c.rec.Key[:0], rollups.Artist, ds[i].Artist)
-			parts[i] = int32(c.route.Partition(&c.rec, c.partitions))
-		} else {
-			parts[i] = parts[i-1]
-		}
-		counts[parts[i]]++
-	}
-	for p, n := range counts {
-		if n > 0 {
-			c.byPart[p] = binary.AppendUvarint(append(c.byPart[p][:0], Format), uint64(n))
-		}
-	}
+	c.pk.Start(out)
+	var p int32
 	for i := range ds {
 		d := &ds[i]
-		p := parts[i]
-		c.byPart[p] = d.AppendValue(d.AppendKey(c.byPart[p]))
-	}
-	for p, n := range counts {
-		if n > 0 {
-			out.SendTo(c.topic, int32(p), nil, c.byPart[p])
+		if i == 0 || d.Artist != ds[i-1].Artist { // NB: sorted by artist
+			c.key = rollups.PartitionKey(c.key[:0], rollups.Artist, d.Artist)
+			p = c.pk.Partition(c.key)
 		}
+		b := c.pk.To(p)
+		*b = d.AppendValue(d.AppendKey(*b))
 	}
+	c.pk.Flush(false)
 }
 
 func userKey(dst []byte, id int64) []byte {
 	return state.AppendUint64(append(dst, tableUser), uint64(id))
 }
 
-// CountTask is stage 2 of the fan zones: it adds the deltas of its
-// artists to their cells' fan counts.
+// Stage2 is stage 2 of the fan zones: it adds the deltas of its artists
+// to their cells' fan counts.
 //
 // It reads each count it updates from the store: most cells are
 // updated once or twice in a log's life (at resolutions 8 and 9 nearly
 // every fan has a cell of their own), so a state.Recent of the counts
 // missed far more often than it hit and cost a backlog 20% of its rate.
-type CountTask struct {
+type Stage2 struct {
 	store    *state.Store
 	deltas   []Delta // the interval's
 	key, val []byte
 }
 
-// NewCountTask returns the stage-2 task of a partition over its store.
-func NewCountTask(s *state.Store) *CountTask {
-	return &CountTask{store: s}
+// NewStage2 returns the stage-2 part of a partition over its store.
+func NewStage2(s *state.Store) *Stage2 {
+	return &Stage2{store: s}
 }
 
 // Process adds one fan-delta record; a malformed one is an error and
 // changes nothing.
-func (t *CountTask) Process(rec *kgo.Record) error {
+func (t *Stage2) Process(rec *kgo.Record) error {
 	v := rec.Value
 	if !IsDelta(v) {
 		return corrupt("delta record: not a fan-delta record")
@@ -274,7 +259,7 @@ func (t *CountTask) Process(rec *kgo.Record) error {
 }
 
 // Prepare writes the new counts of the cells that changed.
-func (t *CountTask) Prepare(out *topology.Output) error {
+func (t *Stage2) Prepare(out *topology.Output) error {
 	ds := sumDeltas(t.deltas)
 	t.deltas = t.deltas[:0]
 	if len(ds) == 0 {

@@ -69,13 +69,13 @@ func TestStages(t *testing.T) {
 	for i := range stagePartitions {
 		counts = append(counts, memStore(t, fmt.Sprint("c", i)))
 	}
-	var collectors []*Collector
-	var tasks []*CountTask
+	var collectors []*Stage1
+	var tasks []*Stage2
 	clock := time.Unix(1_700_000_000, 0)
 	restart := func() {
 		collectors, tasks = collectors[:0], tasks[:0]
 		for _, s := range users {
-			c, err := NewCollector(p, s, stageTopic, stagePartitions)
+			c, err := NewStage1(p, s, stageTopic, stagePartitions)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestStages(t *testing.T) {
 			collectors = append(collectors, c)
 		}
 		for _, s := range counts {
-			tasks = append(tasks, NewCountTask(s))
+			tasks = append(tasks, NewStage2(s))
 		}
 	}
 	restart()
@@ -185,7 +185,7 @@ func TestStages(t *testing.T) {
 	want := fanCounts(log, p.res, 2)
 	var got []Delta
 	for artist := int64(1); artist <= 5; artist++ {
-		part := collectors[0].route.Partition(&kgo.Record{Key: rollups.PartitionKey(nil, rollups.Artist, artist)}, stagePartitions)
+		part := kgo.StickyKeyPartitioner(nil).ForTopic(stageTopic).Partition(&kgo.Record{Key: rollups.PartitionKey(nil, rollups.Artist, artist)}, stagePartitions)
 		for _, res := range p.res {
 			zs, err := Zones(counts[part], artist, res, 1, 1_000)
 			if err != nil {

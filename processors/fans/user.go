@@ -32,7 +32,7 @@ type User struct {
 	pubLat, pubLng float64
 	cells          []h3.Cell
 	artists        []plays // ascending artist id; every plays.n ≥ 1
-	changed        bool    // u changed since its Collector wrote it back
+	changed        bool    // u changed since its Stage1 wrote it back
 	// v1 is set by Decode of the version-1 form, which kept no counted
 	// flags (all fans were counted): Apply and Publish set them first.
 	v1 bool

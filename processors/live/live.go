@@ -7,12 +7,12 @@
 // partitioning, so a song's windows live in the same stage-2 store as its
 // day rows:
 //
-//   - Collector (stage 1, on a partition of listens) gathers, for one
+//   - Stage1 (on a partition of listens) gathers, for one
 //     commit interval, the plays and the distinct user ids of each (song,
 //     window), and the largest event time its partition has seen. It sends
 //     one record per stage-2 partition; a song started by 50,000 users in a
 //     minute costs stage 2 one cell per interval and stage-1 partition.
-//   - Task (stage 2, on a partition of the repartition topic) adds the
+//   - Stage2 (on a partition of the repartition topic) adds the
 //     plays to the window's row and the users to its HyperLogLog sketch,
 //     which merges partial counts from every stage-1 partition exactly.
 //     It keeps a windows.Tracker over the stage-1 partitions' event times:

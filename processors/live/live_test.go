@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/rollups"
@@ -30,9 +31,9 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
 type pipeline struct {
 	t          testing.TB
 	cfg        Config
-	collectors []*Collector
+	collectors []*Stage1
 	stores     []*state.Store
-	tasks      []*Task
+	tasks      []*Stage2
 	finals     []final
 }
 
@@ -40,7 +41,7 @@ func newPipeline(t testing.TB, cfg Config) *pipeline {
 	t.Helper()
 	p := &pipeline{t: t, cfg: cfg}
 	for s := range int32(sources) {
-		p.collectors = append(p.collectors, NewCollector(cfg, s, repart, partitions))
+		p.collectors = append(p.collectors, NewStage1(cfg, s, repart, partitions))
 	}
 	for i := range partitions {
 		st, err := state.Open(fmt.Sprintf("p%d", i), state.WithFS(vfs.NewMem()))
@@ -59,7 +60,7 @@ func newPipeline(t testing.TB, cfg Config) *pipeline {
 func (p *pipeline) restart() {
 	p.tasks = p.tasks[:0]
 	for _, st := range p.stores {
-		task, err := NewTask(p.cfg, st, sources, finals, nil)
+		task, err := NewStage2(p.cfg, st, sources, finals, nil)
 		if err != nil {
 			p.t.Fatal(err)
 		}
@@ -72,11 +73,11 @@ func (p *pipeline) restart() {
 func (p *pipeline) step(ls []events.Listen) {
 	p.t.Helper()
 	for i := range ls {
-		p.collectors[ls[i].UserID%sources].Add(&ls[i])
+		_ = p.collectors[ls[i].UserID%sources].Add(&ls[i])
 	}
 	var out1 topology.Output
 	for _, c := range p.collectors {
-		c.Prepare(&out1)
+		_ = c.Prepare(&out1, false)
 	}
 	dirty := map[int32]bool{}
 	for _, rec := range out1.Records() {
@@ -127,9 +128,8 @@ func (p *pipeline) step(ls []events.Listen) {
 // query asks the store of song's partition, found the way stage 1 routes.
 func (p *pipeline) query(song int64, size time.Duration, last int) Answer {
 	p.t.Helper()
-	c := p.collectors[0]
-	c.rec.Key = rollups.PartitionKey(nil, rollups.Song, song)
-	a, err := Query(p.stores[c.route.Partition(&c.rec, c.partitions)], p.cfg, song, size, last)
+	rec := &kgo.Record{Key: rollups.PartitionKey(nil, rollups.Song, song)}
+	a, err := Query(p.stores[kgo.StickyKeyPartitioner(nil).ForTopic("t").Partition(rec, len(p.stores))], p.cfg, song, size, last)
 	if err != nil {
 		p.t.Fatal(err)
 	}

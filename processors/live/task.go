@@ -47,11 +47,11 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	return &Metrics{late: late, closed: closed}, nil
 }
 
-// Task is stage 2 of the live counts, for one partition of the
+// Stage2 is stage 2 of the live counts, for one partition of the
 // repartition topic. It keeps its windows.Trackers in memory between
-// Prepares and in its store after each; the runtime makes a new Task from
+// Prepares and in its store after each; the runtime makes a new one from
 // the store after an aborted transaction.
-type Task struct {
+type Stage2 struct {
 	store      *state.Store
 	finalTopic string
 	metrics    *Metrics
@@ -78,11 +78,11 @@ type openRow struct {
 	sketch hyperloglog.Sketch
 }
 
-// NewTask returns the task of a partition over its store. sources is the
+// NewStage2 returns the stage-2 part of a partition over its store. sources is the
 // number of stage-1 partitions (of listens), which all hold the watermark
 // back until they send their event times or go idle; finalTopic receives
 // the closed windows (none when empty).
-func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Metrics) (*Task, error) {
+func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *Metrics) (*Stage2, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 			return nil, err
 		}
 	}
-	t := &Task{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
+	t := &Stage2{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
 			Window:      windows.Tumbling(w),
@@ -131,7 +131,7 @@ func NewTask(cfg Config, s *state.Store, sources int32, finalTopic string, m *Me
 
 // Process adds one live delta record. A cell of a closed window is late:
 // it only counts in the late metric.
-func (t *Task) Process(rec *kgo.Record) error {
+func (t *Stage2) Process(rec *kgo.Record) error {
 	d := &t.delta
 	if err := d.parse(rec.Value); err != nil {
 		return err
@@ -165,7 +165,7 @@ func (t *Task) Process(rec *kgo.Record) error {
 
 // Prepare writes the changed windows, emits the windows that closed and
 // deletes those that expired.
-func (t *Task) Prepare(out *topology.Output) error {
+func (t *Stage2) Prepare(out *topology.Output) error {
 	if err := t.writeRows(out); err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func (t *Task) Prepare(out *topology.Output) error {
 }
 
 // writeRows merges the pending cells into their rows.
-func (t *Task) writeRows(out *topology.Output) error {
+func (t *Stage2) writeRows(out *topology.Output) error {
 	if t.pending.len() == 0 {
 		return nil
 	}
@@ -284,7 +284,7 @@ type row struct {
 
 // takeClosed removes from the cache the rows of the windows of size that
 // start at or before last, now closed, and returns them in key order.
-func (t *Task) takeClosed(size, last int64) []row {
+func (t *Stage2) takeClosed(size, last int64) []row {
 	var rows []row
 	for k, o := range t.open {
 		if k.size == size && k.start <= last {
@@ -299,7 +299,7 @@ func (t *Task) takeClosed(size, last int64) []row {
 // rowsIn calls fn with each row of the windows of size that start in
 // [from, to], in key order: from cached, the rows of closed windows as
 // last written (sorted), or else as in the store.
-func (t *Task) rowsIn(size, from, to int64, cached []row, fn func(row) error) error {
+func (t *Stage2) rowsIn(size, from, to int64, cached []row, fn func(row) error) error {
 	cmpKey := func(r row, k cellKey) int { return r.k.compare(k) }
 	lo, _ := slices.BinarySearchFunc(cached, cellKey{size: size, start: from, song: math.MinInt64}, cmpKey)
 	hi, _ := slices.BinarySearchFunc(cached, cellKey{size: size, start: to, song: math.MaxInt64}, cmpKey)
@@ -336,7 +336,7 @@ func (t *Task) rowsIn(size, from, to int64, cached []row, fn func(row) error) er
 // size that start in [from, to] to the final topic: key the song id in
 // decimal, value {"song_id", "window", "start", "end", "plays",
 // "listeners"}, listeners being the sketch's estimate of distinct users.
-func (t *Task) emit(out *topology.Output, size, from, to int64, cached []row) error {
+func (t *Stage2) emit(out *topology.Output, size, from, to int64, cached []row) error {
 	if t.finalTopic == "" {
 		return nil
 	}
@@ -375,7 +375,7 @@ func appendFinal(dst []byte, k cellKey, window string, plays, listeners uint64) 
 
 // expire deletes every song's row of the windows of size that start in
 // [from, to].
-func (t *Task) expire(out *topology.Output, size, from, to int64, cached []row) error {
+func (t *Stage2) expire(out *topology.Output, size, from, to int64, cached []row) error {
 	return t.rowsIn(size, from, to, cached, func(r row) error {
 		out.Delete(rowKey(t.key[:0], r.k))
 		return nil

@@ -5,7 +5,7 @@
 // the UTC date of the event time. Counts are exact: every valid listen adds
 // exactly one play to its song and to its artist.
 //
-// Processing is in two stages (see UserTask and AggregateTask); the stores
+// Processing is in two stages (see Stage1 and Stage2); the stores
 // of stage 2 hold the tables (first key byte)
 //
 //	0x10 song   | day  →  day row
@@ -19,6 +19,7 @@ package rollups
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -131,35 +132,29 @@ func (cs *cells) reset() {
 	clear(cs.index)
 }
 
-// UserTask is stage 1 of the rollups, on a partition of the listens topic:
+// Stage1 is stage 1 of the rollups, on a partition of the listens topic:
 // it pre-aggregates the valid listens it is given (Add) per (song |
 // artist, day, country) for one commit interval, and sends the deltas to
-// the repartition topic, one record per stage-2 partition. A song played
-// a million times in an interval costs stage 2 one delta. (Stage 1 decodes
-// each listen once for every processor.)
-type UserTask struct {
-	topic      string
-	partitions int
-	route      kgo.TopicPartitioner
-	cells      cells
-	key        []byte
-	byPart     [][]byte // delta record value per stage-2 partition
-	rec        kgo.Record
+// the repartition topic, one record per stage-2 partition (more past the
+// packer's size cap). A song played a million times in an interval costs
+// stage 2 one delta.
+type Stage1 struct {
+	pk    *topology.Packer
+	cells cells
+	key   []byte
 }
 
-// NewUserTask returns a task that sends its deltas to topic, which has
-// the given number of partitions.
-func NewUserTask(topic string, partitions int32) *UserTask {
-	return &UserTask{
-		topic:      topic,
-		partitions: int(partitions),
-		route:      kgo.StickyKeyPartitioner(nil).ForTopic(topic),
-		byPart:     make([][]byte, partitions),
-	}
+// NewStage1 returns a stage-1 part that sends its deltas to topic, which
+// has the given number of partitions.
+func NewStage1(topic string, partitions int32) *Stage1 {
+	return &Stage1{pk: topology.NewPacker(topic, partitions, deltaHead, 0)}
 }
+
+// deltaHead is the header of a delta record: its format byte.
+func deltaHead(dst []byte, _ int32, _ int, _ bool) []byte { return append(dst, deltaFormat) }
 
 // Add counts one valid listen.
-func (t *UserTask) Add(l *events.Listen) {
+func (t *Stage1) Add(l *events.Listen) error {
 	c := counts{plays: 1}
 	if l.IsStream() {
 		c.streams = 1
@@ -167,12 +162,17 @@ func (t *UserTask) Add(l *events.Listen) {
 	day := l.Day()
 	t.cells.add(newCellKey(tableSong, l.SongID, day, l.Country), c)
 	t.cells.add(newCellKey(tableArtist, l.ArtistID, day, l.Country), c)
+	return nil
 }
 
-// Prepare sends the pending counts, one delta record per stage-2
-// partition, and resets the task.
-func (t *UserTask) Prepare(out *topology.Output) error {
+// NextDue implements processors.Stage1: nothing is ever due without a
+// listen.
+func (t *Stage1) NextDue() time.Time { return time.Time{} }
+
+// Prepare sends the pending counts and resets the part.
+func (t *Stage1) Prepare(out *topology.Output, _ bool) error {
 	list := t.cells.sorted()
+	t.pk.Start(out)
 	for i := 0; i < len(list); {
 		e := list[i].k.entity()
 		j := i + 1
@@ -180,28 +180,19 @@ func (t *UserTask) Prepare(out *topology.Output) error {
 			j++
 		}
 		t.key = e.append(t.key[:0])
-		t.rec.Key = t.key
-		p := t.route.Partition(&t.rec, t.partitions)
-		if len(t.byPart[p]) == 0 {
-			t.byPart[p] = append(t.byPart[p], deltaFormat)
-		}
-		t.byPart[p] = appendDeltas(t.byPart[p], e, list[i:j])
+		b := t.pk.To(t.pk.Partition(t.key))
+		*b = appendDeltas(*b, e, list[i:j])
 		i = j
 	}
-	for p, v := range t.byPart {
-		if len(v) > 0 {
-			out.SendTo(t.topic, int32(p), nil, v)
-			t.byPart[p] = v[:0]
-		}
-	}
+	t.pk.Flush(false)
 	t.cells.reset()
 	return nil
 }
 
-// AggregateTask is stage 2 of the rollups, run on a partition of the
+// Stage2 is stage 2 of the rollups, run on a partition of the
 // repartition topic: it sums the deltas of its songs and artists and
 // writes the new totals to its store (and so to the changelog).
-type AggregateTask struct {
+type Stage2 struct {
 	store  *state.Store
 	cells  cells
 	deltas []delta
@@ -211,14 +202,14 @@ type AggregateTask struct {
 	recent *state.Recent
 }
 
-// NewAggregateTask returns a task over the partition's store that keeps
+// NewStage2 returns a stage-2 part over the partition's store that keeps
 // the rows it wrote lately in recent (nil: none), a Recent of its own.
-func NewAggregateTask(s *state.Store, recent *state.Recent) *AggregateTask {
-	return &AggregateTask{store: s, recent: recent}
+func NewStage2(s *state.Store, recent *state.Recent) *Stage2 {
+	return &Stage2{store: s, recent: recent}
 }
 
 // Process adds one delta record; a malformed one changes nothing.
-func (t *AggregateTask) Process(rec *kgo.Record) error {
+func (t *Stage2) Process(rec *kgo.Record) error {
 	var err error
 	if t.deltas, err = parseDeltas(t.deltas[:0], rec.Value); err != nil {
 		return err
@@ -230,7 +221,7 @@ func (t *AggregateTask) Process(rec *kgo.Record) error {
 }
 
 // Prepare writes the new day rows of the songs and artists that changed.
-func (t *AggregateTask) Prepare(out *topology.Output) error {
+func (t *Stage2) Prepare(out *topology.Output) error {
 	list := t.cells.sorted()
 	if len(list) == 0 {
 		return nil

@@ -70,7 +70,7 @@ func TestTaskAndReader(t *testing.T) {
 		`{"user_id":0,"song_id":7,"artist_id":3,"ts":"2026-03-05T00:00:00Z"}`,
 	}
 	// Two transactions, so that totals of the same key add up.
-	agg := NewAggregateTask(s, state.NewRecent(1<<20))
+	agg := NewStage2(s, state.NewRecent(1<<20))
 	for _, part := range [][]string{lines[:2], lines[2:]} {
 		applyListens(t, s, agg, part)
 	}
@@ -108,27 +108,26 @@ func TestTaskAndReader(t *testing.T) {
 
 // addLine decodes a JSON listen and adds it to stage 1, as kappa's stage
 // 1 does; an invalid line is its decoding error.
-func addLine(users *UserTask, line string) error {
+func addLine(users *Stage1, line string) error {
 	var d events.Decoder
 	var l events.Listen
 	if err := d.Decode([]byte(line), &l); err != nil {
 		return err
 	}
-	users.Add(&l)
-	return nil
+	return users.Add(&l)
 }
 
 // applyListens runs lines through stage 1 and its deltas through agg,
 // stage 2 over s, and writes agg's changes to s, as one committed
 // transaction would.
-func applyListens(t testing.TB, s *state.Store, agg *AggregateTask, lines []string) {
+func applyListens(t testing.TB, s *state.Store, agg *Stage2, lines []string) {
 	t.Helper()
-	users := NewUserTask("deltas", 4)
+	users := NewStage1("deltas", 4)
 	for _, l := range lines {
 		_ = addLine(users, l) // NB: invalid lines count nowhere
 	}
 	var deltas topology.Output
-	if err := users.Prepare(&deltas); err != nil {
+	if err := users.Prepare(&deltas, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, rec := range deltas.Records() {
@@ -168,8 +167,8 @@ func TestRecentRows(t *testing.T) {
 		return s
 	}
 	cached, plain := open(), open()
-	newCached := func() *AggregateTask { return NewAggregateTask(cached, state.NewRecent(2<<10)) }
-	aggCached, aggPlain := newCached(), NewAggregateTask(plain, nil)
+	newCached := func() *Stage2 { return NewStage2(cached, state.NewRecent(2<<10)) }
+	aggCached, aggPlain := newCached(), NewStage2(plain, nil)
 	r := rand.New(rand.NewPCG(5, 6))
 	for tx := range 60 {
 		var lines []string
@@ -200,7 +199,7 @@ func TestRecentRows(t *testing.T) {
 }
 
 func TestDeltaRecordsGroupByEntity(t *testing.T) {
-	users := NewUserTask("deltas", 4)
+	users := NewStage1("deltas", 4)
 	for _, l := range []string{
 		`{"user_id":1,"song_id":7,"artist_id":3,"ts":"2026-03-01T10:00:00Z","ms_played":31000,"country":"gb"}`,
 		`{"user_id":2,"song_id":7,"artist_id":3,"ts":"2026-03-01T11:00:00Z","country":"GB"}`,
@@ -212,7 +211,7 @@ func TestDeltaRecordsGroupByEntity(t *testing.T) {
 		}
 	}
 	var out topology.Output
-	if err := users.Prepare(&out); err != nil {
+	if err := users.Prepare(&out, false); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
@@ -274,14 +273,14 @@ func BenchmarkAggregate(b *testing.B) {
 			TS: 1772323200000 + int64(r.IntN(7*86_400_000)), MsPlayed: int32(r.IntN(300_000)),
 			Country: events.Country{byte('A' + r.IntN(20)), 'X'}}
 	}
-	users := NewUserTask("deltas", 4)
-	agg := NewAggregateTask(s, state.NewRecent(16<<20))
+	users := NewStage1("deltas", 4)
+	agg := NewStage2(s, state.NewRecent(16<<20))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		users.Add(&listens[i%len(listens)])
+		_ = users.Add(&listens[i%len(listens)])
 		if (i+1)%perFlush == 0 || i == b.N-1 {
 			var deltas, changes topology.Output
-			if err := users.Prepare(&deltas); err != nil {
+			if err := users.Prepare(&deltas, false); err != nil {
 				b.Fatal(err)
 			}
 			for _, rec := range deltas.Records() {

@@ -25,11 +25,11 @@ import (
 // split in halves; an empty one is deleted.
 const maxChunk = 256
 
-// IndexTask is stage 2 of the similarity indexes on one partition of the
+// Stage2 is stage 2 of the similarity indexes on one partition of the
 // repartition topic: it keeps the items and bucket members of its keys.
 // Within an interval the last change of a key wins (a key's changes come
 // from one stage-1 partition, in order).
-type IndexTask struct {
+type Stage2 struct {
 	ix      *Index
 	store   *state.Store
 	items   map[itemRef][]byte
@@ -55,14 +55,14 @@ func (r bucketRef) prefix(dst []byte) []byte {
 	return r.b.AppendKey(append(dst, tableMember, byte(r.kind)))
 }
 
-// NewIndexTask returns the stage-2 task of a partition over its store.
-func (ix *Index) NewIndexTask(s *state.Store) *IndexTask {
-	return &IndexTask{ix: ix, store: s, items: map[itemRef][]byte{}, members: map[bucketRef]map[int64]bool{}}
+// NewStage2 returns the stage-2 task of a partition over its store.
+func (ix *Index) NewStage2(s *state.Store) *Stage2 {
+	return &Stage2{ix: ix, store: s, items: map[itemRef][]byte{}, members: map[bucketRef]map[int64]bool{}}
 }
 
 // Process takes one similar-index record; a malformed one is an error and
 // changes nothing.
-func (t *IndexTask) Process(rec *kgo.Record) error {
+func (t *Stage2) Process(rec *kgo.Record) error {
 	// NB: decode the whole record before applying any of it.
 	es, err := parse(rec.Value, t.decoded[:0])
 	if err != nil {
@@ -86,7 +86,7 @@ func (t *IndexTask) Process(rec *kgo.Record) error {
 }
 
 // Prepare writes the interval's changes.
-func (t *IndexTask) Prepare(out *topology.Output) error {
+func (t *Stage2) Prepare(out *topology.Output) error {
 	var key []byte
 	for _, ref := range slices.SortedFunc(maps.Keys(t.items), func(a, b itemRef) int {
 		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id))
@@ -121,7 +121,7 @@ type chunk struct {
 // apply changes the chunks of one bucket: it loads those that the
 // changed ids fall in, applies the joins and leaves, and writes them back
 // split, re-keyed or deleted as needed.
-func (t *IndexTask) apply(r *state.SortedReader, out *topology.Output, ref bucketRef, ops map[int64]bool) error {
+func (t *Stage2) apply(r *state.SortedReader, out *topology.Output, ref bucketRef, ops map[int64]bool) error {
 	ids := slices.Sorted(maps.Keys(ops))
 	prefix := ref.prefix(nil)
 	chunks, err := loadChunks(r, prefix, ids[0], ids[len(ids)-1])

@@ -29,36 +29,23 @@ type entry struct {
 	item   []byte
 }
 
-// maxRecord is the size past which an emitter sends a partition's record
-// and starts the next: well below the producer's batch limit (1 MiB).
-const maxRecord = 256 << 10
-
-// emitter collects the entries of one Prepare, one record per stage-2
-// partition (more when they grow past maxRecord), and sends them into out.
+// emitter collects the entries of one Prepare for the stage-2 partitions
+// and sends them into out (topology.Packer: several records per partition
+// past its size cap).
 type emitter struct {
-	topic  string
-	byPart [][]byte
-	key    []byte
-	out    *topology.Output
+	pk  *topology.Packer
+	key []byte
 }
 
 func newEmitter(topic string, partitions int32) emitter {
-	return emitter{topic: topic, byPart: make([][]byte, partitions)}
+	return emitter{pk: topology.NewPacker(topic, partitions, recordHead, 0)}
 }
 
-// to returns the record of the partition key routes to.
-func (e *emitter) to(key []byte) *[]byte {
-	i := topology.KeyPartition(key, len(e.byPart))
-	p := &e.byPart[i]
-	if len(*p) > maxRecord {
-		e.out.SendTo(e.topic, int32(i), nil, *p)
-		*p = (*p)[:0]
-	}
-	if len(*p) == 0 {
-		*p = append(*p, Format)
-	}
-	return p
-}
+// recordHead is the header of a similar-index record: its format byte.
+func recordHead(dst []byte, _ int32, _ int, _ bool) []byte { return append(dst, Format) }
+
+// to returns the record body of the partition key routes to.
+func (e *emitter) to(key []byte) *[]byte { return e.pk.To(e.pk.Partition(key)) }
 
 func appendHead(dst []byte, op byte, k Kind, id int64) []byte {
 	return state.AppendUint64(append(dst, op, byte(k)), uint64(id))
@@ -86,18 +73,10 @@ func (e *emitter) members(k Kind, id int64, left, joined []lsh.Bucket) {
 }
 
 // start begins a Prepare into out.
-func (e *emitter) start(out *topology.Output) { e.out = out }
+func (e *emitter) start(out *topology.Output) { e.pk.Start(out) }
 
 // flush sends the records left into out and ends the Prepare.
-func (e *emitter) flush() {
-	for p, b := range e.byPart {
-		if len(b) > 0 {
-			e.out.SendTo(e.topic, int32(p), nil, b)
-			e.byPart[p] = b[:0]
-		}
-	}
-	e.out = nil
-}
+func (e *emitter) flush() { e.pk.Flush(false) }
 
 // parse decodes a whole similar-index record; it never panics.
 func parse(v []byte, dst []entry) ([]entry, error) {

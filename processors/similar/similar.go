@@ -2,7 +2,7 @@
 // and GET /v1/songs/{id}/similar on kappa's topology, with the hashing of
 // package lsh:
 //
-//   - similar users: stage 1 ([UserCollector], on a partition of listens)
+//   - similar users: stage 1 ([Stage1], on a partition of listens)
 //     keeps the set of artists each user plays, table 0x42 | user → set;
 //     the set whose MinHash signature stage 2 has, table 0x44 | user →
 //     set; and the users whose set grew since, table 0x45 | user → 0x01;
@@ -16,7 +16,7 @@
 //     the stage-2 partition of the bucket key: a song's at the end of the
 //     commit interval, a user's once its set has grown for Config.Delay
 //     (the changes of that time move its entries once);
-//   - stage 2 ([IndexTask]) keeps the items, table 0x41 | kind | id →
+//   - stage 2 ([Stage2]) keeps the items, table 0x41 | kind | id →
 //     item, and the bucket members in chunks of ascending ids, table
 //     0x40 | kind | bucket | start → ids (index.go).
 //

@@ -61,7 +61,7 @@ func commit(t testing.TB, s *state.Store, out *topology.Output) {
 type stage2 struct {
 	ix     *Index
 	stores []*state.Store
-	tasks  []*IndexTask
+	tasks  []*Stage2
 	route  kgo.TopicPartitioner
 }
 
@@ -70,7 +70,7 @@ func newStage2(t testing.TB, ix *Index) *stage2 {
 	for i := range partitions {
 		// NB: a small read cache, as kappa's queries read through one
 		s.stores = append(s.stores, memStore(t, fmt.Sprint("agg", i), state.WithReadCache(16<<10, IsItemKey)))
-		s.tasks = append(s.tasks, ix.NewIndexTask(s.stores[i]))
+		s.tasks = append(s.tasks, ix.NewStage2(s.stores[i]))
 	}
 	return s
 }
@@ -197,7 +197,7 @@ func TestChunks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	model := map[int64]bool{}
 	for interval := range 300 {
-		task := ix.NewIndexTask(store)
+		task := ix.NewStage2(store)
 		var rec []byte
 		rec = append(rec, Format)
 		for range rng.IntN(200) {
@@ -344,11 +344,11 @@ func TestUsers(t *testing.T) {
 	for i := range sources {
 		stores = append(stores, memStore(t, fmt.Sprint("users", i)))
 	}
-	var cs []*UserCollector
+	var cs []*Stage1
 	restart := func() {
 		cs = cs[:0]
 		for _, s := range stores {
-			c, err := ix.NewUserCollector(s, topic, partitions)
+			c, err := ix.NewStage1(s, topic, partitions)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -562,7 +562,7 @@ func TestMalformed(t *testing.T) {
 		append(slices.Clone(good), 9, byte(Users), 0, 0, 0, 0, 0, 0, 0, 1),
 		good[:len(good)-1],
 	} {
-		task := ix.NewIndexTask(nil)
+		task := ix.NewStage2(nil)
 		if err := task.Process(&kgo.Record{Value: v}); err == nil {
 			t.Errorf("%x accepted", v)
 		}
@@ -570,7 +570,7 @@ func TestMalformed(t *testing.T) {
 			t.Errorf("%x: %d changes pending", v, n)
 		}
 	}
-	task := ix.NewIndexTask(nil)
+	task := ix.NewStage2(nil)
 	if err := task.Process(&kgo.Record{Value: good}); err != nil || len(task.members) != 1 {
 		t.Errorf("good record: %v, %d changes", err, len(task.members))
 	}

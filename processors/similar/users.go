@@ -13,16 +13,16 @@ import (
 	"github.com/kappa-stream/kappa/topology"
 )
 
-// maxCachedUsers is how many artist sets a UserCollector keeps in memory
+// maxCachedUsers is how many artist sets a Stage1 keeps in memory
 // between commits; past it, the cache starts afresh from the store.
 const maxCachedUsers = 50_000
 
-// UserCollector is stage 1 of similar users for one partition of listens.
+// Stage1 is stage 1 of similar users for one partition of listens.
 // It keeps, per user of the partition, the set of artists the user played
 // (a listen of a known artist changes nothing and costs a lookup) and the
 // set whose signature stage 2 has (published). A user whose set grew is
 // pending; once pending for Config.Delay (or sooner, when the caller's
-// partition is idle: Prepare's all), the user is published: the
+// partition is idle: Prepare's idle), the user is published: the
 // signature of the new set goes to stage 2 with the bucket leaves and
 // joins from the published set's signature to it. So a user who plays
 // many new artists in a short time moves their bucket entries once, not
@@ -31,8 +31,8 @@ const maxCachedUsers = 50_000
 //
 // Sets are cached in memory between Prepares; the store is the truth
 // (pending users are marked in it), and the runtime makes a new
-// UserCollector after an aborted transaction.
-type UserCollector struct {
+// Stage1 after an aborted transaction.
+type Stage1 struct {
 	ix      *Index
 	store   *state.Store
 	e       emitter
@@ -46,11 +46,11 @@ type UserCollector struct {
 	new     []lsh.Bucket
 }
 
-// NewUserCollector returns the collector of a partition of listens over
+// NewStage1 returns the collector of a partition of listens over
 // its store, sending to topic, which has the given number of partitions.
 // The users its store marks pending keep the time they have waited.
-func (ix *Index) NewUserCollector(s *state.Store, topic string, partitions int32) (*UserCollector, error) {
-	c := &UserCollector{
+func (ix *Index) NewStage1(s *state.Store, topic string, partitions int32) (*Stage1, error) {
+	c := &Stage1{
 		ix: ix, store: s, e: newEmitter(topic, partitions),
 		users: map[int64][]int64{}, changed: map[int64]bool{},
 		now: time.Now,
@@ -73,10 +73,10 @@ func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
 // NextDue is when the first pending user is due to be published (zero:
 // no user is pending); the runtime prepares the collector then, also when
 // no listen comes (topology.Timer).
-func (c *UserCollector) NextDue() time.Time { return c.pending.NextDue() }
+func (c *Stage1) NextDue() time.Time { return c.pending.NextDue() }
 
 // Add applies one valid listen: its artist joins the user's set.
-func (c *UserCollector) Add(l *events.Listen) error {
+func (c *Stage1) Add(l *events.Listen) error {
 	set, err := c.user(l.UserID)
 	if err != nil {
 		return err
@@ -93,7 +93,7 @@ func (c *UserCollector) Add(l *events.Listen) error {
 
 // user is the cached artist set of id, read from the store when not
 // cached.
-func (c *UserCollector) user(id int64) ([]int64, error) {
+func (c *Stage1) user(id int64) ([]int64, error) {
 	if set, ok := c.users[id]; ok {
 		return set, nil
 	}
@@ -107,7 +107,7 @@ func (c *UserCollector) user(id int64) ([]int64, error) {
 
 // read reads the artist set of id in table from the store; empty when
 // there is none.
-func (c *UserCollector) read(table byte, id int64) ([]int64, error) {
+func (c *Stage1) read(table byte, id int64) ([]int64, error) {
 	c.key = userKey(c.key[:0], table, id)
 	v, found, err := c.store.Get(c.val[:0], c.key)
 	if err != nil {
@@ -125,16 +125,16 @@ func (c *UserCollector) read(table byte, id int64) ([]int64, error) {
 }
 
 // Prepare writes the grown sets and publishes the users pending for
-// Config.Delay (all of them when all is set: the caller's partition had
-// no listen in the interval).
-func (c *UserCollector) Prepare(out *topology.Output, all bool) error {
+// Config.Delay (all of them when idle: the partition had no listen in
+// the interval).
+func (c *Stage1) Prepare(out *topology.Output, idle bool) error {
 	for _, id := range slices.Sorted(maps.Keys(c.changed)) {
 		out.Put(userKey(c.key[:0], tableArtists, id), appendSet(c.val[:0], c.users[id]))
 	}
 	clear(c.changed)
 	c.e.start(out)
 	defer c.e.flush()
-	for _, id := range c.pending.Prepare(out, c.now(), all) {
+	for _, id := range c.pending.Prepare(out, c.now(), idle) {
 		if err := c.publish(out, id); err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func (c *UserCollector) Prepare(out *topology.Output, all bool) error {
 
 // publish sends the signature of user id's set and its bucket changes to
 // stage 2.
-func (c *UserCollector) publish(out *topology.Output, id int64) error {
+func (c *Stage1) publish(out *topology.Output, id int64) error {
 	set, err := c.user(id)
 	if err != nil {
 		return err

@@ -1,12 +1,28 @@
-package main
+package registry
 
 import (
 	"encoding/json"
 	"flag"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kappa-stream/kappa/processors"
 )
+
+// sameJSON reports whether two JSON objects hold the same fields.
+func sameJSON(t *testing.T, got []byte, want string) bool {
+	t.Helper()
+	var g, w map[string]any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("want %s: %v", want, err)
+	}
+	return reflect.DeepEqual(g, w)
+}
 
 // TestProcessorsJSON round-trips configurations through the control
 // topic's form, with every default spelled out.
@@ -32,14 +48,14 @@ func TestProcessorsJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(b) != tc.want {
+		if !sameJSON(t, b, tc.want) {
 			t.Errorf("%v: %s\nwant %s", tc.args, b, tc.want)
 		}
-		var back processors
+		back := NewConfig()
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
-		if again, _ := json.Marshal(back); string(again) != tc.want {
+		if again, _ := json.Marshal(back); !sameJSON(t, again, tc.want) {
 			t.Errorf("%v: round trip gives %s", tc.args, again)
 		}
 	}
@@ -55,7 +71,7 @@ func TestProcessorsJSON(t *testing.T) {
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"fan_delay":"soon"}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"minhash_min_bands":-1}`,
 	} {
-		var p processors
+		p := NewConfig()
 		if err := json.Unmarshal([]byte(bad), &p); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
@@ -70,23 +86,23 @@ const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":96,"minha
 // indexes and the fan delay existed reads as one without them, with the
 // defaults.
 func TestProcessorsJSONBefore(t *testing.T) {
-	var p processors
+	p := NewConfig()
 	old := `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":2}`
 	if err := json.Unmarshal([]byte(old), &p); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(p)
-	if want := strings.TrimSuffix(old, "}") + simDefaults; string(b) != want {
+	if want := strings.TrimSuffix(old, "}") + simDefaults; !sameJSON(t, b, want) {
 		t.Errorf("%s\nwant %s", b, want)
 	}
 }
 
-func parseProcessors(t *testing.T, args ...string) processors {
+func parseProcessors(t *testing.T, args ...string) processors.Config {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var p processors
-	processorFlags(fs, &p)
+	p := NewConfig()
+	p.Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +113,13 @@ func parseProcessors(t *testing.T, args ...string) processors {
 func TestOverlay(t *testing.T) {
 	base := parseProcessors(t, "--fan-zones", "--fan-min-plays", "3", "--live-windows", "10s", "--h3-resolutions", "6,7")
 	flags := parseProcessors(t, "--fan-min-plays", "2", "--live-windows", "off")
-	base.overlay(flags, []string{"fan-min-plays"})
+	base.Overlay(flags, []string{"fan-min-plays"})
 	b, _ := json.Marshal(base)
 	want := `{"live_windows":["10s"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[6,7],"fan_min_plays":2` + simDefaults
-	if string(b) != want {
+	if !sameJSON(t, b, want) {
 		t.Fatalf("overlay: %s\nwant %s", b, want)
 	}
-	base.overlay(flags, processorFlagNames)
+	base.Overlay(flags, base.FlagNames())
 	b, _ = json.Marshal(base)
 	if !strings.Contains(string(b), `"live_windows":[]`) || !strings.Contains(string(b), `"fan_zones":false`) {
 		t.Fatalf("overlay of every flag: %s", b)
