@@ -242,10 +242,10 @@ func (rt *Runtime) Ready(ctx context.Context) (bool, error) {
 }
 
 // Status is the instance's view of its versions (GET /v1/status).
-func (rt *Runtime) Status() Status {
+func (rt *Runtime) Status() serve.Status {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
-	st := Status{Instance: rt.c.Stage.InstanceID, HTTP: rt.c.Advertise, Serving: rt.serving()}
+	st := serve.Status{Instance: rt.c.Stage.InstanceID, HTTP: rt.c.Advertise, Serving: rt.serving()}
 	names := slices.Collect(maps.Keys(rt.running))
 	for n := range rt.failed {
 		if _, ok := rt.running[n]; !ok {
@@ -254,17 +254,17 @@ func (rt *Runtime) Status() Status {
 	}
 	slices.SortFunc(names, func(a, b string) int { return control.Number(a) - control.Number(b) })
 	for _, name := range names {
-		var vs VersionStatus
+		var vs serve.VersionStatus
 		if vr := rt.running[name]; vr != nil {
 			vs = vr.status(name == st.Serving)
 		} else {
-			vs = VersionStatus{Version: name, Serving: name == st.Serving}
+			vs = serve.VersionStatus{Version: name, Serving: name == st.Serving}
 			if rt.state != nil {
 				vs.Config = rt.state.Versions[name].Config
 			}
 		}
 		if f := rt.failed[name]; f != nil {
-			vs.Failed = &Failure{Error: f.err.Error(), At: f.at, RetryAt: f.retry, Failures: f.n}
+			vs.Failed = &serve.Failure{Error: f.err.Error(), At: f.at, RetryAt: f.retry, Failures: f.n}
 		}
 		st.Versions = append(st.Versions, vs)
 	}

@@ -244,12 +244,12 @@ func (vr *version) ready(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-func (vr *version) status(serving bool) VersionStatus {
+func (vr *version) status(serving bool) serve.VersionStatus {
 	// NB: a processors.Config always marshals.
 	config, _ := json.Marshal(vr.config)
-	st := VersionStatus{Version: vr.name, Serving: serving, Config: config}
+	st := serve.VersionStatus{Version: vr.name, Serving: serving, Config: config}
 	for _, s := range vr.stages {
-		st.Stages = append(st.Stages, StageStatus{Group: s.group, Topic: s.topic, Partitions: s.runner.Status()})
+		st.Stages = append(st.Stages, serve.StageStatus{Group: s.group, Topic: s.topic, Partitions: s.runner.Status()})
 	}
 	oldest := vr.pending(&st)
 	if !oldest.IsZero() {
@@ -263,7 +263,7 @@ func (vr *version) status(serving bool) VersionStatus {
 // does not have yet, into st.Pending, and returns since when the oldest
 // of them waits (zero: none); a store it cannot read (moving, restoring)
 // counts nothing.
-func (vr *version) pending(st *VersionStatus) (oldest time.Time) {
+func (vr *version) pending(st *serve.VersionStatus) (oldest time.Time) {
 	stage1 := vr.stages[0].runner
 	for _, pr := range vr.procs {
 		pp, ok := pr.p.(processors.Pending)

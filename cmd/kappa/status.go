@@ -20,6 +20,7 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/replay"
+	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/topology"
 )
 
@@ -228,7 +229,7 @@ func printInstance(ctx context.Context, w io.Writer, addr string) {
 
 // printPending prints the users of a version waiting to be published
 // (--fan-delay, --similar-delay), when it has fan zones or similar users.
-func printPending(w io.Writer, vs replay.VersionStatus) {
+func printPending(w io.Writer, vs serve.VersionStatus) {
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(vs.Pending)) {
 		parts = append(parts, fmt.Sprintf("%d users of %s", vs.Pending[name], name))
@@ -244,7 +245,7 @@ func printPending(w io.Writer, vs replay.VersionStatus) {
 }
 
 // printStages prints an instance's partitions of each stage.
-func printStages(w io.Writer, stages []replay.StageStatus) {
+func printStages(w io.Writer, stages []serve.StageStatus) {
 	for _, sg := range stages {
 		var owned, restoring []string
 		var lag int64

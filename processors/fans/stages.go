@@ -11,6 +11,7 @@ import (
 	"github.com/uber/h3-go/v4"
 
 	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
@@ -22,7 +23,7 @@ import (
 //     users in its store, table 0x30 | user id → User, applies each listen,
 //     and marks a user whose counts in stage 2 are out of date pending,
 //     table 0x32 | user id → 8-byte Unix ns since when (and their number
-//     and the oldest's time in key 0x33: a state.PendingQueue). A user pending for
+//     and the oldest's time in key 0x33: a processors.PendingQueue). A user pending for
 //     Config.Delay is published: the net change of their counts goes, with
 //     the other publications of the commit interval summed per cell, to
 //     the stage-2 partition of each artist (that of the artist's rollups);
@@ -38,7 +39,7 @@ const (
 	tableCount   byte = 0x31
 	tablePending byte = 0x32
 	// tableSummary is one key: how many users are pending and since when
-	// the oldest waits (state.PendingQueue).
+	// the oldest waits (processors.PendingQueue).
 	tableSummary byte = 0x33
 	// Format is the first byte of a fan-delta record.
 	Format byte = 0x46
@@ -73,7 +74,7 @@ type Stage1 struct {
 	now      func() time.Time
 	users    map[int64]*User
 	changed  []int64 // users to write back
-	pending  *state.PendingQueue
+	pending  *processors.PendingQueue
 	deltas   []Delta // the interval's publications
 	key, val []byte
 }
@@ -89,7 +90,7 @@ func NewStage1(p *Processor, s *state.Store, topic string, partitions int32) (*S
 		users: map[int64]*User{},
 	}
 	var err error
-	c.pending, err = state.LoadPendingQueue(s, tablePending, []byte{tableSummary}, p.delay, c.now())
+	c.pending, err = processors.LoadPendingQueue(s, tablePending, []byte{tableSummary}, p.delay, c.now())
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func NewStage1(p *Processor, s *state.Store, topic string, partitions int32) (*S
 // counts stage 2 does not have yet, and since when the oldest of them
 // waits (zero when none does), as of the last commit.
 func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
-	return state.ReadPendingSummary(s, []byte{tableSummary})
+	return processors.ReadPendingSummary(s, []byte{tableSummary})
 }
 
 // NextDue is when the first pending user is due to be published (zero:

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
@@ -120,7 +121,7 @@ func TestStages(t *testing.T) {
 			}
 			var markers int64
 			var first time.Time
-			err = state.ScanPending(s, tablePending, clock, func(_ int64, since time.Time) {
+			err = processors.ScanPending(s, tablePending, clock, func(_ int64, since time.Time) {
 				if markers == 0 || since.Before(first) {
 					first = since
 				}

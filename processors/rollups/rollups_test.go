@@ -360,3 +360,70 @@ func BenchmarkCellKey(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 }
+
+// TestLargeInterval: an interval whose deltas are several MiB (200,000
+// songs, each its own entity) goes out in records below the producer's
+// 1 MiB limit, and stage 2 counts every play from them.
+func TestLargeInterval(t *testing.T) {
+	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const songs = 200_000
+	users := NewStage1("deltas", 1)
+	for i := range songs {
+		l := events.Listen{UserID: 1, SongID: int64(i + 1), ArtistID: int64(i%7 + 1), TS: 1772323200000, MsPlayed: 31_000}
+		if err := users.Add(&l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var deltas topology.Output
+	if err := users.Prepare(&deltas, false); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	agg := NewStage2(s, nil)
+	for _, rec := range deltas.Records() {
+		if len(rec.Value) >= 1<<20 {
+			t.Fatalf("a record of %d bytes, over the producer's limit", len(rec.Value))
+		}
+		total += len(rec.Value)
+		if err := agg.Process(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(deltas.Records()); total < 2<<20 || n < 4 {
+		t.Fatalf("%d records of %d bytes in all: want an interval of several MiB in several records", n, total)
+	}
+	var changes topology.Output
+	if err := agg.Prepare(&changes); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	for k, v := range changes.Changes() {
+		if err := b.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(s)
+	for _, id := range []int64{1, songs / 2, songs} {
+		got, err := r.Query(Query{Entity: Song, ID: id, From: day("2026-03-01"), To: day("2026-03-01")})
+		if err != nil || got.Plays != 1 || got.Streams != 1 {
+			t.Fatalf("song %d: %+v (%v), want one play and one stream", id, got, err)
+		}
+	}
+	for a := int64(1); a <= 7; a++ {
+		got, err := r.Query(Query{Entity: Artist, ID: a, From: day("2026-03-01"), To: day("2026-03-01")})
+		want := int64(songs / 7)
+		if a <= songs%7 {
+			want++
+		}
+		if err != nil || got.Plays != want {
+			t.Fatalf("artist %d: %d plays (%v), want %d", a, got.Plays, err, want)
+		}
+	}
+}

@@ -72,10 +72,10 @@ const (
 	// stage 1: user → the artists whose signature stage 2 has (published)
 	tablePublished byte = 0x44
 	// stage 1: user → since when while the user's signature is not
-	// published (state.PendingQueue)
+	// published (processors.PendingQueue)
 	tablePending byte = 0x45
 	// stage 1: one key, how many users are pending and since when the
-	// oldest waits (state.PendingQueue)
+	// oldest waits (processors.PendingQueue)
 	tableSummary byte = 0x46
 )
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/lsh"
+	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
 )
@@ -38,7 +39,7 @@ type Stage1 struct {
 	e       emitter
 	users   map[int64][]int64 // artist sets, ascending
 	changed map[int64]bool    // set grew in the interval
-	pending *state.PendingQueue
+	pending *processors.PendingQueue
 	now     func() time.Time
 	key     []byte
 	val     []byte
@@ -56,7 +57,7 @@ func (ix *Index) NewStage1(s *state.Store, topic string, partitions int32) (*Sta
 		now: time.Now,
 	}
 	var err error
-	c.pending, err = state.LoadPendingQueue(s, tablePending, []byte{tableSummary}, ix.cfg.Delay, c.now())
+	c.pending, err = processors.LoadPendingQueue(s, tablePending, []byte{tableSummary}, ix.cfg.Delay, c.now())
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func (ix *Index) NewStage1(s *state.Store, topic string, partitions int32) (*Sta
 // latest set stage 2 does not have yet, and since when the oldest of them
 // waits (zero when none does), as of the last commit.
 func PendingUsers(s *state.Store) (n int64, oldest time.Time, err error) {
-	return state.ReadPendingSummary(s, []byte{tableSummary})
+	return processors.ReadPendingSummary(s, []byte{tableSummary})
 }
 
 // NextDue is when the first pending user is due to be published (zero:

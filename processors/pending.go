@@ -1,4 +1,4 @@
-package state
+package processors
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/kappa-stream/kappa/state"
 )
 
 // Pending markers are the stage-1 tables of the users whose changes wait
@@ -54,7 +56,7 @@ type waiting struct {
 // LoadPendingQueue returns the queue of the markers of table in s, whose
 // users are due delay after they became pending, with its summary at
 // summaryKey; a marker without its time is since now.
-func LoadPendingQueue(s *Store, table byte, summaryKey []byte, delay time.Duration, now time.Time) (*PendingQueue, error) {
+func LoadPendingQueue(s *state.Store, table byte, summaryKey []byte, delay time.Duration, now time.Time) (*PendingQueue, error) {
 	q := &PendingQueue{table: table, summaryKey: summaryKey, delay: delay, pending: map[int64]bool{}}
 	err := ScanPending(s, table, now, func(id int64, since time.Time) {
 		q.pending[id] = true
@@ -121,29 +123,29 @@ func (q *PendingQueue) NextDue() time.Time {
 
 // pendingKey appends the key of user id's marker in table to dst.
 func pendingKey(dst []byte, table byte, id int64) []byte {
-	return AppendUint64(append(dst, table), uint64(id))
+	return state.AppendUint64(append(dst, table), uint64(id))
 }
 
 // pendingValue appends the value of a marker waiting since since to dst.
 func pendingValue(dst []byte, since time.Time) []byte {
-	return AppendUint64(dst, uint64(since.UnixNano()))
+	return state.AppendUint64(dst, uint64(since.UnixNano()))
 }
 
 // ScanPending calls fn with every marker of table in s, in id order; a
 // marker without its time is since now.
-func ScanPending(s *Store, table byte, now time.Time, fn func(id int64, since time.Time)) error {
+func ScanPending(s *state.Store, table byte, now time.Time, fn func(id int64, since time.Time)) error {
 	prefix := []byte{table}
-	return s.Scan(prefix, PrefixEnd(prefix), func(k, v []byte) error {
+	return s.Scan(prefix, state.PrefixEnd(prefix), func(k, v []byte) error {
 		since := now
 		switch {
 		case len(k) != 9:
 			return fmt.Errorf("state: pending marker key of %d bytes", len(k))
 		case len(v) == 8:
-			since = time.Unix(0, int64(Uint64(v, 0)))
+			since = time.Unix(0, int64(state.Uint64(v, 0)))
 		case len(v) != 1:
 			return fmt.Errorf("state: pending marker value of %d bytes", len(v))
 		}
-		fn(int64(Uint64(k, 1)), since)
+		fn(int64(state.Uint64(k, 1)), since)
 		return nil
 	})
 }
@@ -155,13 +157,13 @@ func appendPendingSummary(dst []byte, n int, oldest time.Time) []byte {
 	if n > 0 {
 		ns = oldest.UnixNano()
 	}
-	return AppendUint64(AppendUint64(dst, uint64(n)), uint64(ns))
+	return state.AppendUint64(state.AppendUint64(dst, uint64(n)), uint64(ns))
 }
 
 // ReadPendingSummary reads the summary at key in s: the number of markers
 // and since when the oldest waits (zero when none, or when s has no
 // summary yet).
-func ReadPendingSummary(s *Store, key []byte) (n int64, oldest time.Time, err error) {
+func ReadPendingSummary(s *state.Store, key []byte) (n int64, oldest time.Time, err error) {
 	v, found, err := s.Get(nil, key)
 	switch {
 	case err != nil || !found:
@@ -169,8 +171,8 @@ func ReadPendingSummary(s *Store, key []byte) (n int64, oldest time.Time, err er
 	case len(v) != 16:
 		return 0, time.Time{}, fmt.Errorf("state: pending summary of %d bytes", len(v))
 	}
-	if n = int64(Uint64(v, 0)); n > 0 {
-		oldest = time.Unix(0, int64(Uint64(v, 8)))
+	if n = int64(state.Uint64(v, 0)); n > 0 {
+		oldest = time.Unix(0, int64(state.Uint64(v, 8)))
 	}
 	return n, oldest, nil
 }

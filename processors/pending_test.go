@@ -1,4 +1,4 @@
-package state
+package processors
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kappa-stream/kappa/state"
 )
 
 // TestPending writes markers and a summary as a stage-1 task does and
@@ -168,4 +170,14 @@ func (w *mapWriter) Delete(key []byte) {
 		*w = mapWriter{}
 	}
 	(*w)[string(key)] = nil
+}
+
+func openMem(t *testing.T, fs vfs.FS) *state.Store {
+	t.Helper()
+	s, err := state.Open("db", state.WithFS(fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
