@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -78,13 +79,23 @@ func InstanceStatuses(ctx context.Context, brokers []string, directory string) (
 // statusTimeout bounds one GET /v1/status.
 const statusTimeout = 2 * time.Second
 
-// FetchStatus asks the instance at base URL for its status.
+// EnvAPIKey is the environment variable holding the admin API key
+// FetchStatus presents to instances that require keys.
+const EnvAPIKey = "KAPPA_API_KEY"
+
+// FetchStatus asks the instance at base URL for its status, with the
+// admin key in $KAPPA_API_KEY when it is set.
 func FetchStatus(ctx context.Context, base string) (Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/status", nil)
 	if err != nil {
 		return Status{}, err
+	}
+	// NB: an instance that requires API keys shows its status to an
+	// admin key only: the operator's, from the environment.
+	if key := os.Getenv(EnvAPIKey); key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

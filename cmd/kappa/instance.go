@@ -52,6 +52,8 @@ type instanceConfig struct {
 	// flag was given.
 	procs    processors
 	procsSet bool
+	// auth is the access control of the HTTP API (keys.go).
+	auth authConfig
 }
 
 // deltasPurgeInterval is how often stage 2 deletes the repartition
@@ -119,6 +121,12 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return fmt.Errorf("http: %w", err)
 	}
 	defer ln.Close()
+	guardCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	gd, err := newGuard(guardCtx, c.auth, c.brokers, inst.adm, ln.Addr(), logger, tel.kafkaHooks())
+	cancel()
+	if err != nil {
+		return err
+	}
 	inst.advertise = c.advertise
 	if inst.advertise == "" {
 		inst.advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
@@ -188,6 +196,8 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Metrics: tel.handler,
 		Status:  func() any { return vs.status() },
 		Logger:  logger,
+		Peers:   gd.cluster.Transport(nil),
+		Floors:  &c.auth.floors,
 	})
 	if err != nil {
 		return err
@@ -202,11 +212,15 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		mux.Handle("/", api)
 		handler = mux
 	}
+	if handler, err = gd.wrap(handler, logger); err != nil {
+		return err
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", inst.advertise, "instance", c.instanceID)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return follower.Run(gctx) })
+	g.Go(func() error { return gd.keys.Run(gctx) })
 	g.Go(func() error { return inst.dir.Run(gctx) })
 	g.Go(func() error { return runCatalogProcessor(gctx, catalogCfg, logger) })
 	g.Go(func() error { return keepRunning(gctx, logger, "catalog view", view.Run) })
