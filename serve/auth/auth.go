@@ -138,7 +138,20 @@ func (c class) allows(role keys.Role) bool {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case loginPath:
+		h.login(w, r)
+		return
+	case logoutPath:
+		logout(w, r)
+		return
+	}
 	c := classify(r.Method, r.URL.Path)
+	if c == public {
+		// NB: health checks need no credential, and ignore any.
+		h.next.ServeHTTP(w, r)
+		return
+	}
 	present, role, err := h.cfg.Cluster.check(r)
 	if err != nil {
 		h.cfg.Logger.Warn("rejected a call with a bad cluster credential", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
@@ -147,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if present {
 		switch {
-		case c == internal || c == public:
+		case c == internal:
 		case role == "":
 			deny(w, r, http.StatusForbidden, "a forwarded request must name its client's role")
 			return
@@ -160,18 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Header.Del(forwardedHeader)
 	r.Header.Del(roleHeader)
-	switch c {
-	case public:
-		switch r.URL.Path {
-		case loginPath:
-			h.login(w, r)
-		case logoutPath:
-			logout(w, r)
-		default:
-			h.next.ServeHTTP(w, r)
-		}
-		return
-	case internal:
+	if c == internal {
 		deny(w, r, http.StatusForbidden, "/internal/ is for the instances of the cluster only")
 		return
 	}
