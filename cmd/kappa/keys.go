@@ -125,43 +125,28 @@ func newGuard(ctx context.Context, c authConfig, brokers []string, adm *kadm.Cli
 			active++
 		}
 	}
-	tcp, _ := addr.(*net.TCPAddr)
-	loopback := tcp != nil && tcp.IP.IsLoopback()
-	g := &guard{cluster: cl, open: c.insecure || (loopback && !c.requireKey)}
+	mode, err := auth.Decide(addr, c.insecure, c.requireKey, active)
 	switch {
-	case c.insecure:
-		logger.Warn("HTTP API open (--insecure): requests without an API key are served as admin", "addr", addr.String())
-	case g.open:
-		logger.Info("HTTP API open on loopback: requests without an API key are served as admin (--require-keys closes it)", "addr", addr.String(), "keys", active)
-	case active == 0 && !loopback:
+	case errors.Is(err, auth.ErrNoKeys):
 		return nil, fmt.Errorf("refusing to serve on %s without API keys: create one with kappa keys create --role admin --brokers %s "+
 			"(e.g. from a kappa up on a loopback address), or pass --insecure", addr, strings.Join(brokers, ","))
+	case mode == auth.Insecure:
+		logger.Warn("HTTP API open (--insecure): requests without an API key are served as admin", "addr", addr.String())
+	case mode == auth.OpenLoopback:
+		logger.Info("HTTP API open on loopback: requests without an API key are served as admin (--require-keys closes it)", "addr", addr.String(), "keys", active)
 	default:
 		logger.Info("HTTP API requires API keys", "addr", addr.String(), "keys", active)
 	}
+	g := &guard{cluster: cl, open: mode.Open()}
 	if g.keys, err = keys.NewFollower(brokers, c.keysTopic, logger, opts...); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-// wrap guards h; it answers 503 until the keys topic has been read.
+// wrap guards h.
 func (g *guard) wrap(h http.Handler, logger *slog.Logger) (http.Handler, error) {
-	ah, err := auth.New(auth.Config{Keys: g.keys, Cluster: g.cluster, Open: g.open, Logger: logger}, h)
-	if err != nil {
-		return nil, err
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-g.keys.Synced():
-			ah.ServeHTTP(w, r)
-		default:
-			w.Header().Set("Retry-After", "1")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"error":"starting: reading the API keys"}`+"\n")
-		}
-	}), nil
+	return auth.New(auth.Config{Keys: g.keys, Cluster: g.cluster, Open: g.open, Logger: logger, Synced: g.keys.Synced()}, h)
 }
 
 func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -49,6 +49,11 @@ type Config struct {
 	// Logger receives rejected cluster credentials (default: discard).
 	// Keys are never logged.
 	Logger *slog.Logger
+	// Synced is closed once Keys knows every key that existed when the
+	// instance started (keys.Follower.Synced); until then, requests
+	// other than /healthz, /readyz, /login and /logout answer 503 with
+	// Retry-After (default: nil, no wait).
+	Synced <-chan struct{}
 }
 
 // Handler authenticates and authorizes requests before next sees them,
@@ -151,6 +156,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// NB: health checks need no credential, and ignore any.
 		h.next.ServeHTTP(w, r)
 		return
+	}
+	if h.cfg.Synced != nil {
+		select {
+		case <-h.cfg.Synced:
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "starting: reading the API keys")
+			return
+		}
 	}
 	present, role, err := h.cfg.Cluster.check(r)
 	if err != nil {

@@ -103,6 +103,11 @@ func TestClusterCredential(t *testing.T) {
 			r.URL.Path = "/internal/v1/similar/score"
 			return r
 		}(), 403, ""},
+		{"query changed", func() *http.Request {
+			r := signed(cl, "GET", "/v1/status?version=v1", keys.Admin)
+			r.URL.RawQuery = "version=v2"
+			return r
+		}(), 403, ""},
 		{"method changed", func() *http.Request {
 			r := signed(cl, "GET", "/internal/v1/similar/score", "")
 			r.Method = "POST"

@@ -34,10 +34,10 @@ const MinSecret = 16
 
 // Cluster is the credential instances of one cluster call each other
 // with: a secret they all share (never sent), from which each call
-// carries an HMAC-SHA256 over its time, method, path and the role of
-// the client it is made for. Clients cannot mint it without the secret;
-// a captured one is good for the same method and path only, within
-// five minutes. Safe for concurrent use.
+// carries an HMAC-SHA256 over its time, method, path, query and the
+// role of the client it is made for. Clients cannot mint it without the
+// secret; a captured one is good for the same request line only (not
+// the body), within five minutes. Safe for concurrent use.
 type Cluster struct {
 	secret []byte
 	now    func() time.Time
@@ -53,9 +53,9 @@ func NewCluster(secret []byte) (*Cluster, error) {
 	return &Cluster{secret: s, now: time.Now}, nil
 }
 
-func (c *Cluster) mac(ts, method, path, role string) []byte {
+func (c *Cluster) mac(ts string, r *http.Request, role string) []byte {
 	h := hmac.New(sha256.New, c.secret)
-	for _, s := range []string{"kappa-cluster", ts, method, path, role} {
+	for _, s := range []string{"kappa-cluster", ts, r.Method, r.URL.Path, r.URL.RawQuery, role} {
 		h.Write([]byte(s))
 		h.Write([]byte{'\n'})
 	}
@@ -70,7 +70,7 @@ func (c *Cluster) Sign(r *http.Request, role keys.Role) {
 	if role != "" {
 		r.Header.Set(roleHeader, string(role))
 	}
-	r.Header.Set(clusterHeader, ts+"."+hex.EncodeToString(c.mac(ts, r.Method, r.URL.Path, string(role))))
+	r.Header.Set(clusterHeader, ts+"."+hex.EncodeToString(c.mac(ts, r, string(role))))
 }
 
 // check verifies r's credential: whether it carries one, and whether it
@@ -87,7 +87,7 @@ func (c *Cluster) check(r *http.Request) (present bool, role keys.Role, err erro
 		return true, "", errors.New("malformed cluster credential")
 	}
 	role = keys.Role(r.Header.Get(roleHeader))
-	if !hmac.Equal(got, c.mac(ts, r.Method, r.URL.Path, string(role))) {
+	if !hmac.Equal(got, c.mac(ts, r, string(role))) {
 		return true, "", errors.New("bad cluster credential (do all instances share the same cluster secret?)")
 	}
 	if d := c.now().Sub(time.Unix(secs, 0)); d > clusterSkew || d < -clusterSkew {
