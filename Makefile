@@ -44,7 +44,7 @@ lint:
 ## bench: the benchmark suite (a few minutes): prints one table and writes it
 ## into docs/benchmarks.md with the date, the machine and this command
 bench: | bin
-	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./topology/ ./processors/... ./generate/ ./windows/ ./lsh/ | tee bin/bench-micro.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./topology/ ./processors/... ./generate/ ./windows/ ./lsh/ ./keys/ | tee bin/bench-micro.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/ | tee bin/bench-e2e.txt
 	$(GO) run ./cmd/benchreport -cmd "make bench" -doc docs/benchmarks.md bin/bench-micro.txt bin/bench-e2e.txt
 

@@ -247,3 +247,77 @@ func TestFollowRevokeLoad(t *testing.T) {
 func topologyRead(ctx context.Context, brokers []string, fn func([]byte)) error {
 	return topology.ReadTopic(ctx, brokers, Topic, func(r *kgo.Record) { fn(r.Value) })
 }
+
+// BenchmarkRevocation measures how long a revocation takes to reach a
+// follower: from the write of the revoked key's record to the first
+// Verify that refuses the key.
+func BenchmarkRevocation(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateTopic(Topic, TopicPartitions, TopicConfigs()); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	brokers := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	f, err := NewFollower(brokers, Topic, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	<-f.Synced()
+	var total time.Duration
+	for b.Loop() {
+		tok, k, err := New(Reader, "", time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Put(ctx, cl, Topic, k); err != nil {
+			b.Fatal(err)
+		}
+		for _, err := f.Verify(tok); err != nil; _, err = f.Verify(tok) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		now := time.Now()
+		k.Revoked = &now
+		if err := Put(ctx, cl, Topic, k); err != nil {
+			b.Fatal(err)
+		}
+		for _, err := f.Verify(tok); !errors.Is(err, ErrRevoked); _, err = f.Verify(tok) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		total += time.Since(now)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/revocation")
+}
+
+// BenchmarkVerify measures the check of a key on every request.
+func BenchmarkVerify(b *testing.B) {
+	byID := map[string]Key{}
+	var tok string
+	for range 1000 {
+		t, k, err := New(Reader, "", time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		byID[k.ID], tok = k, t
+	}
+	for b.Loop() {
+		if _, err := verify(byID, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -111,8 +111,9 @@ const (
 	reader
 )
 
-// classify says who may reach the route of method and path.
-func classify(method, path string) class {
+// classify says who may reach the route of path (whatever the method:
+// one the route does not take is the API's 405 or 404 behind the check).
+func classify(path string) class {
 	switch {
 	case path == "/healthz" || path == "/readyz" || path == loginPath || path == logoutPath:
 		return public
@@ -151,20 +152,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logout(w, r)
 		return
 	}
-	c := classify(r.Method, r.URL.Path)
+	c := classify(r.URL.Path)
 	if c == public {
 		// NB: health checks need no credential, and ignore any.
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	if h.cfg.Synced != nil {
-		select {
-		case <-h.cfg.Synced:
-		default:
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "starting: reading the API keys")
-			return
-		}
+	if !h.synced(w) {
+		return
 	}
 	present, role, err := h.cfg.Cluster.check(r)
 	if err != nil {
@@ -220,6 +215,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r.WithContext(WithRole(r.Context(), role)))
 }
 
+// synced reports whether the keys have been read; if not, it answers
+// 503 with Retry-After.
+func (h *Handler) synced(w http.ResponseWriter) bool {
+	if h.cfg.Synced != nil {
+		select {
+		case <-h.cfg.Synced:
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "starting: reading the API keys")
+			return false
+		}
+	}
+	return true
+}
+
 // credential is the key r presents: the bearer token of its
 // Authorization header, else, on a GET or HEAD, its login cookie.
 func credential(r *http.Request) (token string, presented bool, err error) {
@@ -261,6 +271,6 @@ func deny(w http.ResponseWriter, r *http.Request, status int, msg string) {
 
 // wantsPage reports whether r is a browser loading a page of the UI.
 func wantsPage(r *http.Request) bool {
-	return r.Method == http.MethodGet && classify(r.Method, r.URL.Path) == reader &&
+	return r.Method == http.MethodGet && classify(r.URL.Path) == reader &&
 		!strings.HasPrefix(r.URL.Path, "/v1/") && strings.Contains(r.Header.Get("Accept"), "text/html")
 }

@@ -233,3 +233,23 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("logout: %d %v", rec.Code, rec.Header())
 	}
 }
+
+// TestWaitsForKeys answers 503 until the keys are read, but to probes.
+func TestWaitsForKeys(t *testing.T) {
+	_, cl, _ := newHandler(t, true)
+	synced := make(chan struct{})
+	h, err := New(Config{Keys: fakeKeys{}, Cluster: cl, Open: true, Synced: synced}, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/songs/7/plays", "/healthz"} {
+		want := map[string]int{"/v1/songs/7/plays": 503, "/healthz": 200}[path]
+		if rec := serve(h, httptest.NewRequest("GET", path, nil)); rec.Code != want || (want == 503 && rec.Header().Get("Retry-After") != "1") {
+			t.Fatalf("%s before the keys: %d %v", path, rec.Code, rec.Header())
+		}
+	}
+	close(synced)
+	if rec := serve(h, httptest.NewRequest("GET", "/v1/songs/7/plays", nil)); rec.Code != 200 || rec.Body.String() != "admin||" {
+		t.Fatalf("after the keys: %d %s", rec.Code, rec.Body)
+	}
+}

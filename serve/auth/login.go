@@ -67,6 +67,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "use GET or POST on /login")
 		return
 	}
+	if !h.synced(w) {
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	page := strings.Contains(r.Header.Get("Accept"), "text/html")
 	if err := r.ParseForm(); err != nil {
