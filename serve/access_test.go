@@ -165,7 +165,7 @@ func TestAccessMatrix(t *testing.T) {
 		{"GET", "/v1/cells/" + cell + "/fans?artist_id=3", "", "reader", 200},
 		{"GET", "/v1/songs/7/similar", "", "reader", 404}, // NB: similarity off in this backend
 		{"GET", "/v1/top/artists?" + day, "", "reader", 404},
-		{"GET", "/", "", "reader", 404},              // NB: the UI is not served yet
+		{"GET", "/", "", "reader", 404},                    // NB: the UI is not served yet
 		{"GET", "/artists/3/fan-zones", "", "reader", 404}, // NB: the UI is not served yet
 		{"GET", "/v1/users/1/similar", "", "admin", 404},
 		{"POST", "/v1/listens", `{"user_id":1,"song_id":1,"artist_id":1,"ts":1772323200000}`, "admin", 202},
