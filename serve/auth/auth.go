@@ -51,8 +51,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Synced is closed once Keys knows every key that existed when the
 	// instance started (keys.Follower.Synced); until then, requests
-	// other than /healthz, /readyz, /login and /logout answer 503 with
-	// Retry-After (default: nil, no wait).
+	// other than /healthz and /logout answer 503 with Retry-After
+	// (default: nil, no wait).
 	Synced <-chan struct{}
 }
 
@@ -154,8 +154,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := classify(r.URL.Path)
 	if c == public {
-		// NB: health checks need no credential, and ignore any.
-		h.next.ServeHTTP(w, r)
+		// NB: health checks need no credential, and ignore any; an
+		// instance that has not read the keys is not ready.
+		if r.URL.Path != "/readyz" || h.synced(w) {
+			h.next.ServeHTTP(w, r)
+		}
 		return
 	}
 	if !h.synced(w) {

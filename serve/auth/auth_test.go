@@ -234,7 +234,8 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-// TestWaitsForKeys answers 503 until the keys are read, but to probes.
+// TestWaitsForKeys answers 503 until the keys are read, but to
+// liveness probes.
 func TestWaitsForKeys(t *testing.T) {
 	_, cl, _ := newHandler(t, true)
 	synced := make(chan struct{})
@@ -242,8 +243,8 @@ func TestWaitsForKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/v1/songs/7/plays", "/healthz"} {
-		want := map[string]int{"/v1/songs/7/plays": 503, "/healthz": 200}[path]
+	for _, path := range []string{"/v1/songs/7/plays", "/readyz", "/healthz"} {
+		want := map[string]int{"/v1/songs/7/plays": 503, "/readyz": 503, "/healthz": 200}[path]
 		if rec := serve(h, httptest.NewRequest("GET", path, nil)); rec.Code != want || (want == 503 && rec.Header().Get("Retry-After") != "1") {
 			t.Fatalf("%s before the keys: %d %v", path, rec.Code, rec.Header())
 		}
