@@ -180,6 +180,19 @@ func TestAccess(t *testing.T) {
 		t.Fatalf("kappa up --require-keys did not say it requires keys:\n%s", tail(closed.log, 20))
 	}
 	checkRoutes(t, base, keys, false)
+	// kappa status reads /v1/status with the admin key of $KAPPA_API_KEY.
+	for _, key := range []string{"", keys["reader"], keys["admin"]} {
+		status := exec.Command(kappaBin, "status", "--brokers", kafka, "--http", httpAddr)
+		status.Env = append(os.Environ(), "KAPPA_API_KEY="+key)
+		out, err := status.CombinedOutput()
+		want := "requires an admin API key in $KAPPA_API_KEY"
+		if key == keys["admin"] {
+			want = "instance kappa-up-"
+		}
+		if err != nil || !bytes.Contains(out, []byte(want)) {
+			t.Errorf("kappa status with key %q: %v, want %q in:\n%s", key[:min(len(key), 6)], err, want, out)
+		}
+	}
 	checkNotLogged(t, []string{open.log, closed.log}, keys["admin"], keys["reader"], keys["partner"], keys["revoked"])
 }
 

@@ -102,7 +102,11 @@ func FetchStatus(ctx context.Context, base string) (Status, error) {
 		return Status{}, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return Status{}, fmt.Errorf("status %s: HTTP %d: the instance requires an admin API key in $%s", base, resp.StatusCode, EnvAPIKey)
+	default:
 		return Status{}, fmt.Errorf("status %s: HTTP %d", base, resp.StatusCode)
 	}
 	var st Status
