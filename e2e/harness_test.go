@@ -489,6 +489,9 @@ type client struct {
 	hc   *http.Client
 	// query is appended to the query of every request, e.g. "&version=v2".
 	query string
+	// key is the API key the requests present (empty: none, for an
+	// instance in open mode).
+	key string
 }
 
 func newClient(addr string) *client {
@@ -498,11 +501,24 @@ func newClient(addr string) *client {
 // version returns a client of the same instance whose requests read
 // version v (paths must have a query).
 func (c *client) version(v string) *client {
-	return &client{base: c.base, hc: c.hc, query: "&version=" + v}
+	return &client{base: c.base, hc: c.hc, query: "&version=" + v, key: c.key}
+}
+
+// withKey returns a client of the same instance whose requests present
+// the API key.
+func (c *client) withKey(key string) *client {
+	return &client{base: c.base, hc: c.hc, query: c.query, key: key}
 }
 
 func (c *client) getJSON(path string, v any) (int, error) {
-	resp, err := c.hc.Get(c.base + path + c.query)
+	req, err := http.NewRequest(http.MethodGet, c.base+path+c.query, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, err
 	}

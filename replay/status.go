@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -44,7 +45,12 @@ func InstanceStatuses(ctx context.Context, brokers []string, directory string) (
 // statusTimeout bounds one GET /v1/status.
 const statusTimeout = 2 * time.Second
 
-// FetchStatus asks the instance at base URL for its status.
+// EnvAPIKey is the environment variable holding the admin API key
+// FetchStatus presents to instances that require keys.
+const EnvAPIKey = "KAPPA_API_KEY"
+
+// FetchStatus asks the instance at base URL for its status, with the
+// admin key in $KAPPA_API_KEY when it is set.
 func FetchStatus(ctx context.Context, base string) (serve.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
@@ -52,12 +58,21 @@ func FetchStatus(ctx context.Context, base string) (serve.Status, error) {
 	if err != nil {
 		return serve.Status{}, err
 	}
+	// NB: an instance that requires API keys shows its status to an
+	// admin key only: the operator's, from the environment.
+	if key := os.Getenv(EnvAPIKey); key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return serve.Status{}, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return serve.Status{}, fmt.Errorf("status %s: HTTP %d: the instance requires an admin API key in $%s", base, resp.StatusCode, EnvAPIKey)
+	default:
 		return serve.Status{}, fmt.Errorf("status %s: HTTP %d", base, resp.StatusCode)
 	}
 	var st serve.Status

@@ -33,6 +33,9 @@ type cellFansResponse struct {
 	Cell string `json:"cell"`
 	Res  int    `json:"res"`
 	Fans int64  `json:"fans"`
+	// Suppressed is true when the cell has fewer fans than the client's
+	// floor (Floors.MinZoneFans); Fans is then 0.
+	Suppressed bool `json:"suppressed,omitempty"`
 }
 
 // fanZones serves GET /v1/artists/{id}/fan-zones?res=&min_fans=&limit=:
@@ -53,6 +56,9 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.checkRes(w, r, res) {
+		return
+	}
 	minFans, limit := int64(1), defaultZoneLimit
 	if v := params.Get("min_fans"); v != "" {
 		if minFans, err = strconv.ParseInt(v, 10, 64); err != nil || minFans < 1 {
@@ -65,6 +71,9 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
 			writeError(w, http.StatusBadRequest, "limit must be an integer in 1.."+strconv.Itoa(maxZoneLimit))
 			return
 		}
+	}
+	if f := s.floors(r); f != nil {
+		minFans = max(minFans, f.MinZoneFans)
 	}
 	key := rollups.PartitionKey(nil, rollups.Artist, artist)
 	s.routed(w, r, v, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
@@ -99,6 +108,9 @@ func (s *Server) cellFans(w http.ResponseWriter, r *http.Request, v version) {
 		writeError(w, http.StatusBadRequest, "cell "+name+": "+err.Error())
 		return
 	}
+	if !s.checkRes(w, r, cell.Resolution()) {
+		return
+	}
 	artist, err := parseID(r.URL.Query().Get("artist_id"), "artist_id")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -112,7 +124,11 @@ func (s *Server) cellFans(w http.ResponseWriter, r *http.Request, v version) {
 			writeError(w, http.StatusInternalServerError, "query failed")
 			return
 		}
-		writeJSON(w, http.StatusOK, cellFansResponse{Cell: cell.String(), Res: cell.Resolution(), Fans: n})
+		out := cellFansResponse{Cell: cell.String(), Res: cell.Resolution(), Fans: n}
+		if f := s.floors(r); f != nil && n < f.MinZoneFans {
+			out.Fans, out.Suppressed = 0, true
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 }
 

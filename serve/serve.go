@@ -97,6 +97,13 @@ type Config struct {
 	Status func() any
 	// Logger receives request failures (default: discard).
 	Logger *slog.Logger
+	// Peers is the transport of the calls to other instances (forwarded
+	// requests, scatter-gather), e.g. an auth.Cluster's, which signs them
+	// (default: http.DefaultTransport).
+	Peers http.RoundTripper
+	// Floors are the privacy floors of the fan zones for non-admin
+	// clients (default: none, every client sees exact counts).
+	Floors *Floors
 }
 
 // Validate reports a missing setting.
@@ -106,6 +113,8 @@ func (c *Config) Validate() error {
 		return errors.New("serve: no versions")
 	case c.Ready == nil:
 		return errors.New("serve: no readiness check")
+	case c.Floors != nil:
+		return c.Floors.Validate()
 	}
 	return nil
 }
@@ -126,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), peers: &http.Client{Timeout: forwardTimeout}}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), peers: &http.Client{Timeout: forwardTimeout, Transport: cfg.Peers}}
 	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.versioned(s.plays(rollups.Song, "song_id")))
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.versioned(s.plays(rollups.Artist, "artist_id")))
 	s.mux.HandleFunc("GET /v1/songs/{id}/live", s.versioned(s.live))

@@ -51,6 +51,8 @@ type instanceConfig struct {
 	// flag was given.
 	procs    processors.Config
 	procsSet bool
+	// auth is the access control of the HTTP API (keys.go).
+	auth authConfig
 }
 
 // defaultCacheMiB is the default size of the block cache all partition
@@ -95,6 +97,12 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return fmt.Errorf("http: %w", err)
 	}
 	defer ln.Close()
+	guardCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	gd, err := newGuard(guardCtx, c.auth, c.brokers, adm, ln.Addr(), logger, tel.kafkaHooks())
+	cancel()
+	if err != nil {
+		return err
+	}
 	advertise := c.advertise
 	if advertise == "" {
 		advertise = advertisedURL(ln.Addr().(*net.TCPAddr))
@@ -167,6 +175,8 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Metrics: tel.handler,
 		Status:  func() any { return rt.Status() },
 		Logger:  logger,
+		Peers:   gd.cluster.Transport(nil),
+		Floors:  &c.auth.floors,
 	})
 	if err != nil {
 		return err
@@ -181,11 +191,15 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		mux.Handle("/", api)
 		handler = mux
 	}
+	if handler, err = gd.wrap(handler, logger); err != nil {
+		return err
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", advertise, "instance", c.instanceID)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return follower.Run(gctx) })
+	g.Go(func() error { return gd.keys.Run(gctx) })
 	g.Go(func() error { return dir.Run(gctx) })
 	g.Go(func() error { return runCatalogProcessor(gctx, catalogCfg, logger) })
 	g.Go(func() error { return keepRunning(gctx, logger, "catalog view", view.Run) })

@@ -26,6 +26,7 @@ Commands:
   replay    rebuild into a new version from the log, show progress, cut over, retire the old
   status    versions, groups, lag per partition, store sizes, serving version
   catalog   the song and artist catalog: rollback a feed batch, reconcile with the source
+  keys      API keys of the HTTP API: create, list, revoke
 
 Run 'kappa <command> -h' for the flags of a command.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		{"replay", runReplay},
 		{"catalog", runCatalog},
 		{"status", runStatus},
+		{"keys", runKeys},
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)

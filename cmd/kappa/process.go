@@ -32,6 +32,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	c.procs = registry.NewConfig()
 	c.procs.Flags(fs)
+	authFlags(fs, &c.auth)
 }
 
 // checkInstance validates the instance flags.
@@ -56,6 +57,9 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 	}
 	if err := c.procs.Validate(); err != nil {
 		return usageErrorf(fs, "%s", err)
+	}
+	if err := checkAuth(fs, &c.auth); err != nil {
+		return err
 	}
 	names := c.procs.FlagNames()
 	fs.Visit(func(f *flag.Flag) {

@@ -55,6 +55,7 @@ func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer)
 	if c.liveDrop, err = parseScenario(*scenario); err != nil {
 		return usageErrorf(fs, "%s", err)
 	}
+	c.auth.standalone = true
 	if err := checkInstance(fs, &c.instanceConfig); err != nil {
 		return err
 	}
