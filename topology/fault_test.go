@@ -1,12 +1,15 @@
 package topology
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -165,5 +168,49 @@ func TestFaultsAreRetriedWithoutDuplicates(t *testing.T) {
 				t.Fatalf("%d committed dead letters, want %d", len(dead), len(bad))
 			}
 		})
+	}
+}
+
+// TestRestoreWaitsForASlowFetch restores a lost store while the broker
+// answers the restore's first changelog fetch late (as a loaded machine
+// does): the restore must wait for the records, not take the silence for
+// the changelog's end and serve a store without them.
+func TestRestoreWaitsForASlowFetch(t *testing.T) {
+	c, prod := newCluster(t, 3, "in", "in.dlq", "mid", "mid.changelog")
+	dir := filepath.Join(t.TempDir(), "stores")
+	const n = 1000
+	produce(t, prod, "in", 0, n, nil)
+	want := map[string]int64{}
+	for i := range n {
+		want[strconv.Itoa(i%10)]++
+	}
+	p := startPipeline(t, c.ListenAddrs(), dir)
+	waitCounts(t, p.second, want)
+	p.stop(t)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	topics, err := kadm.NewClient(prod).ListTopics(t.Context(), "mid.changelog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := topics["mid.changelog"].ID
+	var delayed atomic.Int64
+	c.ControlKey(kmsg.Fetch.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.FetchRequest)
+		if !slices.ContainsFunc(req.Topics, func(t kmsg.FetchRequestTopic) bool { return t.Topic == "mid.changelog" || t.TopicID == id }) {
+			return nil, nil, false
+		}
+		if delayed.Add(1) <= 3 {
+			time.Sleep(1500 * time.Millisecond) // NB: longer than a restore poll
+		}
+		return nil, nil, false
+	})
+	p = startPipeline(t, c.ListenAddrs(), dir)
+	waitCounts(t, p.second, want)
+	p.stop(t)
+	if delayed.Load() == 0 {
+		t.Fatal("no changelog fetch was delayed: the fault was not injected")
 	}
 }

@@ -20,6 +20,11 @@ const restoreBatch = 64 << 10
 // checks whether it has read everything there is.
 const restoreIdle = time.Second
 
+// restoreIdleRounds is how many polls in a row (of restoreIdle each) a
+// restore waits without records below the changelog's end before it
+// takes everything as read.
+const restoreIdleRounds = 5
+
 // restore opens the partition's store and replays its changelog partition
 // from the offset the store reflects up to the changelog's last stable
 // offset. A store whose offset lies outside the changelog (the topic was
@@ -130,6 +135,7 @@ func (w *worker) replay(ctx context.Context, s *state.Store, from, end int64) (i
 	defer cl.Close()
 	var (
 		n    int64
+		idle int // polls in a row without records
 		next = from
 		b    = s.NewBatch()
 		inB  int
@@ -193,19 +199,29 @@ func (w *worker) replay(ctx context.Context, s *state.Store, from, end int64) (i
 				return n, err
 			}
 		}
-		if got == 0 {
-			// NB: the last records before end can be an aborted
-			// transaction's, whose marker lies past end: nothing more
-			// will come below end. The consumer fetches up to the last
-			// stable offset, so once it stays idle and that offset has
-			// not moved, everything there is has been read.
-			lso, err := w.stableEnd(ctx, kadm.NewClient(cl))
-			if err != nil {
-				return n, err
-			}
-			if lso == end {
-				next = end
-			}
+		if got > 0 {
+			idle = 0
+			continue
+		}
+		// NB: the last records before end can be an aborted
+		// transaction's, whose marker lies past end: nothing more will
+		// come below end. The consumer fetches up to the last stable
+		// offset, so once it stays idle and that offset has not moved,
+		// everything there is has been read. Idle means several polls
+		// in a row: one poll without records can be a fetch that a
+		// loaded broker or machine answered late, and taking it for
+		// the end left the store without every record in between.
+		idle++
+		lso, err := w.stableEnd(ctx, kadm.NewClient(cl))
+		if err != nil {
+			return n, err
+		}
+		if lso != end {
+			idle = 0
+		} else if idle >= restoreIdleRounds {
+			w.r.cfg.Logger.Warn("changelog idle below its end during restore; taking it as read", attrTopic, topic, attrPartition, p,
+				"at", next, "end", end)
+			next = end
 		}
 	}
 	next = min(next, end)
