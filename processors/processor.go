@@ -124,7 +124,9 @@ type Spec struct {
 	// Name names the processor in logs, status and errors.
 	Name string
 	// Formats are the first bytes of the repartition records its stage
-	// 1 sends (and its stage 2 reads); no two processors share one.
+	// 1 sends (and its stage 2 reads); no two processors share one. A
+	// processor without records of its own (one that only follows
+	// another's stage 2) has none.
 	Formats []byte
 	// Tables are the first bytes of the keys it keeps in stores; no two
 	// processors share one (0x00 and 0x01 are the store's own).
@@ -132,8 +134,22 @@ type Spec struct {
 	// Stage1State says that its stage-1 part keeps per-user state: the
 	// stage-1 partitions then get stores with a changelog.
 	Stage1State bool
+	// Follows names a processor earlier in the registry whose stage-2
+	// part this one's follows (Follower), such as an index over its
+	// rows; empty: none.
+	Follows string
 	// Options returns new options holding the defaults.
 	Options func() Options
+}
+
+// Follower is implemented by the Stage2 part of a processor whose
+// Spec.Follows names another: before the part's first record the runtime
+// hands it the followed processor's part of the same partition, made for
+// the same transaction, whose Prepare runs before its own. So a part can
+// keep data derived from another's writes (an index over its rows) in
+// the same transaction, store batch and changelog.
+type Follower interface {
+	Follow(Stage2) error
 }
 
 // Topics is implemented by a Processor that writes per-version topics

@@ -140,6 +140,9 @@ func (rt *Runtime) newVersion(ctx context.Context, v control.Version) (*version,
 			for _, f := range vr.procs[i].spec.Formats {
 				t.byFormat[f] = &t.parts[i]
 			}
+			if err := follow(vr.procs[i].spec, t.parts); err != nil {
+				return nil, err
+			}
 		}
 		return t, nil
 	}
@@ -181,6 +184,24 @@ func (rt *Runtime) newVersion(ctx context.Context, v control.Version) (*version,
 }
 
 func partOf[T any](name string, p T) part[T] { return part[T]{name: name, p: p} }
+
+// follow hands the part of spec's processor the part it follows
+// (processors.Follower), if any.
+func follow(spec processors.Spec, parts []part[processors.Stage2]) error {
+	if spec.Follows == "" {
+		return nil
+	}
+	i := slices.IndexFunc(parts, func(p part[processors.Stage2]) bool { return p.name == spec.Name })
+	j := slices.IndexFunc(parts, func(p part[processors.Stage2]) bool { return p.name == spec.Follows })
+	if j < 0 || j > i {
+		return fmt.Errorf("processor %s follows %s, which this version does not run before it", spec.Name, spec.Follows)
+	}
+	f, ok := parts[i].p.(processors.Follower)
+	if !ok {
+		return fmt.Errorf("processor %s declares it follows %s, but its stage-2 part is no processors.Follower", spec.Name, spec.Follows)
+	}
+	return guard(spec.Name, func() error { return f.Follow(parts[j].p) })
+}
 
 // provision creates the version's topics that are missing: the
 // repartition topic, the changelogs, the processors' own topics and

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -18,10 +19,15 @@ func TestDistinct(t *testing.T) {
 		}
 		m[b] = name
 	}
+	var earlier []string
 	for _, s := range Specs() {
-		if len(s.Formats) == 0 || len(s.Tables) == 0 {
-			t.Errorf("%s declares no format or no table", s.Name)
+		if (len(s.Formats) == 0 && s.Follows == "") || len(s.Tables) == 0 {
+			t.Errorf("%s declares no format (and follows no processor) or no table", s.Name)
 		}
+		if s.Follows != "" && !slices.Contains(earlier, s.Follows) {
+			t.Errorf("%s follows %q, which is not an earlier processor of the registry", s.Name, s.Follows)
+		}
+		earlier = append(earlier, s.Name)
 		for _, f := range s.Formats {
 			claim("format", formats, f, s.Name)
 		}
