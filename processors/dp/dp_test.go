@@ -159,7 +159,7 @@ func reference(cfg Config, bySource [][]events.Listen) map[refCell]int64 {
 	out := map[refCell]int64{}
 	for _, ls := range bySource {
 		var maxTS int64 = -1
-		songs := map[string]map[int64]int{}            // user|day → song → plays
+		songs := map[string]map[int64]int{}                  // user|day → song → plays
 		songCountry := map[string]map[int64]events.Country{} // user|day → song → country
 		artists := map[string]map[int64]bool{}
 		for _, l := range ls {
