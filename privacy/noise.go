@@ -1,0 +1,108 @@
+package privacy
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/google/differential-privacy/go/v3/dpagg"
+	"github.com/google/differential-privacy/go/v3/noise"
+)
+
+// Mechanism is how a release's exact values become noisy ones.
+type Mechanism string
+
+const (
+	// Count is a count of distinct users, each in at most L0 partitions
+	// (LInf 1): dpagg.Count with Laplace noise.
+	Count Mechanism = "count"
+	// Sum is a sum of per-user contributions capped at LInf, each user in
+	// at most L0 partitions: noise.Laplace's AddNoiseInt64 with both
+	// sensitivities (never a Count of L0·LInf).
+	Sum Mechanism = "sum"
+)
+
+// Params are the noise parameters of a release.
+type Params struct {
+	Mechanism Mechanism `json:"mechanism"`
+	// L0 is how many partitions of the table one user changes per day;
+	// LInf by how much at most.
+	L0   int64 `json:"l0"`
+	LInf int64 `json:"linf"`
+	// Epsilon and Delta are the release's; Delta is 0 with Laplace noise.
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+}
+
+func (p Params) validate() error {
+	if p.Mechanism != Count && p.Mechanism != Sum {
+		return fmt.Errorf("privacy: unknown mechanism %q", p.Mechanism)
+	}
+	if p.Mechanism == Count && p.LInf != 1 {
+		return fmt.Errorf("privacy: a count has LInf 1, not %d", p.LInf)
+	}
+	if p.L0 < 1 || p.LInf < 1 || !(p.Epsilon > 0) || math.IsInf(p.Epsilon, 0) || p.Delta != 0 {
+		return fmt.Errorf("privacy: bad parameters %+v (Laplace: L0, LInf ≥ 1, ε > 0, δ = 0)", p)
+	}
+	return nil
+}
+
+// draw returns exact plus noise of p: the one place values are noised.
+func draw(exact int64, p Params) (int64, error) {
+	if err := p.validate(); err != nil {
+		return 0, err
+	}
+	switch p.Mechanism {
+	case Count:
+		c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: p.Epsilon, Delta: p.Delta,
+			MaxPartitionsContributed: p.L0, Noise: noise.Laplace()})
+		if err != nil {
+			return 0, fmt.Errorf("privacy: count: %w", err)
+		}
+		if err := c.IncrementBy(exact); err != nil {
+			return 0, fmt.Errorf("privacy: count: %w", err)
+		}
+		v, err := c.Result()
+		if err != nil {
+			return 0, fmt.Errorf("privacy: count: %w", err)
+		}
+		return v, nil
+	default:
+		v, err := noise.Laplace().AddNoiseInt64(exact, p.L0, p.LInf, p.Epsilon, p.Delta)
+		if err != nil {
+			return 0, fmt.Errorf("privacy: sum: %w", err)
+		}
+		return v, nil
+	}
+}
+
+// Interval is a confidence interval: the exact value is in [Lo, Hi] with
+// probability at least 1 − Alpha.
+type Interval struct {
+	Lo    float64 `json:"lo"`
+	Hi    float64 `json:"hi"`
+	Alpha float64 `json:"alpha"`
+}
+
+// interval is the confidence interval of a sum of noisy values each drawn
+// with p: each one's interval at level alpha/n (the library's), summed,
+// so the sum's holds with probability at least 1 − alpha (a union bound
+// over the n values). Counts and sums are never negative, so Lo is at
+// least 0.
+func interval(noisy []int64, p Params, alpha float64) (Interval, error) {
+	out := Interval{Alpha: alpha}
+	if len(noisy) == 0 {
+		return out, nil
+	}
+	a := alpha / float64(len(noisy))
+	for _, v := range noisy {
+		ci, err := noise.Laplace().ComputeConfidenceIntervalInt64(v, p.L0, p.LInf, p.Epsilon, p.Delta, a)
+		if err != nil {
+			return Interval{}, fmt.Errorf("privacy: confidence interval: %w", err)
+		}
+		out.Lo += ci.LowerBound
+		out.Hi += ci.UpperBound
+	}
+	out.Lo = max(out.Lo, 0)
+	out.Hi = max(out.Hi, 0)
+	return out, nil
+}
