@@ -126,7 +126,9 @@ func (l *KafkaLog) Sync(ctx context.Context, fn func(Entry)) error {
 		}
 		want[t] = o.Offset
 	}
-	behind := func() bool { return l.next[ReleasesTopic] < want[ReleasesTopic] || l.next[AuditTopic] < want[AuditTopic] }
+	behind := func() bool {
+		return l.next[ReleasesTopic] < want[ReleasesTopic] || l.next[AuditTopic] < want[AuditTopic]
+	}
 	for behind() {
 		fetches := l.cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
