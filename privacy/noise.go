@@ -84,17 +84,28 @@ type Interval struct {
 }
 
 // interval is the confidence interval of a sum of noisy values each drawn
-// with p: each one's interval at level alpha/n (the library's), summed,
-// so the sum's holds with probability at least 1 − alpha (a union bound
-// over the n values). Counts and sums are never negative, so Lo is at
-// least 0.
+// with p (see sumInterval).
 func interval(noisy []int64, p Params, alpha float64) (Interval, error) {
+	ps := make([]Params, len(noisy))
+	for i := range ps {
+		ps[i] = p
+	}
+	return sumInterval(noisy, ps, alpha)
+}
+
+// sumInterval is the confidence interval of the sum of noisy values, the
+// i-th drawn with ps[i]: each one's interval at level alpha/n (the
+// library's), summed, so the sum's holds with probability at least
+// 1 − alpha (a union bound over the n values). Counts and sums are never
+// negative, so Lo is at least 0.
+func sumInterval(noisy []int64, ps []Params, alpha float64) (Interval, error) {
 	out := Interval{Alpha: alpha}
 	if len(noisy) == 0 {
 		return out, nil
 	}
 	a := alpha / float64(len(noisy))
-	for _, v := range noisy {
+	for i, v := range noisy {
+		p := ps[i]
 		ci, err := noise.Laplace().ComputeConfidenceIntervalInt64(v, p.L0, p.LInf, p.Epsilon, p.Delta, a)
 		if err != nil {
 			return Interval{}, fmt.Errorf("privacy: confidence interval: %w", err)

@@ -457,18 +457,13 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// SumInterval is the confidence interval of the sum of the values of part in
-// rs (each drawn with its release's parameters), at level 1 − alpha.
+// SumInterval is the confidence interval of the sum of the values of part
+// in rs (each drawn with its release's parameters), at level 1 − alpha.
 func SumInterval(rs []Release, part string, alpha float64) (Interval, error) {
-	if len(rs) == 0 {
-		return Interval{Alpha: alpha}, nil
-	}
 	noisy := make([]int64, len(rs))
+	ps := make([]Params, len(rs))
 	for i, r := range rs {
-		if r.Params != rs[0].Params {
-			return Interval{}, errors.New("privacy: an interval over releases of different parameters")
-		}
-		noisy[i] = r.Values[part]
+		noisy[i], ps[i] = r.Values[part], r.Params
 	}
-	return interval(noisy, rs[0].Params, alpha)
+	return sumInterval(noisy, ps, alpha)
 }
