@@ -15,6 +15,11 @@
 //   - the plays of at most MaxItems (song, country) cells by at most
 //     MaxPlays each,
 //   - the listeners of at most MaxItems (artist, country) cells by 1,
+//   - the fans of at most MaxItems (artist, H3 cell) cells by 1 at each
+//     of Resolutions: a kept artist counts in the cell of the user's home
+//     as of the listen that made it kept (the location of their listen
+//     with the latest time so far, a tie to the later one in the log); a
+//     user with no home yet counts in no cell,
 //
 // and a day's total per song or artist is the sum over countries, with
 // the same bounds (Bounds). The per-user, per-day state is kept in the
@@ -32,10 +37,12 @@
 //
 //	0x50 day | user  →  the user's kept songs (country, plays) and artists (country)
 //	0x53             →  largest event time | oldest day kept
+//	0x54 user        →  home: time | lat | lng (float64 bits)
 //
 // Stage-2 store tables:
 //
 //	0x51 kind | id | day | country  →  uvarint count
+//	0x51 4 | artist | day | cell    →  uvarint count (fans, 8-byte H3 cell)
 //	0x52 source partition           →  its largest event time
 //
 // with ids as 8-byte, days and partitions as 4-byte big-endian integers.
@@ -46,9 +53,11 @@ package dp
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kappa-stream/kappa/processors"
+	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/state"
 )
@@ -58,6 +67,7 @@ const (
 	tableCell    byte = 0x51
 	tableSource  byte = 0x52
 	tableMeta    byte = 0x53
+	tableHome    byte = 0x54
 
 	// Format is the first byte of the records stage 1 sends to stage 2.
 	Format byte = 0x44
@@ -75,18 +85,21 @@ const (
 	SongPlays Kind = 2
 	// ArtistListeners counts the users who kept an artist on a day.
 	ArtistListeners Kind = 3
+	// ArtistFans counts, per H3 cell of their homes, the users who kept an
+	// artist on a day.
+	ArtistFans Kind = 4
 )
 
 // Entity is whose cells a table keeps (and so the stage-2 partition of
 // a cell: that of rollups.PartitionKey(Entity, id)).
 func (k Kind) Entity() rollups.Entity {
-	if k == ArtistListeners {
+	if k == ArtistListeners || k == ArtistFans {
 		return rollups.Artist
 	}
 	return rollups.Song
 }
 
-func (k Kind) valid() bool { return k >= SongListeners && k <= ArtistListeners }
+func (k Kind) valid() bool { return k >= SongListeners && k <= ArtistFans }
 
 // String names the table ("song-listeners").
 func (k Kind) String() string {
@@ -97,6 +110,8 @@ func (k Kind) String() string {
 		return "song-plays"
 	case ArtistListeners:
 		return "artist-listeners"
+	case ArtistFans:
+		return "artist-fans"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }
@@ -113,10 +128,10 @@ const (
 var Spec = processors.Spec{
 	Name:        "dp",
 	Formats:     []byte{Format},
-	Tables:      []byte{tableUserDay, tableCell, tableSource, tableMeta},
+	Tables:      []byte{tableUserDay, tableCell, tableSource, tableMeta, tableHome},
 	Stage1State: true,
 	Options: func() processors.Options {
-		return &Options{MaxItems: DefaultMaxItems, MaxPlays: DefaultMaxPlays,
+		return &Options{MaxItems: DefaultMaxItems, MaxPlays: DefaultMaxPlays, Resolutions: fans.Resolutions{5, 6, 7, 8, 9},
 			Grace: processors.Duration(DefaultGrace), Keep: processors.Duration(DefaultKeep)}
 	},
 }
@@ -135,6 +150,8 @@ type Options struct {
 	Grace processors.Duration `json:"dp_grace" flag:"dp-grace" help:"partner API: how long after its end (event time) a day still takes listens before it closes"`
 	// Keep is how long after a day closes its per-user state is kept.
 	Keep processors.Duration `json:"dp_keep" flag:"dp-keep" help:"partner API: how long the per-user bounding state of a closed day is kept"`
+	// Resolutions are the H3 resolutions fan cells are counted at.
+	Resolutions fans.Resolutions `json:"dp_h3_resolutions" flag:"dp-h3-resolutions" help:"partner API: comma-separated H3 resolutions fan cells are counted at"`
 }
 
 // Enabled implements processors.Options.
@@ -152,6 +169,12 @@ func (o *Options) Validate() error {
 	if o.Grace < 0 || o.Keep < 0 {
 		errs = append(errs, errors.New("dp: negative grace or keep"))
 	}
+	for i, r := range o.Resolutions {
+		if r < 0 || r > 15 || (i > 0 && r <= o.Resolutions[i-1]) {
+			errs = append(errs, fmt.Errorf("dp: H3 resolutions %v: want increasing, 0 … 15", []int(o.Resolutions)))
+			break
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -161,7 +184,7 @@ func (o *Options) New(env processors.Env) (processors.Processor, error) {
 		return nil, err
 	}
 	return &job{cfg: Config{MaxItems: o.MaxItems, MaxPlays: o.MaxPlays, Grace: time.Duration(o.Grace),
-		Keep: time.Duration(o.Keep), Sources: env.Partitions}, env: env}, nil
+		Keep: time.Duration(o.Keep), Resolutions: slices.Clone(o.Resolutions), Sources: env.Partitions}, env: env}, nil
 }
 
 // Config is the bounding of a version, as its read side needs it.
@@ -170,6 +193,8 @@ type Config struct {
 	// in Options.
 	MaxItems, MaxPlays int
 	Grace, Keep        time.Duration
+	// Resolutions are the H3 resolutions of the fan cells.
+	Resolutions []int
 	// Sources is the number of stage-1 partitions: a day is closed once
 	// every one of them has passed it.
 	Sources int32

@@ -1,6 +1,7 @@
 package dp
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/uber/h3-go/v4"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors"
@@ -143,11 +145,22 @@ func (pl *pipeline) counts(k Kind, id int64, day int32) map[events.Country]int64
 	return m
 }
 
+// fans reads one fan cell through FanCells, from the artist's partition.
+func (pl *pipeline) fans(artist int64, day int32, cell h3.Cell) int64 {
+	key := rollups.PartitionKey(nil, rollups.Artist, artist)
+	m, err := FanCells(pl.s2[topology.KeyPartition(key, int(pl.parts))], artist, day, []h3.Cell{cell})
+	if err != nil {
+		pl.t.Fatal(err)
+	}
+	return m[cell]
+}
+
 type refCell struct {
 	kind    Kind
 	id      int64
 	day     int32
 	country events.Country
+	cell    h3.Cell
 }
 
 // reference bounds listens as the package documents it, from scratch:
@@ -162,10 +175,18 @@ func reference(cfg Config, bySource [][]events.Listen) map[refCell]int64 {
 		songs := map[string]map[int64]int{}                  // user|day → song → plays
 		songCountry := map[string]map[int64]events.Country{} // user|day → song → country
 		artists := map[string]map[int64]bool{}
+		type loc struct {
+			ts       int64
+			lat, lng float64
+		}
+		homes := map[int64]loc{}
 		for _, l := range ls {
 			day := int32(l.TS / 86_400_000)
 			late := maxTS >= 0 && int64(day+1)*86_400_000+cfg.Grace.Milliseconds() <= maxTS
 			maxTS = max(maxTS, l.TS)
+			if h, ok := homes[l.UserID]; l.HasLoc && (!ok || l.TS >= h.ts) {
+				homes[l.UserID] = loc{l.TS, l.Lat, l.Lng}
+			}
 			if late {
 				continue
 			}
@@ -176,21 +197,28 @@ func reference(cfg Config, bySource [][]events.Listen) map[refCell]int64 {
 			if n, ok := songs[ud][l.SongID]; ok {
 				if n < cfg.MaxPlays {
 					songs[ud][l.SongID]++
-					out[refCell{SongPlays, l.SongID, day, songCountry[ud][l.SongID]}]++
+					out[refCell{kind: SongPlays, id: l.SongID, day: day, country: songCountry[ud][l.SongID]}]++
 				}
 			} else if len(songs[ud]) < cfg.MaxItems {
 				songs[ud][l.SongID], songCountry[ud][l.SongID] = 1, l.Country
-				out[refCell{SongListeners, l.SongID, day, l.Country}]++
-				out[refCell{SongPlays, l.SongID, day, l.Country}]++
+				out[refCell{kind: SongListeners, id: l.SongID, day: day, country: l.Country}]++
+				out[refCell{kind: SongPlays, id: l.SongID, day: day, country: l.Country}]++
 			}
 			if !artists[ud][l.ArtistID] && len(artists[ud]) < cfg.MaxItems {
 				artists[ud][l.ArtistID] = true
-				out[refCell{ArtistListeners, l.ArtistID, day, l.Country}]++
+				out[refCell{kind: ArtistListeners, id: l.ArtistID, day: day, country: l.Country}]++
+				if h, ok := homes[l.UserID]; ok {
+					for _, r := range cfg.Resolutions {
+						out[refCell{kind: ArtistFans, id: l.ArtistID, day: day, cell: h3.LatLngToCell(h3.NewLatLng(h.lat, h.lng), r)}]++
+					}
+				}
 			}
 		}
 	}
 	return out
 }
+
+var cities = [][2]float64{{59.33, 18.06}, {48.85, 2.35}, {35.68, 139.69}}
 
 var countries = []events.Country{{}, {'S', 'E'}, {'F', 'R'}, {'U', 'S'}, {'J', 'P'}}
 
@@ -205,6 +233,10 @@ func randomListens(r *rand.Rand, parts int32, n, users int) [][]events.Listen {
 		song := int64(1 + min(r.IntN(40), r.IntN(40)))
 		l := events.Listen{UserID: u, SongID: song, ArtistID: 1 + song%7, TS: max(ts, base),
 			Country: countries[r.IntN(len(countries))], MsPlayed: 40_000}
+		if r.IntN(3) > 0 { // somewhere around one of three cities, or no location
+			city := cities[(int(u)+r.IntN(2))%len(cities)]
+			l.HasLoc, l.Lat, l.Lng = true, city[0]+r.Float64()*0.2, city[1]+r.Float64()*0.2
+		}
 		src := int32(u % int64(parts))
 		out[src] = append(out[src], l)
 	}
@@ -238,7 +270,7 @@ func check(t *testing.T, pl *pipeline, want map[refCell]int64) {
 		for id := int64(1); id <= 41; id++ {
 			for day := int32(day0 - 1); day <= day0+3; day++ {
 				for c, n := range pl.counts(kind, id, day) {
-					if w := want[refCell{kind, id, day, c}]; n != w {
+					if w := want[refCell{kind: kind, id: id, day: day, country: c}]; n != w {
 						t.Errorf("%s %d day %d %q: %d, want %d", kind, id, day, c.String(), n, w)
 					}
 					seen++
@@ -246,8 +278,26 @@ func check(t *testing.T, pl *pipeline, want map[refCell]int64) {
 			}
 		}
 	}
-	if seen != len(want) {
-		t.Errorf("%d cells in the stores, want %d", seen, len(want))
+	fans := 0
+	for _, s := range pl.s2 {
+		err := s.Scan([]byte{tableCell, byte(ArtistFans)}, []byte{tableCell, byte(ArtistFans) + 1}, func(k, v []byte) error {
+			id, day, cell := int64(state.Uint64(k, 2)), int32(state.Uint32(k, 10)), h3.Cell(state.Uint64(k, 14))
+			n, _ := binary.Uvarint(v)
+			if w := want[refCell{kind: ArtistFans, id: id, day: day, cell: cell}]; int64(n) != w {
+				t.Errorf("fans of %d day %d in %s: %d, want %d", id, day, cell, n, w)
+			}
+			if got := pl.fans(id, day, cell); got != int64(n) {
+				t.Errorf("FanCells of %d day %d %s: %d, the store %d", id, day, cell, got, n)
+			}
+			fans++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen+fans != len(want) || fans == 0 {
+		t.Errorf("%d cells and %d fan cells in the stores, want %d in all", seen, fans, len(want))
 	}
 }
 

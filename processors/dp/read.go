@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/uber/h3-go/v4"
+
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/state"
 )
@@ -31,7 +33,23 @@ func Watermark(s *state.Store, sources int32) (wm int64, ok bool, err error) {
 	return wm, err == nil && n == sources, err
 }
 
-// Counts reads the cells of one table, id and day from the stage-2 store
+// FanCells reads the fans of artist on day in each of cells from the
+// stage-2 store of the artist's partition (absent cells count 0).
+func FanCells(s *state.Store, artist int64, day int32, cells []h3.Cell) (map[h3.Cell]int64, error) {
+	out := make(map[h3.Cell]int64, len(cells))
+	var key []byte
+	for _, c := range cells {
+		key = cellKey{kind: ArtistFans, id: artist, day: day, cell: c}.append(key[:0])
+		n, err := readCount(s, key)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = n
+	}
+	return out, nil
+}
+
+// Counts reads the cells of one table (not ArtistFans), id and day from the stage-2 store
 // of the id's partition: the bounded count per country (the zero Country
 // for listens without one). Absent countries count 0.
 func Counts(s *state.Store, k Kind, id int64, day int32) (map[events.Country]int64, error) {

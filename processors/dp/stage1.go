@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
+
+	"github.com/uber/h3-go/v4"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/rollups"
@@ -107,19 +110,35 @@ type udKey struct {
 	user int64
 }
 
-// cellKey is one cell of a table.
+// cellKey is one cell of a table: of a country, or of an H3 cell for
+// ArtistFans.
 type cellKey struct {
 	kind    Kind
 	id      int64
 	day     int32
 	country events.Country
+	cell    h3.Cell
 }
 
 func (k cellKey) append(dst []byte) []byte {
 	dst = append(dst, tableCell, byte(k.kind))
 	dst = state.AppendUint64(dst, uint64(k.id))
 	dst = state.AppendUint32(dst, uint32(k.day))
+	if k.kind == ArtistFans {
+		return state.AppendUint64(dst, uint64(k.cell))
+	}
 	return append(dst, k.country[:]...)
+}
+
+// home is a user's latest location.
+type home struct {
+	ts       int64
+	lat, lng float64
+	known    bool
+}
+
+func homeKey(dst []byte, user int64) []byte {
+	return state.AppendUint64(append(dst, tableHome), uint64(user))
 }
 
 // Stage1 bounds the contributions of the users of one partition of
@@ -140,6 +159,8 @@ type Stage1 struct {
 	sent   bool
 
 	users map[udKey]*userDay // touched since the last Prepare
+	homes map[int64]*home    // read or changed since the last Prepare
+	moved map[int64]bool     // homes changed since the last Prepare
 	cells map[cellKey]int64
 	key   []byte
 }
@@ -150,7 +171,8 @@ func NewStage1(cfg Config, source int32, s *state.Store, topic string, partition
 	if s == nil {
 		return nil, errors.New("dp: stage 1 needs a store")
 	}
-	t := &Stage1{cfg: cfg, source: source, store: s, users: map[udKey]*userDay{}, cells: map[cellKey]int64{}}
+	t := &Stage1{cfg: cfg, source: source, store: s, users: map[udKey]*userDay{}, cells: map[cellKey]int64{},
+		homes: map[int64]*home{}, moved: map[int64]bool{}}
 	t.pk = topology.NewPacker(topic, partitions, t.head, 0)
 	v, found, err := s.Get(nil, []byte{tableMeta})
 	if err != nil {
@@ -188,6 +210,14 @@ func (t *Stage1) Add(l *events.Listen) error {
 	if !t.seen || l.TS > t.maxTS {
 		t.maxTS, t.seen = l.TS, true
 	}
+	h, err := t.home(l.UserID)
+	if err != nil {
+		return err
+	}
+	if l.HasLoc && (!h.known || l.TS >= h.ts) {
+		*h = home{ts: l.TS, lat: l.Lat, lng: l.Lng, known: true}
+		t.moved[l.UserID] = true
+	}
 	if late {
 		return nil
 	}
@@ -203,21 +233,50 @@ func (t *Stage1) Add(l *events.Listen) error {
 	if i := u.song(l.SongID); i >= 0 {
 		if s := &u.songs[i]; s.plays < int64(t.cfg.MaxPlays) {
 			s.plays++
-			t.cells[cellKey{SongPlays, l.SongID, day, s.country}]++
+			t.cells[cellKey{kind: SongPlays, id: l.SongID, day: day, country: s.country}]++
 		}
 	} else if len(u.songs) < t.cfg.MaxItems {
 		u.songs = append(u.songs, keptSong{id: l.SongID, country: l.Country, plays: 1})
-		t.cells[cellKey{SongListeners, l.SongID, day, l.Country}]++
-		t.cells[cellKey{SongPlays, l.SongID, day, l.Country}]++
+		t.cells[cellKey{kind: SongListeners, id: l.SongID, day: day, country: l.Country}]++
+		t.cells[cellKey{kind: SongPlays, id: l.SongID, day: day, country: l.Country}]++
 	}
 	if u.artist(l.ArtistID) < 0 && len(u.artists) < t.cfg.MaxItems {
 		u.artists = append(u.artists, keptArtist{id: l.ArtistID, country: l.Country})
-		t.cells[cellKey{ArtistListeners, l.ArtistID, day, l.Country}]++
+		t.cells[cellKey{kind: ArtistListeners, id: l.ArtistID, day: day, country: l.Country}]++
+		if h.known {
+			ll := h3.NewLatLng(h.lat, h.lng)
+			for _, r := range t.cfg.Resolutions {
+				t.cells[cellKey{kind: ArtistFans, id: l.ArtistID, day: day, cell: h3.LatLngToCell(ll, r)}]++
+			}
+		}
 	}
 	if !t.hasOld || day < t.oldest {
 		t.oldest, t.hasOld = day, true
 	}
 	return nil
+}
+
+// home returns the user's home, read from the store on first use in an
+// interval.
+func (t *Stage1) home(user int64) (*home, error) {
+	if h, ok := t.homes[user]; ok {
+		return h, nil
+	}
+	h := &home{}
+	t.key = homeKey(t.key[:0], user)
+	v, found, err := t.store.Get(nil, t.key)
+	if err != nil {
+		return nil, fmt.Errorf("dp: read home: %w", err)
+	}
+	if found {
+		if len(v) != 24 {
+			return nil, fmt.Errorf("dp: home of %d bytes", len(v))
+		}
+		*h = home{ts: int64(state.Uint64(v, 0)), lat: math.Float64frombits(state.Uint64(v, 8)),
+			lng: math.Float64frombits(state.Uint64(v, 16)), known: true}
+	}
+	t.homes[user] = h
+	return h, nil
 }
 
 func (t *Stage1) load(k udKey) (*userDay, error) {
@@ -282,6 +341,21 @@ func (t *Stage1) Prepare(out *topology.Output, _ bool) error {
 		out.Put(t.key, buf)
 	}
 	clear(t.users)
+	users := make([]int64, 0, len(t.moved))
+	for u := range t.moved {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	for _, u := range users {
+		h := t.homes[u]
+		buf = state.AppendUint64(buf[:0], uint64(h.ts))
+		buf = state.AppendUint64(buf, math.Float64bits(h.lat))
+		buf = state.AppendUint64(buf, math.Float64bits(h.lng))
+		t.key = homeKey(t.key[:0], u)
+		out.Put(t.key, buf)
+	}
+	clear(t.moved)
+	clear(t.homes)
 	if t.hasOld && t.oldest < cut {
 		lo := userDayKey(nil, t.oldest, 0)
 		hi := state.AppendUint32([]byte{tableUserDay}, uint32(cut))
@@ -312,6 +386,9 @@ func compareCells(a, b cellKey) int {
 	if a.day != b.day {
 		return int(a.day) - int(b.day)
 	}
+	if a.cell != b.cell {
+		return cmpInt64(int64(a.cell), int64(b.cell))
+	}
 	if a.country[0] != b.country[0] {
 		return int(a.country[0]) - int(b.country[0])
 	}
@@ -328,12 +405,17 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
-// appendCell appends one entry: kind | uvarint id | varint day | country | uvarint n.
+// appendCell appends one entry: kind | uvarint id | varint day | country
+// (2 bytes; an 8-byte H3 cell for ArtistFans) | uvarint n.
 func appendCell(dst []byte, k cellKey, n int64) []byte {
 	dst = append(dst, byte(k.kind))
 	dst = binary.AppendUvarint(dst, uint64(k.id))
 	dst = binary.AppendVarint(dst, int64(k.day))
-	dst = append(dst, k.country[:]...)
+	if k.kind == ArtistFans {
+		dst = state.AppendUint64(dst, uint64(k.cell))
+	} else {
+		dst = append(dst, k.country[:]...)
+	}
 	return binary.AppendUvarint(dst, uint64(n))
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/uber/h3-go/v4"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/state"
@@ -68,11 +69,24 @@ func parseRecord(v []byte) (source int32, ts int64, has bool, es []entry, err er
 		}
 		v = v[1+w:]
 		day, w := binary.Varint(v)
-		if w <= 0 || day < 0 || day > 1<<31-1 || len(v) < w+2 {
+		if w <= 0 || day < 0 || day > 1<<31-1 {
 			return 0, 0, false, nil, errRecord
 		}
-		k.id, k.day, k.country = int64(id), int32(day), events.Country{v[w], v[w+1]}
-		v = v[w+2:]
+		k.id, k.day = int64(id), int32(day)
+		v = v[w:]
+		if k.kind == ArtistFans {
+			if len(v) < 8 {
+				return 0, 0, false, nil, errRecord
+			}
+			k.cell = h3.Cell(state.Uint64(v, 0))
+			v = v[8:]
+		} else {
+			if len(v) < 2 {
+				return 0, 0, false, nil, errRecord
+			}
+			k.country = events.Country{v[0], v[1]}
+			v = v[2:]
+		}
 		n, w := binary.Uvarint(v)
 		if w <= 0 || n == 0 || n > 1<<62 {
 			return 0, 0, false, nil, errRecord
