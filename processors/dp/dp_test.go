@@ -393,8 +393,9 @@ func TestSensitivity(t *testing.T) {
 		if i%4 == 0 {
 			for j := range 6 {
 				song := int64(1 + r.IntN(200))
+				city := cities[(i/4+j)%len(cities)] // moving home all the time
 				with = append(with, events.Listen{UserID: 1000, SongID: song, ArtistID: 1 + song%23, TS: l.TS,
-					Country: countries[(i/4+j)%len(countries)], MsPlayed: 1})
+					Country: countries[(i/4+j)%len(countries)], MsPlayed: 1, HasLoc: true, Lat: city[0], Lng: city[1]})
 			}
 		}
 	}
@@ -438,4 +439,45 @@ func TestSensitivity(t *testing.T) {
 			}
 		}
 	}
+	// Fans: per day and resolution at most L0 cells, each by at most 1.
+	l0, _ := cfg.Bounds(ArtistFans)
+	a, b := fanTable(t, without), fanTable(t, withAdv)
+	changed := map[[2]int32]int64{} // day, resolution → cells changed
+	for k, n := range b {
+		if d := n - a[k]; d < 0 || d > 1 {
+			t.Errorf("fans %+v: %d → %d", k, a[k], n)
+		} else if d == 1 {
+			changed[[2]int32{k.day, int32(k.cell.Resolution())}]++
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			t.Errorf("fans %+v: gone with the adversary", k)
+		}
+	}
+	for k, n := range changed {
+		if n > l0 {
+			t.Errorf("fans of day %d at resolution %d: %d cells changed, more than %d", k[0], k[1], n, l0)
+		}
+	}
+	if len(changed) != 3*len(cfg.Resolutions) {
+		t.Errorf("the adversary changed fans on %d (day, resolution)s, want all %d", len(changed), 3*len(cfg.Resolutions))
+	}
+}
+
+// fanTable reads every fan cell of the stage-2 stores.
+func fanTable(t *testing.T, pl *pipeline) map[refCell]int64 {
+	t.Helper()
+	out := map[refCell]int64{}
+	for _, s := range pl.s2 {
+		err := s.Scan([]byte{tableCell, byte(ArtistFans)}, []byte{tableCell, byte(ArtistFans) + 1}, func(k, v []byte) error {
+			n, _ := binary.Uvarint(v)
+			out[refCell{kind: ArtistFans, id: int64(state.Uint64(k, 2)), day: int32(state.Uint32(k, 10)), cell: h3.Cell(state.Uint64(k, 14))}] = int64(n)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
