@@ -19,6 +19,10 @@ const (
 	// at most L0 partitions: noise.Laplace's AddNoiseInt64 with both
 	// sensitivities (never a Count of L0·LInf).
 	Sum Mechanism = "sum"
+	// SelectCount keeps the partitions that dpagg.PreAggSelectPartition
+	// keeps (with SelectEpsilon and SelectDelta; no partition is public)
+	// and gives those a Count's noisy value; the others are not released.
+	SelectCount Mechanism = "select-count"
 )
 
 // Params are the noise parameters of a release.
@@ -28,16 +32,33 @@ type Params struct {
 	// LInf by how much at most.
 	L0   int64 `json:"l0"`
 	LInf int64 `json:"linf"`
-	// Epsilon and Delta are the release's; Delta is 0 with Laplace noise.
+	// Epsilon and Delta are the release's noise; Delta is 0 with Laplace
+	// noise.
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
+	// SelectEpsilon and SelectDelta are the partition selection's, with
+	// SelectCount.
+	SelectEpsilon float64 `json:"select_epsilon,omitempty"`
+	SelectDelta   float64 `json:"select_delta,omitempty"`
 }
 
+// Cost is the ε a release with p costs: its noise's and its selection's.
+func (p Params) Cost() float64 { return p.Epsilon + p.SelectEpsilon }
+
 func (p Params) validate() error {
-	if p.Mechanism != Count && p.Mechanism != Sum {
+	switch p.Mechanism {
+	case Count, Sum:
+		if p.SelectEpsilon != 0 || p.SelectDelta != 0 {
+			return fmt.Errorf("privacy: a %s selects no partitions", p.Mechanism)
+		}
+	case SelectCount:
+		if !(p.SelectEpsilon > 0) || math.IsInf(p.SelectEpsilon, 0) || !(p.SelectDelta > 0 && p.SelectDelta < 1) {
+			return fmt.Errorf("privacy: partition selection needs ε > 0 and 0 < δ < 1, not %g and %g", p.SelectEpsilon, p.SelectDelta)
+		}
+	default:
 		return fmt.Errorf("privacy: unknown mechanism %q", p.Mechanism)
 	}
-	if p.Mechanism == Count && p.LInf != 1 {
+	if p.Mechanism != Sum && p.LInf != 1 {
 		return fmt.Errorf("privacy: a count has LInf 1, not %d", p.LInf)
 	}
 	if p.L0 < 1 || p.LInf < 1 || !(p.Epsilon > 0) || math.IsInf(p.Epsilon, 0) || p.Delta != 0 {
@@ -52,7 +73,7 @@ func draw(exact int64, p Params) (int64, error) {
 		return 0, err
 	}
 	switch p.Mechanism {
-	case Count:
+	case Count, SelectCount:
 		c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: p.Epsilon, Delta: p.Delta,
 			MaxPartitionsContributed: p.L0, Noise: noise.Laplace()})
 		if err != nil {
@@ -73,6 +94,40 @@ func draw(exact int64, p Params) (int64, error) {
 		}
 		return v, nil
 	}
+}
+
+// drawRelease returns the noisy values of a release's exact ones: every
+// partition's, or with SelectCount those the partition selection keeps.
+func drawRelease(exact map[string]int64, p Params) (map[string]int64, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(exact))
+	for part, v := range exact {
+		if p.Mechanism == SelectCount {
+			sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
+				Epsilon: p.SelectEpsilon, Delta: p.SelectDelta, MaxPartitionsContributed: p.L0})
+			if err != nil {
+				return nil, fmt.Errorf("privacy: partition selection: %w", err)
+			}
+			if err := sel.IncrementBy(v); err != nil {
+				return nil, fmt.Errorf("privacy: partition selection: %w", err)
+			}
+			keep, err := sel.ShouldKeepPartition()
+			if err != nil {
+				return nil, fmt.Errorf("privacy: partition selection: %w", err)
+			}
+			if !keep {
+				continue
+			}
+		}
+		n, err := draw(v, p)
+		if err != nil {
+			return nil, err
+		}
+		out[part] = n
+	}
+	return out, nil
 }
 
 // Interval is a confidence interval: the exact value is in [Lo, Hi] with

@@ -1,7 +1,9 @@
 package privacy
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -112,6 +114,49 @@ func TestParamsRefused(t *testing.T) {
 	} {
 		if _, err := draw(10, p); err == nil {
 			t.Errorf("%+v: drawn", p)
+		}
+	}
+}
+
+// TestSelection: partition selection drops partitions of one user but
+// for a δ-small chance, keeps large ones, and a kept one gets a count's
+// noisy value; parameters without a selection δ are refused.
+func TestSelection(t *testing.T) {
+	p := Params{Mechanism: SelectCount, L0: 8, LInf: 1, Epsilon: 0.5, SelectEpsilon: 0.5, SelectDelta: 1e-5}
+	exact := map[string]int64{}
+	for i := range 5000 {
+		exact[fmt.Sprintf("single-%d", i)] = 1
+	}
+	for i := range 50 {
+		exact[fmt.Sprintf("big-%d", i)] = 5000
+	}
+	got, err := drawRelease(exact, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	singles := 0
+	for part, v := range got {
+		if strings.HasPrefix(part, "single-") {
+			singles++
+		} else if math.Abs(float64(v-5000)) > 500 {
+			t.Errorf("%s: %d, far from 5000", part, v)
+		}
+	}
+	// 5000 partitions of one user each are kept with probability at most
+	// δ each: 0.05 expected; 3 or more has probability below 2e-5.
+	if singles > 2 || len(got)-singles != 50 {
+		t.Fatalf("kept %d single-user partitions and %d of 50 large ones", singles, len(got)-singles)
+	}
+	if p.Cost() != 1 {
+		t.Fatalf("cost %v, want ε of the noise plus the selection's", p.Cost())
+	}
+	for _, bad := range []Params{
+		{Mechanism: SelectCount, L0: 8, LInf: 1, Epsilon: 0.5, SelectEpsilon: 0.5},
+		{Mechanism: SelectCount, L0: 8, LInf: 1, Epsilon: 0.5, SelectDelta: 1e-5},
+		{Mechanism: Count, L0: 8, LInf: 1, Epsilon: 0.5, SelectEpsilon: 0.5, SelectDelta: 1e-5},
+	} {
+		if _, err := drawRelease(exact, bad); err == nil {
+			t.Errorf("%+v: drawn", bad)
 		}
 	}
 }

@@ -69,7 +69,8 @@ type Release struct {
 	ID     string `json:"id"`
 	Params Params `json:"params"`
 	// Values are the noisy values by partition: "" for a total, a
-	// country code, or "none" for the listens without a country.
+	// country code, "none" for the listens without a country, or an H3
+	// cell; with SelectCount, the partitions selected only.
 	Values  map[string]int64 `json:"values"`
 	DrawnAt time.Time        `json:"drawn_at"`
 }
@@ -342,7 +343,7 @@ func (s *Service) Answer(ctx context.Context, req Request) (Answer, error) {
 		if err := n.Params.validate(); err != nil {
 			return Answer{}, err
 		}
-		eps = max(eps, n.Params.Epsilon)
+		eps = max(eps, n.Params.Cost())
 		if _, ok := s.releases[n.ID]; !ok && !slices.ContainsFunc(missing, func(m Need) bool { return m.ID == n.ID }) {
 			missing = append(missing, n)
 			if !slices.Contains(days, n.Day) {
@@ -416,11 +417,9 @@ func (s *Service) drawAll(ctx context.Context, req Request, missing []Need) erro
 		if !ok {
 			return fmt.Errorf("privacy: no exact values of %s", n.ID)
 		}
-		r := Release{ID: n.ID, Params: n.Params, Values: make(map[string]int64, len(vals)), DrawnAt: now}
-		for part, v := range vals {
-			if r.Values[part], err = draw(v, n.Params); err != nil {
-				return err
-			}
+		r := Release{ID: n.ID, Params: n.Params, DrawnAt: now}
+		if r.Values, err = drawRelease(vals, n.Params); err != nil {
+			return err
 		}
 		b, err := json.Marshal(r)
 		if err != nil {
