@@ -92,6 +92,8 @@ func (s *Server) partnerRoutes(cfg Partner) error {
 	s.mux.HandleFunc("GET /partner/v1/songs/{id}/listeners", p.authed(p.counts(dp.SongListeners, "song_id")))
 	s.mux.HandleFunc("GET /partner/v1/artists/{id}/listeners", p.authed(p.counts(dp.ArtistListeners, "artist_id")))
 	s.mux.HandleFunc("GET /partner/v1/songs/{id}/plays", p.authed(p.counts(dp.SongPlays, "song_id")))
+	s.mux.HandleFunc("GET /partner/v1/artists/{id}/fan-cells", p.authed(p.fanCells(false)))
+	s.mux.HandleFunc("GET /partner/v1/artists/{id}/top-fan-cells", p.authed(p.fanCells(true)))
 	s.mux.HandleFunc("GET /partner/v1/budget", p.authed(p.budget))
 	return nil
 }
@@ -256,15 +258,7 @@ func (p *partnerAPI) serveCounts(w http.ResponseWriter, r *http.Request, key pri
 
 func (p *partnerAPI) answer(w http.ResponseWriter, r *http.Request, key privacy.Partner, store *state.Store, cfg dp.Config,
 	kind dp.Kind, idField string, id int64, from, to int32, by string) {
-	wm, ok, err := dp.Watermark(store, cfg.Sources)
-	if err != nil {
-		p.s.cfg.Logger.Error("reading the dp watermark failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "query failed")
-		return
-	}
-	if !ok || !cfg.Closed(wm, to) {
-		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf(
-			"%s is not closed yet: only days whose end plus %s has passed in every partition's event time are released", dayString(to), cfg.Grace))
+	if !p.closed(w, store, cfg, to) {
 		return
 	}
 	l0, linf := cfg.Bounds(kind)
@@ -302,19 +296,8 @@ func (p *partnerAPI) answer(w http.ResponseWriter, r *http.Request, key privacy.
 		}
 		return out, nil
 	}
-	ans, err := p.cfg.Releases.Answer(r.Context(), req)
-	var wait *privacy.WaitError
-	switch {
-	case errors.As(err, &wait):
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(time.Until(wait.At).Seconds())))))
-		writeError(w, http.StatusTooManyRequests, err.Error())
-		return
-	case errors.Is(err, privacy.ErrSpent):
-		writeError(w, http.StatusForbidden, err.Error())
-		return
-	case err != nil:
-		p.s.cfg.Logger.Error("a partner release failed", "path", r.URL.Path, "err", err)
-		unavailable(w, "the release could not be drawn or stored; nothing was charged; retry")
+	ans, ok := p.release(w, r, req)
+	if !ok {
 		return
 	}
 	rels := make([]privacy.Release, len(req.Needs))
@@ -361,15 +344,55 @@ func (p *partnerAPI) answer(w http.ResponseWriter, r *http.Request, key privacy.
 			for _, rel := range rels {
 				row.Value += rel.Values[part]
 			}
-			if row.CI, err = privacy.SumInterval(rels, part, p.cfg.Alpha); err != nil {
+			ci, err := privacy.SumInterval(rels, part, p.cfg.Alpha)
+			if err != nil {
 				p.s.cfg.Logger.Error("a partner interval failed", "err", err)
 				writeError(w, http.StatusInternalServerError, "query failed")
 				return
 			}
+			row.CI = ci
 			out.Rows = append(out.Rows, row)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// closed reports whether day is closed in store; when not (or on a
+// failure) it has answered w (422).
+func (p *partnerAPI) closed(w http.ResponseWriter, store *state.Store, cfg dp.Config, day int32) bool {
+	wm, ok, err := dp.Watermark(store, cfg.Sources)
+	if err != nil {
+		p.s.cfg.Logger.Error("reading the dp watermark failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "query failed")
+		return false
+	}
+	if !ok || !cfg.Closed(wm, day) {
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf(
+			"%s is not closed yet: only days whose end plus %s has passed in every partition's event time are released", dayString(day), cfg.Grace))
+		return false
+	}
+	return true
+}
+
+// release answers req from the releases; when refused or failed it has
+// answered w (429 with Retry-After, 403, or 503).
+func (p *partnerAPI) release(w http.ResponseWriter, r *http.Request, req privacy.Request) (privacy.Answer, bool) {
+	ans, err := p.cfg.Releases.Answer(r.Context(), req)
+	var wait *privacy.WaitError
+	switch {
+	case errors.As(err, &wait):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(time.Until(wait.At).Seconds())))))
+		writeError(w, http.StatusTooManyRequests, err.Error())
+		return ans, false
+	case errors.Is(err, privacy.ErrSpent):
+		writeError(w, http.StatusForbidden, err.Error())
+		return ans, false
+	case err != nil:
+		p.s.cfg.Logger.Error("a partner release failed", "path", r.URL.Path, "err", err)
+		unavailable(w, "the release could not be drawn or stored; nothing was charged; retry")
+		return ans, false
+	}
+	return ans, true
 }
 
 // partName is a country's partition in a by-country release.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/uber/h3-go/v4"
 
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/generate"
@@ -427,4 +428,79 @@ func TestPartnerCoverage(t *testing.T) {
 		t.Fatalf("%d of %d answers within their intervals, want a rate of at least %.3f", hits, n, min)
 	}
 	t.Logf("%d of %d answers within their 95%% intervals (%d with listens)", hits, n, nonzero)
+}
+
+// TestPartnerFanCells: the children of a cell, every one listed with a
+// noisy count, drawn once; the top cells by partition selection keep a
+// crowded cell and drop a lone fan's.
+func TestPartnerFanCells(t *testing.T) {
+	e := newPartnerEnv(t)
+	stockholm, tokyo := h3.NewLatLng(59.33, 18.06), h3.NewLatLng(35.68, 139.69)
+	var ls []events.Listen
+	for u := int64(1); u <= 400; u++ {
+		ls = append(ls, events.Listen{UserID: u, SongID: 7, ArtistID: 3, TS: dayTS(dpDay, u), HasLoc: true,
+			Lat: stockholm.Lat + float64(u%10)*1e-4, Lng: stockholm.Lng})
+	}
+	ls = append(ls, events.Listen{UserID: 401, SongID: 7, ArtistID: 3, TS: dayTS(dpDay, 500), HasLoc: true, Lat: tokyo.Lat, Lng: tokyo.Lng},
+		events.Listen{UserID: 999, SongID: 8, ArtistID: 4, TS: dayTS(dpDay+2, 3_600_000)})
+	srv := e.server(fixedVersions{"v1", map[string]*Backend{"v1": dpBackend(t, ls)}})
+	within := h3.LatLngToCell(stockholm, 5)
+	home7 := h3.LatLngToCell(stockholm, 7)
+	want := map[string]int64{}
+	for _, l := range ls {
+		if l.HasLoc {
+			want[h3.LatLngToCell(h3.NewLatLng(l.Lat, l.Lng), 7).String()]++
+		}
+	}
+	if want[home7.String()] < 300 {
+		t.Fatalf("the crowd is spread over cells: %v", want)
+	}
+	q := fmt.Sprintf("/partner/v1/artists/3/fan-cells?res=7&within=%s&day=%s", within, dayString(dpDay))
+	code, _, first := get(t, srv, "rich", q)
+	var a partnerCellsResponse
+	if err := json.Unmarshal([]byte(first), &a); err != nil || code != 200 {
+		t.Fatalf("%d %s", code, first)
+	}
+	if len(a.Cells) != 49 || !a.Charged || a.Within != within.String() || a.Bounds.L0 != 3 {
+		t.Fatalf("fan cells: %d cells, charged %v: %s", len(a.Cells), a.Charged, first)
+	}
+	for i, c := range a.Cells {
+		if cell := h3.Cell(h3.IndexFromString(c.Cell)); cell.Resolution() != 7 || cell.Parent(5) != within {
+			t.Fatalf("cell %s is not a child of %s at 7", c.Cell, within)
+		}
+		if i > 0 && c.Cell <= a.Cells[i-1].Cell {
+			t.Fatalf("cells out of order at %d", i)
+		}
+		// Laplace noise of scale K/ε = 6: 100 away has probability e^-16.
+		if d := c.Value - want[c.Cell]; d < -100 || d > 100 {
+			t.Errorf("cell %s: %d, %d fans", c.Cell, c.Value, want[c.Cell])
+		}
+	}
+	if code, _, again := get(t, srv, "p2", q); code != 200 || again != uncharged(first) {
+		t.Fatalf("again: %d %s", code, again)
+	}
+	for _, bad := range []string{
+		fmt.Sprintf("/partner/v1/artists/3/fan-cells?res=9&within=%s&day=%s", within, dayString(dpDay)), // 4 levels
+		fmt.Sprintf("/partner/v1/artists/3/fan-cells?res=5&within=%s&day=%s", within, dayString(dpDay)),
+		fmt.Sprintf("/partner/v1/artists/3/fan-cells?res=7&within=zz&day=%s", dayString(dpDay)),
+		"/partner/v1/artists/3/top-fan-cells?res=7&day=" + dayString(dpDay) + "&limit=0",
+		"/partner/v1/artists/3/top-fan-cells?res=4&day=" + dayString(dpDay),
+	} {
+		if code, _, body := get(t, srv, "rich", bad); code != 400 {
+			t.Errorf("%s: %d %s, want 400", bad, code, body)
+		}
+	}
+	if code, _, body := get(t, srv, "rich", fmt.Sprintf("/partner/v1/artists/3/fan-cells?res=7&within=%s&day=%s", within, dayString(dpDay+2))); code != 422 {
+		t.Errorf("an open day: %d %s", code, body)
+	}
+
+	code, _, body := get(t, srv, "rich", "/partner/v1/artists/3/top-fan-cells?res=7&day="+dayString(dpDay))
+	var top partnerCellsResponse
+	if err := json.Unmarshal([]byte(body), &top); err != nil || code != 200 {
+		t.Fatalf("top: %d %s", code, body)
+	}
+	if len(top.Cells) != 1 || top.Cells[0].Cell != home7.String() || top.Mech != "select-count" ||
+		top.EpsilonCharged != 1 || top.Delta != DefaultPartnerSelectDelta {
+		t.Fatalf("top cells: %s (want the Stockholm cell only, ε 0.5+0.5)", body)
+	}
 }

@@ -68,3 +68,24 @@ func Counts(s *state.Store, k Kind, id int64, day int32) (map[events.Country]int
 	})
 	return out, err
 }
+
+// FanCellsAt reads every fan cell of artist on day at resolution res
+// (those with fans) from the stage-2 store of the artist's partition.
+func FanCellsAt(s *state.Store, artist int64, day int32, res int) (map[h3.Cell]int64, error) {
+	lo := cellKey{kind: ArtistFans, id: artist, day: day}.append(nil)
+	lo = lo[:len(lo)-8]
+	hi := cellKey{kind: ArtistFans, id: artist, day: day + 1}.append(nil)
+	hi = hi[:len(hi)-8]
+	out := map[h3.Cell]int64{}
+	err := s.Scan(lo, hi, func(key, v []byte) error {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || len(key) != len(lo)+8 {
+			return fmt.Errorf("dp: malformed fan cell %x", key)
+		}
+		if c := h3.Cell(state.Uint64(key, len(lo))); c.Resolution() == res {
+			out[c] = int64(n)
+		}
+		return nil
+	})
+	return out, err
+}
