@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -502,5 +503,39 @@ func TestPartnerFanCells(t *testing.T) {
 	if len(top.Cells) != 1 || top.Cells[0].Cell != home7.String() || top.Mech != "select-count" ||
 		top.EpsilonCharged != 1 || top.Delta != DefaultPartnerSelectDelta {
 		t.Fatalf("top cells: %s (want the Stockholm cell only, ε 0.5+0.5)", body)
+	}
+}
+
+// TestPartnerForwarded: an instance that does not own the id forwards the
+// request, with its key, to the owner, which draws and charges; the
+// owner then answers the same request the same way, for free.
+func TestPartnerForwarded(t *testing.T) {
+	e := newPartnerEnv(t)
+	owned := dpBackend(t, partnerListens())
+	b := httptest.NewServer(e.server(fixedVersions{"v1", map[string]*Backend{"v1": owned}}))
+	t.Cleanup(b.Close)
+	away := &Backend{Rollups: &fakePlacement{owner: b.URL}, Processors: owned.Processors}
+	a := e.server(fixedVersions{"v1", map[string]*Backend{"v1": away}})
+	q := "/partner/v1/songs/7/listeners?from=" + dayString(dpDay) + "&to=" + dayString(dpDay)
+	code, _, first := get(t, a, "p1", q)
+	if code != 200 || !decode(t, first).Charged {
+		t.Fatalf("forwarded: %d %s", code, first)
+	}
+	if code, _, body := get(t, a, "", q); code != 401 {
+		t.Fatalf("forwarded without a key: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("GET", b.URL+q, nil)
+	req.Header.Set("Authorization", "Bearer p1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var again strings.Builder
+	if _, err := io.Copy(&again, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || strings.TrimSpace(again.String()) != uncharged(first) {
+		t.Fatalf("at the owner: %d %s", resp.StatusCode, again.String())
 	}
 }
