@@ -53,7 +53,7 @@ func newPipeline(t *testing.T, parts int32, opts string, fresh bool) *pipeline {
 	return pl
 }
 
-func openMem(t *testing.T) *state.Store {
+func openMem(t testing.TB) *state.Store {
 	t.Helper()
 	s, err := state.Open("s", state.WithFS(vfs.NewMem()))
 	if err != nil {
@@ -63,7 +63,7 @@ func openMem(t *testing.T) *state.Store {
 	return s
 }
 
-func apply(t *testing.T, s *state.Store, out *topology.Output) {
+func apply(t testing.TB, s *state.Store, out *topology.Output) {
 	t.Helper()
 	b := s.NewBatch()
 	for k, v := range out.Changes() {
