@@ -17,10 +17,13 @@ import (
 )
 
 // createKey runs kappa keys create and returns the key it prints.
-func createKey(t testing.TB, kafka, role, name string) string {
+func createKey(t testing.TB, kafka, role, name string, flags ...string) string {
 	t.Helper()
+	if role == "partner" && len(flags) == 0 {
+		flags = []string{"--epsilon-budget", "10"}
+	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(kappaBin, "keys", "create", "--brokers", kafka, "--role", role, "--name", name)
+	cmd := exec.Command(kappaBin, append([]string{"keys", "create", "--brokers", kafka, "--role", role, "--name", name}, flags...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("kappa keys create: %v\n%s", err, stderr.String())
@@ -228,7 +231,7 @@ func checkRoutes(t testing.TB, base string, keys map[string]string, open bool) {
 		{"GET", "/debug/pprof/heap", "", "admin", 200},
 		{"POST", "/internal/v1/similar/members?version=v1", `{"kind":"u","buckets":["1:ff"],"limit":5}`, "internal", 0},
 		{"POST", "/internal/v1/similar/score?version=v1", `{"kind":"u","query":"AAAA","ids":[1],"n":1}`, "internal", 0},
-		{"GET", "/partner/v1/budget", "", "partner", 404}, // NB: the partner API is not served yet
+		{"GET", "/partner/v1/budget", "", "partner", 200},
 	}
 	mode := map[bool]string{true: "open", false: "closed"}[open]
 	for _, caller := range []string{"", "bogus", "revoked", "admin", "reader", "partner"} {

@@ -75,6 +75,13 @@ type Key struct {
 	Created time.Time `json:"created"`
 	// Revoked is when the key was revoked; nil while it works.
 	Revoked *time.Time `json:"revoked,omitempty"`
+	// EpsilonBudget is the privacy budget (ε) of a partner key: what its
+	// answers of the partner API may spend in BudgetWindow; 0 for other
+	// roles.
+	EpsilonBudget float64 `json:"epsilon_budget,omitempty"`
+	// BudgetWindow is the sliding window of EpsilonBudget; 0: the budget
+	// is for the key's lifetime (spent for good once used up).
+	BudgetWindow time.Duration `json:"budget_window,omitempty"`
 }
 
 // Active reports whether the key works (is not revoked).

@@ -60,6 +60,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, owner, v, what 
 		return
 	}
 	req.Header.Set(forwardedHeader, "1")
+	// NB: the owner authenticates the request's key again.
+	if a := r.Header.Get("Authorization"); a != "" {
+		req.Header.Set("Authorization", a)
+	}
 	resp, err := s.peers.Do(req)
 	if err != nil {
 		s.cfg.Logger.Warn("forwarding to the owner failed", "owner", owner, "path", r.URL.Path, "err", err)

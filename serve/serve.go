@@ -95,6 +95,9 @@ type Config struct {
 	// Status answers GET /v1/status with the instance's own view: its
 	// partitions, their progress and restores (default: 404).
 	Status func() any
+	// Partner serves the partner API, /partner/v1 (default: its
+	// endpoints answer 404).
+	Partner *Partner
 	// Logger receives request failures (default: discard).
 	Logger *slog.Logger
 	// Peers is the transport of the calls to other instances (forwarded
@@ -147,6 +150,11 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST "+pathScore, s.versioned(s.internalScore))
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
+	}
+	if cfg.Partner != nil {
+		if err := s.partnerRoutes(*cfg.Partner); err != nil {
+			return nil, err
+		}
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

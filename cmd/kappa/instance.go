@@ -20,6 +20,7 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/privacy"
 	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/serve"
@@ -51,6 +52,10 @@ type instanceConfig struct {
 	// flag was given.
 	procs    processors.Config
 	procsSet bool
+	// partnerEpsilon is the ε of each release of the partner API;
+	// partnerDayEpsilon caps what all keys together may be charged for
+	// one data day (0: no cap).
+	partnerEpsilon, partnerDayEpsilon float64
 	// auth is the access control of the HTTP API (keys.go).
 	auth authConfig
 }
@@ -156,6 +161,16 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 
+	releaseLog, err := privacy.NewKafkaLog(c.brokers, tel.kafkaHooks())
+	if err != nil {
+		return err
+	}
+	defer releaseLog.Close()
+	releases, err := privacy.New(ctx, privacy.Config{Log: releaseLog, DayEpsilon: c.partnerDayEpsilon, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("the partner API's releases and budgets: %w", err)
+	}
+
 	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
 	if err != nil {
 		return err
@@ -177,6 +192,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Logger:  logger,
 		Peers:   gd.cluster.Transport(nil),
 		Floors:  &c.auth.floors,
+		Partner: &serve.Partner{Auth: partners{gd.keys}, Releases: releases, Epsilon: c.partnerEpsilon},
 	})
 	if err != nil {
 		return err
@@ -235,14 +251,15 @@ func provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, parti
 	if err := provisionCatalog(ctx, adm, logger); err != nil {
 		return 0, 0, err
 	}
-	if err := topology.Provision(ctx, adm, logger,
-		topology.TopicSpec{Name: topicListens, Partitions: int32(partitions), Configs: forever},
-		topology.TopicSpec{Name: topicDLQ, Partitions: int32(partitions), Configs: forever},
-		topology.TopicSpec{Name: topicFeatures, Partitions: featurePartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
-		topology.TopicSpec{Name: topicFeaturesDLQ, Partitions: featurePartitions, Configs: forever},
-		topology.TopicSpec{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
-		topology.TopicSpec{Name: controlTopic, Partitions: control.TopicPartitions, Configs: control.TopicConfigs()},
-	); err != nil {
+	specs := []topology.TopicSpec{
+		{Name: topicListens, Partitions: int32(partitions), Configs: forever},
+		{Name: topicDLQ, Partitions: int32(partitions), Configs: forever},
+		{Name: topicFeatures, Partitions: featurePartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
+		{Name: topicFeaturesDLQ, Partitions: featurePartitions, Configs: forever},
+		{Name: topicInstances, Partitions: cluster.TopicPartitions, Configs: cluster.TopicConfigs()},
+		{Name: controlTopic, Partitions: control.TopicPartitions, Configs: control.TopicConfigs()},
+	}
+	if err := topology.Provision(ctx, adm, logger, append(specs, privacy.Topics()...)...); err != nil {
 		return 0, 0, err
 	}
 	details, err := adm.ListTopics(ctx, topicListens, topicFeatures)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/keys"
+	"github.com/kappa-stream/kappa/privacy"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/serve/auth"
 	"github.com/kappa-stream/kappa/topology"
@@ -166,11 +168,14 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	fs := newFlagSet("keys "+sub, synopsis, stderr)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	topic := fs.String("keys-topic", keys.Topic, "compacted topic of the API keys")
-	var role, name string
+	var role, name, window string
+	var budget float64
 	switch sub {
 	case "create":
 		fs.StringVar(&role, "role", "", "admin, reader or partner (required)")
 		fs.StringVar(&name, "name", "", "a label for the key, e.g. who holds it")
+		fs.Float64Var(&budget, "epsilon-budget", 0, "a partner key's privacy budget: the ε its partner API answers may spend in --budget-window (required with --role partner)")
+		fs.StringVar(&window, "budget-window", "", "the sliding window of --epsilon-budget, e.g. 30d or 720h (default: the key's lifetime: once spent, spent for good)")
 	case "list", "revoke":
 	default:
 		fmt.Fprintf(stderr, "kappa keys: unknown subcommand %q: want create, list or revoke\n", sub)
@@ -199,6 +204,18 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if sub == "create" && err != nil {
 		return usageErrorf(fs, "--role %q: want admin, reader or partner", role)
 	}
+	var win time.Duration
+	if sub == "create" {
+		if win, err = parseWindow(window); err != nil {
+			return usageErrorf(fs, "--budget-window %q: %s", window, err)
+		}
+		switch {
+		case r == keys.Partner && !(budget > 0):
+			return usageErrorf(fs, "a partner key needs --epsilon-budget, a positive ε (e.g. 10)")
+		case r != keys.Partner && (budget != 0 || window != ""):
+			return usageErrorf(fs, "--epsilon-budget and --budget-window are for partner keys")
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(bs...))
@@ -216,6 +233,7 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		if err != nil {
 			return usageErrorf(fs, "%s", err)
 		}
+		k.EpsilonBudget, k.BudgetWindow = budget, win
 		if err := keys.Put(ctx, cl, *topic, k); err != nil {
 			return err
 		}
@@ -228,13 +246,17 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED\tBUDGET")
 		for _, k := range list {
 			revoked := "-"
 			if k.Revoked != nil {
 				revoked = k.Revoked.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Created.UTC().Format(time.RFC3339), revoked)
+			budget := "-"
+			if k.Role == keys.Partner {
+				budget = fmt.Sprintf("ε %g per %s", k.EpsilonBudget, windowText(k.BudgetWindow))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Created.UTC().Format(time.RFC3339), revoked, budget)
 		}
 		return tw.Flush()
 	}
@@ -257,6 +279,56 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "revoked %s key %s%s\n", k.Role, k.ID, nameSuffix(k.Name))
 	return nil
+}
+
+// parseWindow reads a budget window: whole days ("30d") or a Go duration;
+// empty is 0, the key's lifetime.
+func parseWindow(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 {
+			return 0, errors.New("want whole days (30d) or a duration (720h)")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errors.New("want whole days (30d) or a duration (720h)")
+	}
+	return d, nil
+}
+
+// windowText is a budget window as kappa keys list shows it.
+func windowText(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "lifetime"
+	case d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
+}
+
+// partners identifies the partner keys of the partner API's requests
+// (serve.PartnerAuth).
+type partners struct{ keys auth.Verifier }
+
+func (p partners) Partner(r *http.Request) (privacy.Partner, error) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return privacy.Partner{}, serve.ErrNoKey
+	}
+	k, err := p.keys.Verify(strings.TrimSpace(token))
+	switch {
+	case err != nil:
+		return privacy.Partner{}, fmt.Errorf("%w: %v", serve.ErrNoKey, err)
+	case k.Role != keys.Partner:
+		return privacy.Partner{}, serve.ErrNotPartner
+	}
+	return privacy.Partner{ID: k.ID, EpsilonBudget: k.EpsilonBudget, Window: k.BudgetWindow}, nil
 }
 
 func nameSuffix(name string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/processors/registry"
+	"github.com/kappa-stream/kappa/serve"
 )
 
 var instanceIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -33,6 +34,8 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	c.procs = registry.NewConfig()
 	c.procs.Flags(fs)
 	authFlags(fs, &c.auth)
+	fs.Float64Var(&c.partnerEpsilon, "partner-epsilon", serve.DefaultPartnerEpsilon, "ε of each release of the partner API (/partner/v1): what a request that draws new releases charges its key, once")
+	fs.Float64Var(&c.partnerDayEpsilon, "partner-day-epsilon", 0, "most ε all partner keys together may be charged for the releases of one data day (0: no cap)")
 }
 
 // checkInstance validates the instance flags.
@@ -50,6 +53,8 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--recent-mib %d: want 0 or more", c.recentMiB)
 	case c.similarCacheMiB < 0:
 		return usageErrorf(fs, "--similar-cache-mib %d: want 0 or more", c.similarCacheMiB)
+	case !(c.partnerEpsilon > 0) || c.partnerDayEpsilon < 0:
+		return usageErrorf(fs, "--partner-epsilon must be positive and --partner-day-epsilon 0 or more")
 	case c.commitInterval <= 0:
 		return usageErrorf(fs, "--commit-interval must be positive")
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:

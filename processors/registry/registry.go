@@ -4,6 +4,7 @@ package registry
 
 import (
 	"github.com/kappa-stream/kappa/processors"
+	"github.com/kappa-stream/kappa/processors/dp"
 	"github.com/kappa-stream/kappa/processors/fans"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
@@ -18,6 +19,7 @@ func Specs() []processors.Spec {
 		live.Spec,
 		fans.Spec,
 		similar.Spec,
+		dp.Spec,
 	}
 }
 
