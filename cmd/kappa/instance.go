@@ -26,6 +26,7 @@ import (
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
+	"github.com/kappa-stream/kappa/web"
 )
 
 // instanceConfig is one processing instance: both stages of every
@@ -174,9 +175,15 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 	defer ingestCl.Close()
+	ui, err := web.New()
+	if err != nil {
+		return err
+	}
 	api, err := serve.New(serve.Config{
 		Versions: vs,
 		Names:    view,
+		Search:   view,
+		UI:       ui,
 		Ready:    vs.ready,
 		Produce: func(ctx context.Context, users []int64, values [][]byte) error {
 			recs := make([]*kgo.Record, len(values))
