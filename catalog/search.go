@@ -101,8 +101,8 @@ func NewIndex(entries []Entry) *Index {
 // matches in key order.
 const maxScan = 4096
 
-// Search returns at most limit entries whose name, or a word of it,
-// starts with q (compared folded), best first: exact names, then
+// Search returns at most limit artists and at most limit songs whose
+// name, or a word of it, starts with q (compared folded), best first: exact names, then
 // artists before songs, then names that start with q, then shorter
 // names, then by id. An empty query finds nothing.
 func (x *Index) Search(q string, limit int) []Hit {
@@ -144,9 +144,19 @@ func (x *Index) Search(q string, limit int) []Hit {
 			cmp.Compare(ea.ID, eb.ID),
 		)
 	})
-	out := make([]Hit, 0, min(limit, len(found)))
-	for _, m := range found[:min(limit, len(found))] {
-		out = append(out, x.entries[m.entry])
+	var out []Hit
+	artists, songs := 0, 0
+	for _, m := range found {
+		e := x.entries[m.entry]
+		switch {
+		case e.Kind == HitArtist && artists < limit:
+			artists++
+		case e.Kind == HitSong && songs < limit:
+			songs++
+		default:
+			continue
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -174,7 +184,7 @@ type viewSearch struct {
 }
 
 // Search finds artists and songs by a prefix of their names and titles
-// (see Index.Search) in the current versions of the table. The first
+// (at most limit of each kind; see Index.Search) in the current versions of the table. The first
 // search builds the index (a scan of the table, about a second for the
 // default synthetic catalog); later ones use it and rebuild it in the
 // background once it is older than 15 s. It returns ErrNotRecovered

@@ -52,7 +52,7 @@ func TestIndexSearch(t *testing.T) {
 		{"beyoncé", 10, []string{"artist:1"}},
 		// exact first, then artists, then name starts, then shorter names
 		{"love", 10, []string{"artist:3", "song:14", "song:12"}},
-		{"lo", 2, []string{"artist:3", "song:14"}},
+		{"lo", 1, []string{"artist:3", "song:14"}},
 		{"ros", 10, []string{"artist:4"}},
 		{"rós", 10, []string{"artist:4"}},
 		{"sigur r", 10, []string{"artist:4"}},

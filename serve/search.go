@@ -12,8 +12,8 @@ import (
 // Searcher finds catalog entries by name; its method is called
 // concurrently. catalog.View is one.
 type Searcher interface {
-	// Search returns at most limit artists and songs whose name or a
-	// word of it starts with q, compared case- and accent-insensitively,
+	// Search returns at most limit artists and at most limit songs
+	// whose name or a word of it starts with q, compared case- and accent-insensitively,
 	// best first; catalog.ErrNotRecovered while the catalog is loading.
 	Search(q string, limit int) ([]catalog.Hit, error)
 }
@@ -61,9 +61,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	// NB: artists rank before songs, so 2·limit hits hold limit of each
-	// kind unless one kind has fewer matches.
-	hits, err := s.cfg.Search.Search(q, 2*limit)
+	hits, err := s.cfg.Search.Search(q, limit)
 	switch {
 	case errors.Is(err, catalog.ErrNotRecovered):
 		unavailable(w, "the catalog is loading; retry")
@@ -75,10 +73,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	out := searchResponse{Q: q, Artists: []searchArtist{}, Songs: []searchSong{}}
 	for _, h := range hits {
-		switch {
-		case h.Kind == catalog.HitArtist && len(out.Artists) < limit:
+		switch h.Kind {
+		case catalog.HitArtist:
 			out.Artists = append(out.Artists, searchArtist{ArtistID: h.ID, Name: h.Name})
-		case h.Kind == catalog.HitSong && len(out.Songs) < limit:
+		case catalog.HitSong:
 			out.Songs = append(out.Songs, searchSong{SongID: h.ID, Title: h.Name, ArtistID: h.ArtistID, ArtistName: s.artistName(h.ArtistID)})
 		}
 	}

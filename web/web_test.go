@@ -157,3 +157,14 @@ func TestBuildUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// TestTypeCheck runs the TypeScript compiler over the sources (esbuild
+// strips the types without checking them).
+func TestTypeCheck(t *testing.T) {
+	if _, err := os.Stat("node_modules/typescript"); err != nil {
+		t.Fatalf("web/node_modules is missing: run scripts/test-deps.sh (or npm ci in web/): %v", err)
+	}
+	if b, err := exec.Command("npx", "--no-install", "tsc", "--noEmit", "-p", ".").CombinedOutput(); err != nil {
+		t.Fatalf("tsc: %v\n%s", err, b)
+	}
+}

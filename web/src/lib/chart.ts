@@ -23,6 +23,7 @@ export function chart(name: string, label: string, x: number[], series: Series[]
     width: width(),
     height: opts.height ?? 260,
     scales: { x: { time: !opts.xLabel } },
+    tzDate: (ts: number) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
     axes: [{ stroke: "#333", grid: { stroke: "#eee" } }, { stroke: "#333", grid: { stroke: "#eee" }, values: (_u, vs) => vs.map((v) => num(v)) }],
     series: [{ label: opts.xLabel ?? "UTC" }, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: x.length < 60 } }))],
     legend: { show: true },

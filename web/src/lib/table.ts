@@ -60,7 +60,8 @@ export function table<R>(o: TableOpts<R>): HTMLElement {
     const body = rows.map((r) => h("tr", {}, ...o.columns.map((c) => {
       const v = c.value(r);
       const content = c.cell ? c.cell(r) : typeof v === "number" ? num(v) : v;
-      return h("td", { class: c.numeric ? "num" : "", "data-col": c.key, "data-value": typeof v === "number" ? v : null }, content);
+      return h("td", { class: c.numeric ? "num" : "", "data-col": c.key, 
+        "data-value": typeof v === "number" ? v : null, "data-text": typeof v === "string" ? v : null }, content);
     })));
     const t = h("table", {}, h("caption", {}, o.caption), h("thead", {}, head),
       h("tbody", {}, ...(body.length ? body : [h("tr", {}, h("td", { colspan: o.columns.length, class: "empty" }, "No data"))])));

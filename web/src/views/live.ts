@@ -41,7 +41,7 @@ export const live: View = (main, { id }) => {
       table<LiveWindow>({
         name: "windows", caption: "Plays and listeners per minute (newest first, UTC)", rows: a.windows,
         columns: [
-          { key: "start", label: "Minute", value: (r) => r.start, cell: (r) => time(r.start) },
+          { key: "start", label: "Minute", value: (r) => r.start, cell: (r) => h("time", { datetime: r.start }, time(r.start)) },
           { key: "plays", label: "Plays", value: (r) => r.plays, numeric: true },
           { key: "listeners", label: "Listeners", value: (r) => r.listeners, numeric: true },
         ],
