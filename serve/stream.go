@@ -66,6 +66,22 @@ type event struct {
 	// name is "windows" for an answer, "error" for an error.
 	name string
 	data []byte
+	// frame is the event as sent, encoded once for every stream.
+	frame []byte
+}
+
+// newEvent is the event of one read, with its frame.
+func newEvent(id int64, name string, data []byte) *event {
+	ev := &event{id: strconv.FormatInt(id, 10), name: name, data: data}
+	ev.frame = make([]byte, 0, len(data)+len(ev.id)+len(name)+24)
+	ev.frame = append(ev.frame, "id: "...)
+	ev.frame = append(ev.frame, ev.id...)
+	ev.frame = append(ev.frame, "\nevent: "...)
+	ev.frame = append(ev.frame, name...)
+	ev.frame = append(ev.frame, "\ndata: "...)
+	ev.frame = append(ev.frame, data...)
+	ev.frame = append(ev.frame, "\n\n"...)
+	return ev
 }
 
 // feed is the shared state of the streams of one set of windows.
@@ -132,11 +148,11 @@ func (h *hub) run(f *feed) {
 			last = body
 			id := max(time.Now().UnixMilli(), lastID+1)
 			lastID = id
-			ev := &event{id: strconv.FormatInt(id, 10), name: "windows", data: bytes.TrimRight(body, "\n")}
+			name := "windows"
 			if status != http.StatusOK {
-				ev.name = "error"
+				name = "error"
 			}
-			f.publish(ev)
+			f.publish(newEvent(id, name, bytes.TrimRight(body, "\n")))
 		}
 		select {
 		case <-f.stop:
@@ -220,11 +236,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	buf := make([]byte, 0, 4096)
-	buf = append(buf, "retry: "...)
-	buf = strconv.AppendInt(buf, streamRetry.Milliseconds(), 10)
-	buf = append(buf, "\n\n"...)
-	if _, err := w.Write(buf); err != nil {
+	if _, err := w.Write([]byte("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")); err != nil {
 		return
 	}
 	if err := rc.Flush(); err != nil {
@@ -235,23 +247,18 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 	defer s.hub.leave(f, ch)
 	beat := time.NewTimer(streamHeartbeat)
 	defer beat.Stop()
+	heartbeat := []byte(": heartbeat\n\n")
 	for {
-		buf = buf[:0]
+		var frame []byte
 		select {
 		case <-r.Context().Done():
 			return
 		case ev := <-ch:
-			buf = append(buf, "id: "...)
-			buf = append(buf, ev.id...)
-			buf = append(buf, "\nevent: "...)
-			buf = append(buf, ev.name...)
-			buf = append(buf, "\ndata: "...)
-			buf = append(buf, ev.data...)
-			buf = append(buf, "\n\n"...)
+			frame = ev.frame
 		case <-beat.C:
-			buf = append(buf, ": heartbeat\n\n"...)
+			frame = heartbeat
 		}
-		if _, err := w.Write(buf); err != nil {
+		if _, err := w.Write(frame); err != nil {
 			return
 		}
 		if err := rc.Flush(); err != nil {

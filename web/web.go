@@ -8,11 +8,14 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -34,7 +37,12 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 // Handler serves the dashboards. It is safe for concurrent use.
 type Handler struct {
 	index  []byte
-	assets fs.FS
+	assets map[string]asset
+}
+
+// asset is one embedded asset, as is and gzipped.
+type asset struct {
+	raw, gz []byte
 }
 
 // New returns the handler of the embedded build.
@@ -51,11 +59,27 @@ func newHandler(fsys fs.FS) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: the build has no index.html (run make web): %w", err)
 	}
-	assets, err := fs.Sub(root, "assets")
+	files, err := fs.ReadDir(root, "assets")
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	return &Handler{index: index, assets: assets}, nil
+	h := &Handler{index: index, assets: make(map[string]asset, len(files))}
+	for _, f := range files {
+		raw, err := fs.ReadFile(root, "assets/"+f.Name())
+		if err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		if _, err := zw.Write(raw); err != nil {
+			return nil, fmt.Errorf("web: gzip %s: %w", f.Name(), err)
+		}
+		if err := zw.Close(); err != nil {
+			return nil, fmt.Errorf("web: gzip %s: %w", f.Name(), err)
+		}
+		h.assets[f.Name()] = asset{raw: raw, gz: gz.Bytes()}
+	}
+	return h, nil
 }
 
 // ServeHTTP answers GET and HEAD: /assets/<name> with the asset (404
@@ -83,14 +107,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) asset(w http.ResponseWriter, r *http.Request, name string) {
-	if name == "" || strings.Contains(name, "/") || !fs.ValidPath(name) {
+	a, ok := h.assets[name]
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := fs.ReadFile(h.assets, name)
-	if err != nil {
-		http.NotFound(w, r)
-		return
+	b := a.raw
+	w.Header().Set("Vary", "Accept-Encoding")
+	if acceptsGzip(r) {
+		b = a.gz
+		w.Header().Set("Content-Encoding", "gzip")
 	}
 	switch path.Ext(name) {
 	case ".js":
@@ -98,12 +124,25 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request, name string) {
 	case ".css":
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	default:
-		w.Header().Set("Content-Type", http.DetectContentType(b))
+		w.Header().Set("Content-Type", http.DetectContentType(a.raw))
 	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	// NB: every asset's name carries its content's hash (build.mjs).
 	w.Header().Set("Cache-Control", cacheImmutable)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(b)
 	}
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip
+// (without q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			return strings.ReplaceAll(params, " ", "") != "q=0"
+		}
+	}
+	return false
 }

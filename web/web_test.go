@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -63,6 +65,26 @@ func TestHandler(t *testing.T) {
 		}
 		if head := get(http.MethodHead, "/assets/"+name); head.Code != 200 || head.Body.Len() != 0 {
 			t.Errorf("HEAD /assets/%s: %d with %d bytes", name, head.Code, head.Body.Len())
+		}
+		for _, enc := range []string{"gzip", "br, gzip;q=0.8", "GZIP"} {
+			req := httptest.NewRequest(http.MethodGet, "/assets/"+name, nil)
+			req.Header.Set("Accept-Encoding", enc)
+			zrec := httptest.NewRecorder()
+			h.ServeHTTP(zrec, req)
+			zr, err := gzip.NewReader(zrec.Body)
+			if err != nil || zrec.Header().Get("Content-Encoding") != "gzip" || zrec.Header().Get("Vary") != "Accept-Encoding" {
+				t.Fatalf("/assets/%s with Accept-Encoding %q: %v %q", name, enc, err, zrec.Header())
+			}
+			if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("/assets/%s gzipped: not the asset (%v)", name, err)
+			}
+		}
+		req := httptest.NewRequest(http.MethodGet, "/assets/"+name, nil)
+		req.Header.Set("Accept-Encoding", "gzip;q=0, br")
+		plain := httptest.NewRecorder()
+		h.ServeHTTP(plain, req)
+		if plain.Header().Get("Content-Encoding") != "" || !bytes.Equal(plain.Body.Bytes(), want) {
+			t.Errorf("/assets/%s: gzipped although refused", name)
 		}
 	}
 	for _, bad := range []string{"/assets/", "/assets/nope.js", "/assets/../index.html", "/assets/a/b.js", "/assets/.."} {

@@ -28,6 +28,9 @@ export async function get<T>(path: string, params: Params = {}): Promise<T> {
   } catch {
     body = null;
   }
+  if (resp.status === 401) {
+    throw new APIError(401, "this server needs an API key with the reader role: sign in at /login");
+  }
   if (!resp.ok) {
     const msg = body && typeof body === "object" && "error" in body ? String((body as { error: unknown }).error) : resp.statusText;
     throw new APIError(resp.status, msg);
