@@ -45,7 +45,7 @@ export const top: View = (main) => {
         filters.write({ ...f, country: c === f.country ? "" : c });
         render();
       };
-      body.replaceChildren(
+      body.replaceChildren(h("div", { class: "split" },
         section(`Plays of the world's top ${world.top.length} artists, by country`, "map",
           h("p", { class: "help" }, "Select a country on the map or in the filter bar to rank its artists."),
           worldMap("world", "Plays of the top artists by country", values, { selected: f.country, onSelect: pick })),
@@ -59,7 +59,7 @@ export const top: View = (main) => {
               { key: "plays", label: "Plays", value: (r) => r.plays, numeric: true },
               { key: "streams", label: "Streams", value: (r) => r.streams, numeric: true },
             ],
-          })));
+          }))));
       stamp.textContent = "Updated " + time(new Date());
     } catch (e) {
       if (mine === seq) body.replaceChildren(notice("Could not load: " + (e as Error).message, "error"));
