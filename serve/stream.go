@@ -42,6 +42,10 @@ type hub struct {
 
 	mu    sync.Mutex
 	feeds map[streamKey]*feed
+
+	// closing is closed by Server.CloseStreams.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // streamKey names the windows of a feed.
@@ -53,7 +57,15 @@ type streamKey struct {
 }
 
 func newHub(read http.HandlerFunc, tick time.Duration) *hub {
-	return &hub{read: read, tick: tick, feeds: make(map[streamKey]*feed)}
+	return &hub{read: read, tick: tick, feeds: make(map[streamKey]*feed), closing: make(chan struct{})}
+}
+
+// CloseStreams ends every live event stream and refuses new ones (503),
+// so that a graceful shutdown of the HTTP server (which waits for open
+// requests) need not wait for them: register it with
+// http.Server.RegisterOnShutdown. Clients reconnect elsewhere or later.
+func (s *Server) CloseStreams() {
+	s.hub.closeOnce.Do(func() { close(s.hub.closing) })
 }
 
 // event is one message of a stream: the answer (or error) of one read.
@@ -231,6 +243,12 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		return
 	}
 	k := streamKey{version: v.name, song: song, window: live.FormatWindow(size), last: last}
+	select {
+	case <-s.hub.closing:
+		unavailable(w, "the server is shutting down")
+		return
+	default:
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -252,6 +270,8 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		var frame []byte
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.hub.closing:
 			return
 		case ev := <-ch:
 			frame = ev.frame

@@ -112,9 +112,24 @@ func TestLiveEvents(t *testing.T) {
 	}
 
 	_, want := do(t, srv, http.MethodGet, "/v1/songs/7/live?window=1h&last=3", "")
-	ev := next(t, openStream(t, ts.URL+"/v1/songs/7/live/events?window=1h&last=3", ""))
+	stream := openStream(t, ts.URL+"/v1/songs/7/live/events?window=1h&last=3", "")
+	ev := next(t, stream)
 	if ev.name != "windows" || ev.data != want || ev.id == "" {
 		t.Fatalf("first event %+v, want windows with %s", ev, want)
+	}
+
+	// CloseStreams ends the open stream and refuses new ones.
+	srv.CloseStreams()
+	select {
+	case ev, ok := <-stream:
+		if ok {
+			t.Fatalf("after CloseStreams: %+v, want the stream to end", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream is still open 10 s after CloseStreams")
+	}
+	if status, _ := do(t, srv, http.MethodGet, "/v1/songs/7/live/events", ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("a new stream after CloseStreams: %d, want 503", status)
 	}
 }
 

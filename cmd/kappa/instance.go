@@ -210,6 +210,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		handler = mux
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(api.CloseStreams)
 	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", inst.advertise, "instance", c.instanceID)
 
 	g, gctx := errgroup.WithContext(ctx)
