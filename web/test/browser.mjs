@@ -195,7 +195,8 @@ await page.selectOption("#f-range", "7d");
 await page.waitForURL((u) => u.searchParams.get("range") === "7d");
 {
   const end = todayUTC();
-  await checkStats("artists", artist, "artist (7 days)", { from: addDays(end, -6), to: end, country: "" });
+  const week = await checkStats("artists", artist, "artist (7 days)", { from: addDays(end, -6), to: end, country: "" });
+  check(week.day.body.plays < ctry.body.plays, `artist: 7 days show fewer plays than the 30-day range (${week.day.body.plays} < ${ctry.body.plays})`);
 }
 await page.goto(`${base}/artists/${artist}?from=${from}&to=${to}`);
 await page.waitForSelector('[data-kpi="plays"]');
@@ -203,6 +204,7 @@ const country = ctry.body.rows.filter((r) => r.country).sort((a, b) => b.plays -
 await page.selectOption("#f-country", country);
 await page.waitForURL((u) => u.searchParams.get("country") === country);
 const withCountry = await checkStats("artists", artist, `artist in ${country}`, { from, to, country });
+check(withCountry.day.body.plays < ctry.body.plays, `artist: the country filter lowers the plays shown (${withCountry.day.body.plays} < ${ctry.body.plays})`);
 check(withCountry.day.body.plays === ctry.body.rows.find((r) => r.country === country).plays,
   `artist: plays in ${country} = that country's row of by=country`);
 const reproduced = page.url();
