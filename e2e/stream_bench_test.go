@@ -79,7 +79,9 @@ func BenchmarkLiveStreams(b *testing.B) {
 			b.Fatalf("no update in the measured time (%d clients connected)", streams.connected.Load())
 		}
 		slices.Sort(delays)
-		q := func(p float64) float64 { return float64(delays[int(p*float64(len(delays)-1))]) / float64(time.Millisecond) }
+		q := func(p float64) float64 {
+			return float64(delays[int(p*float64(len(delays)-1))]) / float64(time.Millisecond)
+		}
 		b.ReportMetric(float64(streams.connected.Load()), "clients")
 		b.ReportMetric(float64(updates), "updates")
 		b.ReportMetric(q(0.5), "delivery-p50-ms")
