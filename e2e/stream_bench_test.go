@@ -59,7 +59,7 @@ func BenchmarkLiveStreams(b *testing.B) {
 		time.Sleep(streamMeasure)
 		baseline := procCPU(b, pid) - base0
 
-		streams := openStreams(b, ctx, httpAddr, song, streamClients)
+		streams := openStreams(ctx, b, httpAddr, song, streamClients)
 		start := time.Now()
 		cpu0 := procCPU(b, pid)
 		time.Sleep(streamMeasure)
@@ -137,7 +137,7 @@ type receipt struct{ id, at int64 }
 
 // openStreams connects n clients (at most 200 connecting at once) and
 // returns when all are connected.
-func openStreams(b *testing.B, ctx context.Context, httpAddr string, song int64, n int) *streamSet {
+func openStreams(ctx context.Context, b *testing.B, httpAddr string, song int64, n int) *streamSet {
 	b.Helper()
 	s := &streamSet{got: make([][]receipt, n)}
 	url := "http://" + httpAddr + "/v1/songs/" + itoa(song) + "/live/events?window=1m&last=60"

@@ -198,6 +198,15 @@ await page.waitForURL((u) => u.searchParams.get("range") === "7d");
   const week = await checkStats("artists", artist, "artist (7 days)", { from: addDays(end, -6), to: end, country: "" });
   check(week.day.body.plays < ctry.body.plays, `artist: 7 days show fewer plays than the 30-day range (${week.day.body.plays} < ${ctry.body.plays})`);
 }
+// "Since release": from the first day with plays in the last year.
+await page.selectOption("#f-range", "release");
+await page.waitForURL((u) => u.searchParams.get("range") === "release");
+{
+  const end = todayUTC();
+  const year = await answer((u) => u.pathname === `/v1/artists/${artist}/plays` && q(u, "from") === addDays(end, -364) && q(u, "to") === end, "the last year");
+  const first = year.body.rows.find((r) => r.plays > 0).day;
+  await checkStats("artists", artist, `artist (since release, ${first})`, { from: first, to: end, country: "" });
+}
 await page.goto(`${base}/artists/${artist}?from=${from}&to=${to}`);
 await page.waitForSelector('[data-kpi="plays"]');
 const country = ctry.body.rows.filter((r) => r.country).sort((a, b) => b.plays - a.plays)[0].country;
@@ -229,7 +238,22 @@ await checkStats("songs", song, "song", { from, to, country: "" });
 await pageChecks("song");
 await page.goto(`${base}/songs/${song}?from=${from}&to=${to}&compare=${liveSong}`);
 await page.waitForSelector('[data-table="launch"] tbody tr');
-check((await rows("launch")).length > 0, "song: the launch comparison has rows");
+{
+  // Each song's plays by day since its first day with plays, from its answer.
+  const aligned = async (id) => {
+    const a = await answer((u) => u.pathname === `/v1/songs/${id}/plays` && q(u, "from") === addDays(todayUTC(), -364), `song ${id} over the last year`);
+    const first = a.body.rows.find((r) => r.plays > 0).day;
+    const by = new Map(a.body.rows.map((r) => [r.day, r.plays]));
+    const out = [];
+    for (let d = first; d <= todayUTC() && out.length < 90; d = addDays(d, 1)) out.push(by.get(d) ?? 0);
+    return out;
+  };
+  const [sa, sb] = [await aligned(song), await aligned(liveSong)];
+  const got = (await rows("launch")).map((r) => [r.day, r.a, r.b]);
+  const want = Array.from({ length: Math.max(sa.length, sb.length) }, (_, i) => [i, i < sa.length ? sa[i] : "", i < sb.length ? sb[i] : ""]);
+  check(got.length > 0 && eq(got, want), `song: the launch comparison = both songs' answers aligned on their first day (${got.length} days)`,
+    JSON.stringify(got.slice(0, 3)) + " vs " + JSON.stringify(want.slice(0, 3)));
+}
 
 // 4. Live view: pushed by server-sent events, the counter moves, and
 // the closed minutes equal the API's.
