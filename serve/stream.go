@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,6 +27,10 @@ const (
 	streamRetry = 2 * time.Second
 	// streamReadTimeout bounds one read of the windows.
 	streamReadTimeout = 5 * time.Second
+	// maxFeeds bounds the sets of windows streamed at once (each is read
+	// every tick, whatever its viewers): past it, a stream of another
+	// set is refused with 503.
+	maxFeeds = 4096
 )
 
 // hub coalesces the live event streams: all the streams of the same
@@ -110,15 +115,21 @@ type feed struct {
 	cur  *event // the latest event, nil before the first read
 }
 
+// errTooManyFeeds is join's error past maxFeeds.
+var errTooManyFeeds = errors.New("serve: too many live windows streamed at once; retry")
+
 // join subscribes a stream to the feed of k, starting the feed when it
-// is the first. The channel receives the current event first unless its
-// id is lastID.
-func (h *hub) join(k streamKey, lastID string) (*feed, chan *event) {
+// is the first (errTooManyFeeds when there are maxFeeds already). The
+// channel receives the current event first unless its id is lastID.
+func (h *hub) join(k streamKey, lastID string) (*feed, chan *event, error) {
 	ch := make(chan *event, 1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.feeds[k]
 	if !ok {
+		if len(h.feeds) >= maxFeeds {
+			return nil, nil, errTooManyFeeds
+		}
 		f = &feed{key: k, stop: make(chan struct{}), done: make(chan struct{}), subs: make(map[chan *event]struct{})}
 		h.feeds[k] = f
 		go h.run(f)
@@ -129,7 +140,7 @@ func (h *hub) join(k streamKey, lastID string) (*feed, chan *event) {
 		ch <- f.cur
 	}
 	f.mu.Unlock()
-	return f, ch
+	return f, ch, nil
 }
 
 // leave unsubscribes ch; the last stream to leave stops the feed.
@@ -249,6 +260,12 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		return
 	default:
 	}
+	f, ch, err := s.hub.join(k, r.Header.Get("Last-Event-ID"))
+	if err != nil {
+		unavailable(w, err.Error())
+		return
+	}
+	defer s.hub.leave(f, ch)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -261,8 +278,6 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		return
 	}
 
-	f, ch := s.hub.join(k, r.Header.Get("Last-Event-ID"))
-	defer s.hub.leave(f, ch)
 	beat := time.NewTimer(streamHeartbeat)
 	defer beat.Stop()
 	heartbeat := []byte(": heartbeat\n\n")

@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -159,7 +160,10 @@ func TestHubCoalesces(t *testing.T) {
 		if i%10 == 0 {
 			k = k8
 		}
-		f, ch := h.join(k, "")
+		f, ch, err := h.join(k, "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		subs = append(subs, sub{f, ch})
 	}
 	if len(h.feeds) != 2 {
@@ -214,10 +218,10 @@ func TestHubLastEventID(t *testing.T) {
 		writeJSON(w, 200, map[string]int64{"v": version.Load()})
 	}, 5*time.Millisecond)
 	k := streamKey{version: "v1", song: 7, window: "1m", last: 10}
-	f, first := h.join(k, "")
+	_, first, _ := h.join(k, "")
 	cur := <-first
-	_, same := h.join(k, cur.id)
-	_, older := h.join(k, "1")
+	_, same, _ := h.join(k, cur.id)
+	_, older, _ := h.join(k, "1")
 	select {
 	case ev := <-older:
 		if ev.id != cur.id {
@@ -240,5 +244,36 @@ func TestHubLastEventID(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event after the change")
 	}
-	_ = f
+}
+
+// TestHubFeedLimit: past maxFeeds sets of windows, a new set is refused;
+// a stream of a set already streamed still joins.
+func TestHubFeedLimit(t *testing.T) {
+	h := newHub(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, "x") }, time.Hour)
+	type joined struct {
+		f  *feed
+		ch chan *event
+	}
+	var all []joined
+	for i := range maxFeeds {
+		f, ch, err := h.join(streamKey{version: "v1", song: int64(i + 1), window: "1m", last: 1}, "")
+		if err != nil {
+			t.Fatalf("feed %d: %v", i+1, err)
+		}
+		all = append(all, joined{f, ch})
+	}
+	if _, _, err := h.join(streamKey{version: "v1", song: maxFeeds + 1, window: "1m", last: 1}, ""); !errors.Is(err, errTooManyFeeds) {
+		t.Fatalf("feed %d: %v, want errTooManyFeeds", maxFeeds+1, err)
+	}
+	f, ch, err := h.join(streamKey{version: "v1", song: 1, window: "1m", last: 1}, "")
+	if err != nil {
+		t.Fatalf("a second stream of feed 1: %v", err)
+	}
+	all = append(all, joined{f, ch})
+	for _, j := range all {
+		h.leave(j.f, j.ch)
+	}
+	if len(h.feeds) != 0 {
+		t.Fatalf("%d feeds left", len(h.feeds))
+	}
 }
