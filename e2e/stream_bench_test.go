@@ -27,8 +27,8 @@ const (
 )
 
 // BenchmarkLiveStreams opens 10,000 server-sent event streams of one
-// song's live windows (GET /v1/songs/{id}/live/events, the live view's
-// parameters) on `kappa up` while it ingests 20,000 listens/s and the
+// song's live windows (GET /v1/songs/{id}/live/events?window=1m&last=3,
+// as the live view asks) on `kappa up` while it ingests 20,000 listens/s and the
 // song gets 20 listens/s of its own, all on loopback. Over 20 s it
 // reports the delivery delay of the updates (from the server's read that
 // found the change, which the event's id carries, to a client's
@@ -140,7 +140,7 @@ type receipt struct{ id, at int64 }
 func openStreams(ctx context.Context, b *testing.B, httpAddr string, song int64, n int) *streamSet {
 	b.Helper()
 	s := &streamSet{got: make([][]receipt, n)}
-	url := "http://" + httpAddr + "/v1/songs/" + itoa(song) + "/live/events?window=1m&last=60"
+	url := "http://" + httpAddr + "/v1/songs/" + itoa(song) + "/live/events?window=1m&last=3"
 	tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 30 * time.Second}).DialContext, DisableCompression: true, MaxIdleConnsPerHost: -1}
 	cl := &http.Client{Transport: tr}
 	gate := make(chan struct{}, 200)

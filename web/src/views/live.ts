@@ -1,6 +1,10 @@
 // The live drop view: plays and listeners of the current minute and the
-// last 60 minutes, pushed by the server (server-sent events), polled when
-// the stream cannot be kept open.
+// last 60 minutes. The page reads the 60 minutes once, then the server
+// pushes the newest three (server-sent events; polled when the stream
+// cannot be kept open), which the page merges in: a minute stops
+// changing once the watermark has passed its end plus the grace (one
+// minute by default), so three cover every minute still changing, and
+// each update is a few hundred bytes instead of the whole hour.
 import { get, Live, LiveWindow } from "../lib/api";
 import { h, notice, section } from "../lib/dom";
 import { chart } from "../lib/chart";
@@ -8,7 +12,8 @@ import { num, time } from "../lib/fmt";
 import { table } from "../lib/table";
 import type { View } from "../main";
 
-const params = { window: "1m", last: 60 };
+const shown = 60;
+const pushed = 3;
 /** pollEvery is the polling period when server-sent events fail. */
 const pollEvery = 2000;
 
@@ -21,6 +26,22 @@ export const live: View = (main, { id }) => {
   main.append(title, h("nav", { "aria-label": "Song pages" }, h("a", { href: `/songs/${id}` }, "Song dashboard"), " · ", h("a", { href: "/" }, "Search")),
     mode, section("This minute", "now", counters), body);
 
+  // The windows shown, by start; merge adds an answer's.
+  const windows = new Map<string, LiveWindow>();
+  let watermark: string | null = null;
+  const merge = (a: Live) => {
+    // NB: a window's counts only grow, so an answer that arrives late
+    // (the first read of the hour after a pushed update) keeps the
+    // newer counts.
+    for (const w of a.windows) {
+      const had = windows.get(w.start);
+      if (!had || w.plays > had.plays || (w.plays === had.plays && w.listeners >= had.listeners)) windows.set(w.start, w);
+    }
+    const starts = [...windows.keys()].sort().reverse();
+    for (const s of starts.slice(shown)) windows.delete(s);
+    if (a.watermark && (!watermark || a.watermark > watermark)) watermark = a.watermark;
+    show({ ...a, watermark, windows: [...windows.values()].sort((x, y) => (x.start < y.start ? 1 : -1)) });
+  };
   const show = (a: Live) => {
     if (a.title) title.textContent = `${a.title}${a.artist_name ? " — " + a.artist_name : ""}: live`;
     const [cur, prev] = a.windows;
@@ -60,7 +81,7 @@ export const live: View = (main, { id }) => {
     setMode("polling", "Polling every 2 s (the live stream is unavailable).");
     const tick = async () => {
       try {
-        show(await get<Live>(`/v1/songs/${id}/live`, params));
+        merge(await get<Live>(`/v1/songs/${id}/live`, { window: "1m", last: pushed }));
       } catch (e) {
         setMode("polling", "Polling: " + (e as Error).message);
       }
@@ -68,13 +89,16 @@ export const live: View = (main, { id }) => {
     tick();
     poll = window.setInterval(tick, pollEvery);
   };
+  get<Live>(`/v1/songs/${id}/live`, { window: "1m", last: shown }).then((a) => {
+    if (!stopped) merge(a);
+  }, (e) => setMode(mode.dataset.mode ?? "connecting", "Could not read the last hour: " + (e as Error).message));
   if (typeof EventSource === "function" && !new URLSearchParams(location.search).has("poll")) {
-    es = new EventSource(`/v1/songs/${id}/live/events?window=${params.window}&last=${params.last}`);
+    es = new EventSource(`/v1/songs/${id}/live/events?window=1m&last=${pushed}`);
     let failures = 0;
     es.addEventListener("windows", (e) => {
       failures = 0;
       setMode("live", "Live: updates are pushed as they happen.");
-      show(JSON.parse((e as MessageEvent).data) as Live);
+      merge(JSON.parse((e as MessageEvent).data) as Live);
     });
     es.addEventListener("error", (e) => {
       const data = (e as MessageEvent).data;
