@@ -92,6 +92,8 @@ func TestDashboards(t *testing.T) {
 		return err == nil && a.ArtistName != "", fmt.Sprint(a, err)
 	})
 
+	checkSearch(t, httpAddr, cfg)
+
 	// Listens of the live song, now, until the script ends.
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
