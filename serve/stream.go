@@ -44,6 +44,8 @@ type hub struct {
 	// read answers the GET /v1/songs/{id}/live request of a feed.
 	read http.HandlerFunc
 	tick time.Duration
+	// heartbeat is streamHeartbeat (shorter in tests).
+	heartbeat time.Duration
 
 	mu    sync.Mutex
 	feeds map[streamKey]*feed
@@ -62,7 +64,7 @@ type streamKey struct {
 }
 
 func newHub(read http.HandlerFunc, tick time.Duration) *hub {
-	return &hub{read: read, tick: tick, feeds: make(map[streamKey]*feed), closing: make(chan struct{})}
+	return &hub{read: read, tick: tick, heartbeat: streamHeartbeat, feeds: make(map[streamKey]*feed), closing: make(chan struct{})}
 }
 
 // CloseStreams ends every live event stream and refuses new ones (503),
@@ -278,7 +280,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		return
 	}
 
-	beat := time.NewTimer(streamHeartbeat)
+	beat := time.NewTimer(s.hub.heartbeat)
 	defer beat.Stop()
 	heartbeat := []byte(": heartbeat\n\n")
 	for {
@@ -299,6 +301,6 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		if err := rc.Flush(); err != nil {
 			return
 		}
-		beat.Reset(streamHeartbeat)
+		beat.Reset(s.hub.heartbeat)
 	}
 }

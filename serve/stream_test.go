@@ -30,6 +30,8 @@ func readEvents(body *bufio.Reader, ch chan<- sseEvent) {
 		}
 		line = strings.TrimSuffix(line, "\n")
 		switch {
+		case strings.HasPrefix(line, ":"):
+			ch <- sseEvent{name: "comment", data: strings.TrimSpace(line[1:])}
 		case line == "":
 			if ev.name != "" || ev.data != "" {
 				ch <- ev
@@ -95,6 +97,7 @@ func TestLiveEvents(t *testing.T) {
 		"v1": {Rollups: &fakePlacement{store: newStore(t)}, Live: cfg},
 		"v2": {Rollups: &fakePlacement{store: newStore(t)}},
 	}}, &fakeLog{})
+	srv.hub.heartbeat = 20 * time.Millisecond
 	ts := httptest.NewServer(srv)
 	// NB: Close waits for the streams, which their own cleanups (run
 	// before this one) end.
@@ -115,19 +118,35 @@ func TestLiveEvents(t *testing.T) {
 	_, want := do(t, srv, http.MethodGet, "/v1/songs/7/live?window=1h&last=3", "")
 	stream := openStream(t, ts.URL+"/v1/songs/7/live/events?window=1h&last=3", "")
 	ev := next(t, stream)
+	for ev.name == "comment" {
+		ev = next(t, stream)
+	}
 	if ev.name != "windows" || ev.data != want || ev.id == "" {
 		t.Fatalf("first event %+v, want windows with %s", ev, want)
 	}
 
+	// Silence is broken by a heartbeat comment.
+	quiet := openStream(t, ts.URL+"/v1/songs/7/live/events?window=1h&last=3", ev.id)
+	if ev := next(t, quiet); ev.name != "comment" || ev.data != "heartbeat" {
+		t.Fatalf("a stream with the current Last-Event-ID got %+v first, want a heartbeat", ev)
+	}
+
 	// CloseStreams ends the open stream and refuses new ones.
 	srv.CloseStreams()
-	select {
-	case ev, ok := <-stream:
-		if ok {
-			t.Fatalf("after CloseStreams: %+v, want the stream to end", ev)
+	for deadline := time.After(10 * time.Second); ; {
+		select {
+		case ev, ok := <-stream:
+			if !ok {
+				break
+			}
+			if ev.name != "comment" {
+				t.Fatalf("after CloseStreams: %+v, want the stream to end", ev)
+			}
+			continue
+		case <-deadline:
+			t.Fatal("the stream is still open 10 s after CloseStreams")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stream is still open 10 s after CloseStreams")
+		break
 	}
 	if status, _ := do(t, srv, http.MethodGet, "/v1/songs/7/live/events", ""); status != http.StatusServiceUnavailable {
 		t.Fatalf("a new stream after CloseStreams: %d, want 503", status)
