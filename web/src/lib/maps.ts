@@ -86,9 +86,16 @@ export function hexMap(name: string, label: string, cells: { cell: string; fans:
   for (const f of countries.features) land.append(svg("path", { d: path(f) ?? "", class: "country" }));
   root.append(land);
   cells.forEach((c, i) => {
-    const p = svg("path", { d: path(feats[i]) ?? "", class: "cell", fill: shade(c.fans, max), "data-cell": c.cell, "data-value": c.fans });
+    const fill = shade(c.fans, max);
+    const p = svg("path", { d: path(feats[i]) ?? "", class: "cell", fill, "data-cell": c.cell, "data-value": c.fans });
     p.append(svg("title", {}, `${c.cell}: ${num(c.fans)} fans`));
     root.append(p);
+    // A cell smaller than a few pixels (cells far apart) gets a dot too.
+    const [[x0, y0], [x1, y1]] = path.bounds(feats[i]);
+    if (Math.max(x1 - x0, y1 - y0) < 4) {
+      const [cx, cy] = path.centroid(feats[i]);
+      root.append(svg("circle", { cx, cy, r: 3, class: "cell-dot", fill, "aria-hidden": "true" }));
+    }
   });
   return h("figure", { class: "map-box", "data-map": name }, root, legend(max));
 }
