@@ -6,7 +6,7 @@ import { hexMap } from "../lib/maps";
 import { table } from "../lib/table";
 import type { View } from "../main";
 
-/** maxCells bounds the cells fetched (pages of 500). */
+/** maxCells bounds the cells fetched and drawn (the ones with the most fans). */
 const maxCells = 2000;
 const resolutions = [5, 6, 7, 8, 9];
 
@@ -36,13 +36,13 @@ export const fanZones: View = (main, { id }) => {
     try {
       const zones: Zone[] = [];
       let cursor: string | undefined;
-      let more = false;
       do {
-        const page = await get<FanZones>(`/v1/artists/${id}/fan-zones`, { res, min_fans: minFans, limit: 500, cursor });
+        const page = await get<FanZones>(`/v1/artists/${id}/fan-zones`, { res, min_fans: minFans, limit: maxCells - zones.length, cursor });
         zones.push(...page.zones);
         cursor = page.next;
-        more = !!cursor && zones.length >= maxCells;
       } while (cursor && zones.length < maxCells);
+      // NB: a full page may be followed by more cells, with or without a cursor.
+      const more = zones.length >= maxCells;
       if (!live) return;
       body.replaceChildren(
         more ? notice(`Showing the ${zones.length} cells with the most fans.`) : "",
