@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/kappa
 RATE    ?= 5000/s
 
-.PHONY: all build run test test-deps bench fuzz lint clean
+.PHONY: all build run test test-deps bench fuzz lint clean web screenshots
 
 all: build
 
@@ -50,6 +50,16 @@ bench: | bin
 
 bin:
 	mkdir -p bin
+
+## web: rebuild the dashboards' bundle (web/dist, committed and embedded;
+## a test fails when it is not the build of web/src)
+web: test-deps
+	cd web && npm run --silent build
+
+## screenshots: the README's screenshots of each dashboard, made by the
+## browser tests against generated data
+screenshots: test-deps
+	KAPPA_SCREENSHOTS=1 $(GO) test -count=1 -run '^TestDashboards$$' ./e2e/
 
 ## fuzz: run each decoder fuzzer for a minute
 fuzz:

@@ -188,6 +188,8 @@ type View struct {
 	cfg Config
 	// v is the goka view of the current Run; nil before.
 	v atomic.Pointer[goka.View]
+	// search is the index of names Search uses.
+	search viewSearch
 }
 
 // NewView returns a view of the table; nothing runs until Run.

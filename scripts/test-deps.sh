@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # Debian packages, as "command-or-path:package".
 need=(
 	"kcat:kcat"
+	"chromium:chromium"
+	"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
 )
 
 missing=()

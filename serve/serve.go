@@ -98,6 +98,11 @@ type Config struct {
 	// Partner serves the partner API, /partner/v1 (default: its
 	// endpoints answer 404).
 	Partner *Partner
+	// Search serves GET /v1/search (default: the endpoint answers 404).
+	Search Searcher
+	// UI serves the dashboard's pages and assets (default: they answer
+	// 404).
+	UI http.Handler
 	// Logger receives request failures (default: discard).
 	Logger *slog.Logger
 	// Peers is the transport of the calls to other instances (forwarded
@@ -128,6 +133,8 @@ type Server struct {
 	mux *http.ServeMux
 	// peers forwards requests to the instances that own their keys.
 	peers *http.Client
+	// hub coalesces the live event streams.
+	hub *hub
 }
 
 // New validates cfg and builds the routes.
@@ -142,12 +149,22 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/songs/{id}/plays", s.versioned(s.plays(rollups.Song, "song_id")))
 	s.mux.HandleFunc("GET /v1/artists/{id}/plays", s.versioned(s.plays(rollups.Artist, "artist_id")))
 	s.mux.HandleFunc("GET /v1/songs/{id}/live", s.versioned(s.live))
+	s.hub = newHub(s.versioned(s.live), streamTick)
+	s.mux.HandleFunc("GET /v1/songs/{id}/live/events", s.versioned(s.liveEvents))
 	s.mux.HandleFunc("GET /v1/artists/{id}/fan-zones", s.versioned(s.fanZones))
 	s.mux.HandleFunc("GET /v1/cells/{cell}/fans", s.versioned(s.cellFans))
 	s.mux.HandleFunc("GET /v1/users/{id}/similar", s.versioned(s.similarItems(similar.Users, "user_id")))
 	s.mux.HandleFunc("GET /v1/songs/{id}/similar", s.versioned(s.similarItems(similar.Songs, "song_id")))
 	s.mux.HandleFunc("POST "+pathMembers, s.versioned(s.internalMembers))
 	s.mux.HandleFunc("POST "+pathScore, s.versioned(s.internalScore))
+	if cfg.Search != nil {
+		s.mux.HandleFunc("GET /v1/search", s.search)
+	}
+	if cfg.UI != nil {
+		for _, p := range uiPatterns() {
+			s.mux.Handle(p, cfg.UI)
+		}
+	}
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
 	}

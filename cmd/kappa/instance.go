@@ -26,6 +26,7 @@ import (
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
+	"github.com/kappa-stream/kappa/web"
 )
 
 // instanceConfig is one processing instance: both stages of every
@@ -176,9 +177,15 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 	defer ingestCl.Close()
+	ui, err := web.New()
+	if err != nil {
+		return err
+	}
 	api, err := serve.New(serve.Config{
 		Versions: rt,
 		Names:    view,
+		Search:   view,
+		UI:       ui,
 		Ready:    rt.Ready,
 		Produce: func(ctx context.Context, users []int64, values [][]byte) error {
 			recs := make([]*kgo.Record, len(values))
@@ -211,6 +218,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(api.CloseStreams)
 	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", advertise, "instance", c.instanceID)
 
 	g, gctx := errgroup.WithContext(ctx)
