@@ -52,6 +52,7 @@ type instanceConfig struct {
 	// flag was given.
 	procs    processors
 	procsSet bool
+	sink     sinkConfig
 }
 
 // deltasPurgeInterval is how often stage 2 deletes the repartition
@@ -169,6 +170,11 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 
+	sink, err := newSink(c, tel, logger)
+	if err != nil {
+		return err
+	}
+
 	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
 	if err != nil {
 		return err
@@ -210,6 +216,9 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	g.Go(func() error { return inst.dir.Run(gctx) })
 	g.Go(func() error { return runCatalogProcessor(gctx, catalogCfg, logger) })
 	g.Go(func() error { return keepRunning(gctx, logger, "catalog view", view.Run) })
+	if sink != nil {
+		g.Go(func() error { return keepRunning(gctx, logger, "parquet sink", sink.Run) })
+	}
 	g.Go(func() error {
 		defer vs.stopAll()
 		return inst.followControl(gctx, admCl, follower, vs)

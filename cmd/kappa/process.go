@@ -30,6 +30,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.IntVar(&c.similarCacheMiB, "similar-cache-mib", defaultSimilarCacheMiB, "with --similar, MiB of the users' signatures and songs' vectors kept in memory once a query read them (0: none)")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	processorFlags(fs, &c.procs)
+	sinkFlags(fs, &c.sink)
 }
 
 // checkInstance validates the instance flags.
@@ -53,6 +54,9 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
 	}
 	if err := c.procs.validate(); err != nil {
+		return usageErrorf(fs, "%s", err)
+	}
+	if err := c.sink.check(); err != nil {
 		return usageErrorf(fs, "%s", err)
 	}
 	fs.Visit(func(f *flag.Flag) {

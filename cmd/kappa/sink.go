@@ -1,0 +1,58 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kappa-stream/kappa/catalog"
+	"github.com/kappa-stream/kappa/sinks/parquet"
+)
+
+// sinkConfig is the operator configuration of the Parquet sink.
+type sinkConfig struct {
+	dir   string
+	epoch time.Duration
+	rows  int
+}
+
+// sinkFlags declares the Parquet sink's flags.
+func sinkFlags(fs *flag.FlagSet, c *sinkConfig) {
+	fs.StringVar(&c.dir, "sink-dir", "", "write the valid listens, exactly once, as Parquet files under this folder (listens/day=…/, catalog/) for DuckDB, Spark or Trino (empty: no sink)")
+	fs.DurationVar(&c.epoch, "sink-epoch", parquet.DefaultEpochInterval, "with --sink-dir, the longest an epoch reads before its files are written: one file per partition and day per epoch")
+	fs.IntVar(&c.rows, "sink-epoch-rows", parquet.DefaultEpochRows, "with --sink-dir, the most listens of one epoch (they are held in memory, about 100 bytes each)")
+}
+
+// check validates the sink flags.
+func (c sinkConfig) check() error {
+	if c.epoch <= 0 {
+		return fmt.Errorf("--sink-epoch %s: want more than 0", c.epoch)
+	}
+	if c.rows < 1 {
+		return fmt.Errorf("--sink-epoch-rows %d: want 1 or more", c.rows)
+	}
+	return nil
+}
+
+// newSink is the instance's Parquet sink, or nil without --sink-dir.
+func newSink(c instanceConfig, tel *telemetry, logger *slog.Logger) (*parquet.Sink, error) {
+	if c.sink.dir == "" {
+		return nil, nil
+	}
+	return parquet.New(parquet.Config{
+		Brokers:            c.brokers,
+		Dir:                c.sink.dir,
+		InstanceID:         c.instanceID,
+		CatalogTopic:       catalog.TableTopic,
+		EpochRows:          c.sink.rows,
+		EpochInterval:      c.sink.epoch,
+		SessionTimeout:     c.sessionTimeout,
+		TransactionTimeout: c.transactionTimeout,
+		Logger:             logger,
+		MeterProvider:      tel.provider,
+		ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
+	})
+}
