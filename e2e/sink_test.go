@@ -187,6 +187,28 @@ func TestSinkDuckDB(t *testing.T) {
 	t.Logf("top artists by country: %v", top)
 }
 
+// waitStaging waits, polling every millisecond, until the staging folder
+// holds an epoch, and with file, until an epoch holds that file.
+func waitStaging(t testing.TB, dir, file string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if file == "" {
+				return
+			}
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), file)); err == nil {
+				return
+			}
+		}
+		<-tick.C
+	}
+	t.Fatalf("no epoch staged in %s within a minute", dir)
+}
+
 // sinkFaultEvents is the size of TestSinkKill9's run: 200,000 by
 // default, KAPPA_E2E_SINK_EVENTS to change it (the issue's run is
 // 1,000,000).
@@ -203,14 +225,15 @@ func sinkFaultEvents(t testing.TB) int {
 
 // TestSinkKill9 runs a `kappa process --sink-dir` instance with short
 // epochs while the events are produced at a steady pace, and kills it
-// with SIGKILL eight times: each time once the sink has committed a
-// random share of the log, after a random delay of up to one epoch, so
-// the kills land while it reads, stages, commits or renames. Each time it
+// with SIGKILL nine times, each time once the sink has committed a
+// random share of the log and then either after a random delay of up to
+// one epoch, or as soon as an epoch's files are being staged, or as soon
+// as its manifest.json is written (during its commit or its renames). Each time it
 // is restarted at once with the same identity. At the end every valid
 // listen of the log is in the lake exactly once: the (partition, offset)
 // pairs DuckDB reads are those of the valid records in listens.
 func TestSinkKill9(t *testing.T) {
-	const kills = 8
+	const kills = 9
 	n := sinkFaultEvents(t)
 	d := generateDataset(t, testConfig(n))
 	b := startBroker(t, t.TempDir(), "127.0.0.1:0")
@@ -242,9 +265,19 @@ func TestSinkKill9(t *testing.T) {
 			}
 			return committed >= at, fmt.Sprintf("committed %d", committed)
 		})
-		// NB: not a wait for a condition: a random delay of up to one
-		// epoch puts the kill anywhere in the epoch protocol.
-		<-time.After(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+		staging := filepath.Join(lake, "_sink", "staging", in.id)
+		switch i % 3 {
+		case 0:
+			// NB: not a wait for a condition: a random delay of up to
+			// one epoch puts the kill anywhere in the epoch protocol.
+			<-time.After(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+		case 1:
+			// While an epoch's files are written.
+			waitStaging(t, staging, "")
+		case 2:
+			// Once an epoch is staged: while it commits or renames.
+			waitStaging(t, staging, "manifest.json")
+		}
 		in.p.stop(t, syscall.SIGKILL)
 		logs = append(logs, in.p.log)
 		t.Logf("kill %d: SIGKILL with %d events produced, the sink past %d", i+1, f.produced.Load(), at)
