@@ -31,6 +31,9 @@ const (
 type epoch struct {
 	parts map[int32]*partEpoch
 	rows  int
+	// coords holds the rows' Lat and Lng values, so that a located
+	// listen costs no allocation of its own.
+	coords []float64
 }
 
 // partEpoch is one partition's part of an epoch.
@@ -67,7 +70,17 @@ func (e *epoch) add(p int32, off int64, l *events.Listen, valid bool) {
 		return
 	}
 	d := dayOf(l.TS)
-	pe.byDay[d] = append(pe.byDay[d], rowOf(l, p, off))
+	r := rowOf(l, p, off)
+	if l.HasLoc {
+		if len(e.coords)+2 > cap(e.coords) {
+			// NB: rows keep pointing into the old array, which stays
+			// as it is.
+			e.coords = make([]float64, 0, max(1024, 2*cap(e.coords)))
+		}
+		e.coords = append(e.coords, l.Lat, l.Lng)
+		r.Lat, r.Lng = &e.coords[len(e.coords)-2], &e.coords[len(e.coords)-1]
+	}
+	pe.byDay[d] = append(pe.byDay[d], r)
 	pe.rows++
 	e.rows++
 }
@@ -164,7 +177,8 @@ func (s *Sink) stage(e *epoch, id string) (*Manifest, error) {
 		}
 	}
 	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
+	// NB: more writers than cores, so that fsyncs overlap encoding.
+	g.SetLimit(max(runtime.GOMAXPROCS(0), stageWriters))
 	for i := range m.Files {
 		f := &m.Files[i]
 		g.Go(func() error {
@@ -202,6 +216,9 @@ func (s *Sink) stage(e *epoch, id string) (*Manifest, error) {
 	}
 	return m, nil
 }
+
+// stageWriters is the least number of files an epoch writes at once.
+const stageWriters = 8
 
 // manifestFile is the name of an epoch's manifest in its staging folder.
 // An epoch folder without one was never committed.

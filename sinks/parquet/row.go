@@ -38,7 +38,8 @@ type Row struct {
 	Offset    int64    `parquet:"kafka_offset"`
 }
 
-// rowOf is the row of listen l read at partition p, offset off.
+// rowOf is the row of listen l read at partition p, offset off, without
+// its location (Lat and Lng nil).
 func rowOf(l *events.Listen, p int32, off int64) Row {
 	r := Row{
 		UserID:    l.UserID,
@@ -53,10 +54,6 @@ func rowOf(l *events.Listen, p int32, off int64) Row {
 	}
 	if !l.Country.IsZero() {
 		r.Country = l.Country.String()
-	}
-	if l.HasLoc {
-		lat, lng := l.Lat, l.Lng
-		r.Lat, r.Lng = &lat, &lng
 	}
 	return r
 }

@@ -391,7 +391,13 @@ func checkLake(t *testing.T, dir string, want map[loc][]byte) {
 				t.Errorf("%s: row at %v is no valid record", p, k)
 				continue
 			}
-			if !bytes.Contains(line, fmt.Appendf(nil, `"user_id":%d,"song_id":%d,"artist_id":%d,"ts":%d,`, r.UserID, r.SongID, r.ArtistID, r.TS)) {
+			same := bytes.Contains(line, fmt.Appendf(nil, `"user_id":%d,"song_id":%d,"artist_id":%d,"ts":%d,`, r.UserID, r.SongID, r.ArtistID, r.TS))
+			if r.Lat != nil && r.Lng != nil {
+				same = same && bytes.Contains(line, fmt.Appendf(nil, `,"lat":%.4f,"lng":%.4f`, *r.Lat, *r.Lng))
+			} else {
+				same = same && r.Lat == nil && r.Lng == nil && !bytes.Contains(line, []byte(`"lat"`))
+			}
+			if !same {
 				t.Errorf("%s: row at %v %s is not its record %s", p, k, deref(r), line)
 			}
 		}
