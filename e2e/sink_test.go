@@ -59,8 +59,8 @@ func listensGlob(lake string) string {
 }
 
 // waitSinkCaughtUp waits until the sink group has committed all want
-// records of listens and no epoch of instance id is left staged.
-func waitSinkCaughtUp(t testing.TB, brokers, lake, id string, want int64, timeout time.Duration, running func()) {
+// records of listens and no epoch of the instances ids is left staged.
+func waitSinkCaughtUp(t testing.TB, brokers, lake string, want int64, timeout time.Duration, running func(), ids ...string) {
 	t.Helper()
 	adm := newAdmin(t, brokers)
 	waitFor(t, timeout, "the sink to commit every listen", func() (bool, string) {
@@ -73,13 +73,16 @@ func waitSinkCaughtUp(t testing.TB, brokers, lake, id string, want int64, timeou
 		}
 		return end == want && committed == end, fmt.Sprintf("committed %d of %d (want %d); lagging:%s", committed, end, want, lagging)
 	})
-	staging := filepath.Join(lake, "_sink", "staging", id)
-	waitFor(t, timeout, "the sink's last epoch to be published", func() (bool, string) {
-		entries, err := os.ReadDir(staging)
-		if err != nil && !os.IsNotExist(err) {
-			return false, err.Error()
+	waitFor(t, timeout, "the sink's last epochs to be published", func() (bool, string) {
+		staged := 0
+		for _, id := range ids {
+			entries, err := os.ReadDir(filepath.Join(lake, "_sink", "staging", id))
+			if err != nil && !os.IsNotExist(err) {
+				return false, err.Error()
+			}
+			staged += len(entries)
 		}
-		return len(entries) == 0, fmt.Sprintf("%d epochs staged", len(entries))
+		return staged == 0, fmt.Sprintf("%d epochs staged", staged)
 	})
 }
 
@@ -162,7 +165,7 @@ func TestSinkDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kappa generate --catalog: %v\n%s", err, out)
 	}
-	waitSinkCaughtUp(t, kafka, lake, in.id, n, 3*time.Minute, func() { in.mustRun(t) })
+	waitSinkCaughtUp(t, kafka, lake, n, 3*time.Minute, func() { in.mustRun(t) }, in.id)
 	checkLakeCounts(t, lake, d)
 
 	waitFor(t, time.Minute, "the catalog tables", func() (bool, string) {
@@ -185,6 +188,15 @@ func TestSinkDuckDB(t *testing.T) {
 		t.Fatal("the listens join no artist of the catalog")
 	}
 	t.Logf("top artists by country: %v", top)
+}
+
+// instanceIDs are the instance ids of the instances.
+func instanceIDs(instances []*instance) []string {
+	out := make([]string, len(instances))
+	for i, in := range instances {
+		out[i] = in.id
+	}
+	return out
 }
 
 // waitStaging waits, polling every millisecond, until the staging folder
@@ -223,15 +235,16 @@ func sinkFaultEvents(t testing.TB) int {
 	return 200_000
 }
 
-// TestSinkKill9 runs a `kappa process --sink-dir` instance with short
-// epochs while the events are produced at a steady pace, and kills it
-// with SIGKILL nine times, each time once the sink has committed a
-// random share of the log and then either after a random delay of up to
-// one epoch, or as soon as an epoch's files are being staged, or as soon
-// as its manifest.json is written (during its commit or its renames). Each time it
-// is restarted at once with the same identity. At the end every valid
-// listen of the log is in the lake exactly once: the (partition, offset)
-// pairs DuckDB reads are those of the valid records in listens.
+// TestSinkKill9 runs two `kappa process --sink-dir` instances on one
+// lake with short epochs while the events are produced at a steady
+// pace, and kills one of them with SIGKILL nine times (in random order),
+// each time once the sink has committed a random share of the log and
+// then either after a random delay of up to one epoch, or as soon as an
+// epoch's files are being staged, or as soon as its manifest.json is
+// written (during its commit or its renames). Each victim is restarted at
+// once with the same identity. At the end every valid listen of the log
+// is in the lake exactly once: the (partition, offset) pairs DuckDB reads
+// are those of the valid records in listens.
 func TestSinkKill9(t *testing.T) {
 	const kills = 9
 	n := sinkFaultEvents(t)
@@ -240,10 +253,19 @@ func TestSinkKill9(t *testing.T) {
 	kafka := b.Addr()
 	createTopics(t, kafka)
 	lake := t.TempDir()
-	in := newInstance(t, kafka, "a")
-	in.args = append(in.args, "--sink-dir", lake, "--sink-epoch", "300ms", "--sink-epoch-rows", "20000", "--live-windows", "off")
-	in.start(t)
-	waitReady(t, in.http)
+	instances := []*instance{newInstance(t, kafka, "a"), newInstance(t, kafka, "b")}
+	for _, in := range instances {
+		in.args = append(in.args, "--sink-dir", lake, "--sink-epoch", "300ms", "--sink-epoch-rows", "20000", "--live-windows", "off")
+		in.start(t)
+	}
+	for _, in := range instances {
+		waitReady(t, in.http)
+	}
+	running := func() {
+		for _, in := range instances {
+			in.mustRun(t)
+		}
+	}
 
 	rng := rand.New(rand.NewPCG(21, 21))
 	moments := make([]int64, kills)
@@ -255,8 +277,9 @@ func TestSinkKill9(t *testing.T) {
 	adm := newAdmin(t, kafka)
 	var logs []string
 	for i, at := range moments {
+		in := instances[rng.IntN(len(instances))]
 		waitFor(t, 3*time.Minute, fmt.Sprintf("the sink to commit %d listens", at), func() (bool, string) {
-			in.mustRun(t)
+			running()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			committed, _, _, err := groupProgress(ctx, adm, sinkGroup, "listens")
@@ -280,12 +303,14 @@ func TestSinkKill9(t *testing.T) {
 		}
 		in.p.stop(t, syscall.SIGKILL)
 		logs = append(logs, in.p.log)
-		t.Logf("kill %d: SIGKILL with %d events produced, the sink past %d", i+1, f.produced.Load(), at)
+		t.Logf("kill %d: SIGKILL %s with %d events produced, the sink past %d", i+1, in.id, f.produced.Load(), at)
 		in.start(t)
 	}
 	f.waitProduced(t, int64(n))
-	waitSinkCaughtUp(t, kafka, lake, in.id, int64(n), 5*time.Minute, func() { in.mustRun(t) })
-	logs = append(logs, in.p.log)
+	waitSinkCaughtUp(t, kafka, lake, int64(n), 5*time.Minute, running, instanceIDs(instances)...)
+	for _, in := range instances {
+		logs = append(logs, in.p.log)
+	}
 
 	// The expected (partition, offset) pairs: the valid records of the
 	// log, told by their bytes.
