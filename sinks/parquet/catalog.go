@@ -38,11 +38,16 @@ type ArtistRow struct {
 }
 
 // catalogIdle is how long the catalog topic must be quiet before the
-// tables are rewritten after a change: a feed batch is one rewrite.
-const catalogIdle = time.Second
+// tables are rewritten after a change (a feed batch is one rewrite), and
+// catalogMaxDelay how long a change waits at most while it never is.
+const (
+	catalogIdle     = time.Second
+	catalogMaxDelay = 30 * time.Second
+)
 
 // runCatalog follows the catalog's table topic from its start and
-// rewrites the catalog tables whenever it has changed and gone quiet.
+// rewrites the catalog tables whenever it has changed and gone quiet, or
+// changed catalogMaxDelay ago.
 func (s *Sink) runCatalog(ctx context.Context) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(s.cfg.Brokers...),
@@ -54,7 +59,7 @@ func (s *Sink) runCatalog(ctx context.Context) error {
 	}
 	defer cl.Close()
 	current := map[string]catalog.Version{}
-	dirty := false
+	var dirtySince time.Time
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, catalogIdle)
 		fetches := cl.PollFetches(pctx)
@@ -67,7 +72,9 @@ func (s *Sink) runCatalog(ctx context.Context) error {
 		n := 0
 		fetches.EachRecord(func(r *kgo.Record) {
 			n++
-			dirty = true
+			if dirtySince.IsZero() {
+				dirtySince = time.Now()
+			}
 			key := string(r.Key)
 			if r.Value == nil {
 				delete(current, key)
@@ -84,11 +91,11 @@ func (s *Sink) runCatalog(ctx context.Context) error {
 				delete(current, key)
 			}
 		})
-		if n == 0 && dirty && ctx.Err() == nil {
+		if !dirtySince.IsZero() && (n == 0 || time.Since(dirtySince) >= catalogMaxDelay) && ctx.Err() == nil {
 			if err := s.writeCatalog(current); err != nil {
 				return err
 			}
-			dirty = false
+			dirtySince = time.Time{}
 		}
 	}
 	return nil

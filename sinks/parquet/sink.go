@@ -202,6 +202,7 @@ func (s *Sink) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ConsumerGroup(s.cfg.Group),
 		kgo.InstanceID(s.cfg.InstanceID),
+		kgo.ClientID(s.cfg.Group + "." + s.cfg.InstanceID),
 		kgo.ConsumeTopics(s.cfg.Topic),
 		kgo.TransactionalID(s.cfg.Group + "." + s.cfg.InstanceID),
 		kgo.TransactionTimeout(s.cfg.TransactionTimeout),
