@@ -167,6 +167,34 @@ func TestSinkDuckDB(t *testing.T) {
 	}
 	waitSinkCaughtUp(t, kafka, lake, n, 3*time.Minute, func() { in.mustRun(t) }, in.id)
 	checkLakeCounts(t, lake, d)
+	var st struct {
+		Sink struct {
+			Partitions []struct {
+				Partition int32 `json:"partition"`
+				Committed int64 `json:"committed"`
+				End       int64 `json:"end"`
+			} `json:"partitions"`
+			Totals struct {
+				Rows     int64 `json:"rows"`
+				Rejected int64 `json:"rejected"`
+			} `json:"totals"`
+		} `json:"sink"`
+	}
+	if _, err := newClient(in.http).getJSON("/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	var committed int64
+	for _, p := range st.Sink.Partitions {
+		committed += p.Committed
+		if p.Committed != p.End {
+			t.Errorf("/v1/status: sink partition %d committed %d of %d", p.Partition, p.Committed, p.End)
+		}
+	}
+	if tot := st.Sink.Totals; len(st.Sink.Partitions) != listensPartitions || committed != n ||
+		tot.Rows != int64(d.model.valid) || tot.Rejected != int64(d.malformed) {
+		t.Fatalf("/v1/status: sink %+v; want %d partitions committed to %d records, %d rows, %d rejected",
+			st.Sink, listensPartitions, n, d.model.valid, d.malformed)
+	}
 
 	waitFor(t, time.Minute, "the catalog tables", func() (bool, string) {
 		_, err1 := os.Stat(filepath.Join(lake, "catalog", "songs.parquet"))

@@ -192,7 +192,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			return ingestCl.ProduceSync(ctx, recs...).FirstErr()
 		},
 		Metrics: tel.handler,
-		Status:  func() any { return vs.status() },
+		Status:  statusWithSink(vs, sink),
 		Logger:  logger,
 	})
 	if err != nil {

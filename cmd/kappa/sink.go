@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/catalog"
+	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/sinks/parquet"
 )
 
@@ -55,4 +56,23 @@ func newSink(c instanceConfig, tel *telemetry, logger *slog.Logger) (*parquet.Si
 		MeterProvider:      tel.provider,
 		ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
 	})
+}
+
+// instanceStatus is the body of /v1/status: the versions' status and,
+// with --sink-dir, the sink's progress.
+type instanceStatus struct {
+	replay.Status
+	Sink *parquet.Status `json:"sink,omitempty"`
+}
+
+// statusWithSink reports the versions' status and the sink's (nil: none).
+func statusWithSink(vs *versions, sink *parquet.Sink) func() any {
+	return func() any {
+		st := instanceStatus{Status: vs.status()}
+		if sink != nil {
+			s := sink.Status()
+			st.Sink = &s
+		}
+		return st
+	}
 }
