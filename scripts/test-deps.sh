@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 # Debian packages, as "command-or-path:package".
 need=(
 	"kcat:kcat"
+	"node:nodejs"
 )
 
 missing=()
