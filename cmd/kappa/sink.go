@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/catalog"
@@ -75,4 +78,18 @@ func statusWithSink(vs *versions, sink *parquet.Sink) func() any {
 		}
 		return st
 	}
+}
+
+// printSinkLag prints the Parquet sink group's lag per partition, or that
+// no sink has run.
+func printSinkLag(ctx context.Context, w io.Writer, adm *kadm.Client) error {
+	lags, err := adm.Lag(ctx, parquet.DefaultGroup)
+	if err != nil {
+		return fmt.Errorf("group %s: %w", parquet.DefaultGroup, err)
+	}
+	if l, ok := lags[parquet.DefaultGroup]; !ok || l.State == "Dead" {
+		fmt.Fprintf(w, "parquet sink: group %s not found (no instance has run with --sink-dir)\n\n", parquet.DefaultGroup)
+		return nil
+	}
+	return printGroupLag(ctx, w, adm, parquet.DefaultGroup)
 }

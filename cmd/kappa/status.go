@@ -19,7 +19,6 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/control"
 	"github.com/kappa-stream/kappa/replay"
-	"github.com/kappa-stream/kappa/sinks/parquet"
 )
 
 // partitionCheckRecords is how many of the newest records per partition
@@ -88,7 +87,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := printGroupLag(ctx, stdout, adm, string(catalog.Group)); err != nil {
 		return err
 	}
-	if err := printGroupLag(ctx, stdout, adm, parquet.DefaultGroup); err != nil {
+	if err := printSinkLag(ctx, stdout, adm); err != nil {
 		return err
 	}
 	if *httpAddr != "" {

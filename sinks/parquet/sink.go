@@ -86,7 +86,7 @@ type Totals struct {
 	Rejected int64     `json:"rejected"`
 	Files    int64     `json:"files"`
 	Bytes    int64     `json:"bytes"`
-	Last     time.Time `json:"last_epoch"`
+	Last     time.Time `json:"last_epoch,omitzero"`
 }
 
 // Status is what Sink.Status reports.
