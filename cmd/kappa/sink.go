@@ -27,7 +27,7 @@ type sinkConfig struct {
 func sinkFlags(fs *flag.FlagSet, c *sinkConfig) {
 	fs.StringVar(&c.dir, "sink-dir", "", "write the valid listens, exactly once, as Parquet files under this folder (listens/day=…/, catalog/) for DuckDB, Spark or Trino (empty: no sink)")
 	fs.DurationVar(&c.epoch, "sink-epoch", parquet.DefaultEpochInterval, "with --sink-dir, the longest an epoch reads before its files are written: one file per partition and day per epoch")
-	fs.IntVar(&c.rows, "sink-epoch-rows", parquet.DefaultEpochRows, "with --sink-dir, the most listens of one epoch (they are held in memory, about 100 bytes each)")
+	fs.IntVar(&c.rows, "sink-epoch-rows", parquet.DefaultEpochRows, "with --sink-dir, the most listens of one epoch (they are held in memory, about 150 bytes each)")
 }
 
 // check validates the sink flags.

@@ -24,7 +24,7 @@ const (
 	// instance committed, keyed by instance id.
 	DefaultManifestTopic = "kappa.sink.manifest"
 	// DefaultEpochRows bounds the valid listens of one epoch: about
-	// 100 MiB of rows in memory.
+	// 150 MiB of rows in memory.
 	DefaultEpochRows = 1_000_000
 	// DefaultEpochInterval bounds the time one epoch reads.
 	DefaultEpochInterval = time.Minute
