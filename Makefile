@@ -16,14 +16,14 @@ build:
 
 ## run: build and start the all-in-one system with synthetic load
 run: build
-	./$(BIN) up --generate $(RATE) --fan-zones --similar --dp
+	./$(BIN) up --generate $(RATE) --fan-zones --similar --dp --sink-dir ./lake
 
 ## test: formatting, vet, the concurrent packages under the race detector,
 ## and every test (unit, fuzz seeds, e2e)
 ## (on failure, the failing tests' own messages are repeated at the end:
 ## the e2e tests print the processes' logs after them)
 test: test-deps lint | bin
-	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/... ./keys/ ./cluster/ ./control/ ./replay/ ./catalog/ ./processors/... ./windows/ 2>&1 | tee bin/test-race.txt || { $(FAILURES) bin/test-race.txt; exit 1; }
+	$(GO) test -race -count=1 -timeout 10m ./topology/ ./state/ ./serve/... ./keys/ ./cluster/ ./control/ ./replay/ ./catalog/ ./processors/... ./windows/ ./sinks/... 2>&1 | tee bin/test-race.txt || { $(FAILURES) bin/test-race.txt; exit 1; }
 	$(GO) test -count=1 -timeout 25m ./... 2>&1 | tee bin/test.txt || { $(FAILURES) bin/test.txt; exit 1; }
 
 # FAILURES prints the failure lines of a go test output: FAIL lines,
@@ -44,7 +44,7 @@ lint:
 ## bench: the benchmark suite (a few minutes): prints one table and writes it
 ## into docs/benchmarks.md with the date, the machine and this command
 bench: | bin
-	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./topology/ ./processors/... ./generate/ ./windows/ ./lsh/ ./keys/ | tee bin/bench-micro.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./state/ ./topology/ ./processors/... ./generate/ ./windows/ ./lsh/ ./keys/ ./sinks/... | tee bin/bench-micro.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/ | tee bin/bench-e2e.txt
 	$(GO) run ./cmd/benchreport -cmd "make bench" -doc docs/benchmarks.md bin/bench-micro.txt bin/bench-e2e.txt
 

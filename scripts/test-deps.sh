@@ -11,6 +11,8 @@ need=(
 	"kcat:kcat"
 	"chromium:chromium"
 	"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
+	"node:nodejs"
+	"npm:npm"
 )
 
 missing=()

@@ -59,6 +59,8 @@ type instanceConfig struct {
 	partnerEpsilon, partnerDayEpsilon float64
 	// auth is the access control of the HTTP API (keys.go).
 	auth authConfig
+	// sink is the Parquet sink's configuration (sink.go).
+	sink sinkConfig
 }
 
 // defaultCacheMiB is the default size of the block cache all partition
@@ -171,6 +173,10 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	if err != nil {
 		return fmt.Errorf("the partner API's releases and budgets: %w", err)
 	}
+	sink, err := newSink(c, tel, logger)
+	if err != nil {
+		return err
+	}
 
 	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
 	if err != nil {
@@ -195,7 +201,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			return ingestCl.ProduceSync(ctx, recs...).FirstErr()
 		},
 		Metrics: tel.handler,
-		Status:  func() any { return rt.Status() },
+		Status:  statusWithSink(rt, sink),
 		Logger:  logger,
 		Peers:   gd.cluster.Transport(nil),
 		Floors:  &c.auth.floors,
@@ -227,6 +233,9 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	g.Go(func() error { return dir.Run(gctx) })
 	g.Go(func() error { return runCatalogProcessor(gctx, catalogCfg, logger) })
 	g.Go(func() error { return keepRunning(gctx, logger, "catalog view", view.Run) })
+	if sink != nil {
+		g.Go(func() error { return keepRunning(gctx, logger, "parquet sink", sink.Run) })
+	}
 	g.Go(func() error { return rt.Run(gctx, follower) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -36,6 +36,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	authFlags(fs, &c.auth)
 	fs.Float64Var(&c.partnerEpsilon, "partner-epsilon", serve.DefaultPartnerEpsilon, "ε of each release of the partner API (/partner/v1): what a request that draws new releases charges its key, once")
 	fs.Float64Var(&c.partnerDayEpsilon, "partner-day-epsilon", 0, "most ε all partner keys together may be charged for the releases of one data day (0: no cap)")
+	sinkFlags(fs, &c.sink)
 }
 
 // checkInstance validates the instance flags.
@@ -61,6 +62,9 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
 	}
 	if err := c.procs.Validate(); err != nil {
+		return usageErrorf(fs, "%s", err)
+	}
+	if err := c.sink.check(); err != nil {
 		return usageErrorf(fs, "%s", err)
 	}
 	if err := checkAuth(fs, &c.auth); err != nil {

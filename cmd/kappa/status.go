@@ -90,6 +90,9 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := printGroupLag(ctx, stdout, adm, string(catalog.Group)); err != nil {
 		return err
 	}
+	if err := printSinkLag(ctx, stdout, adm); err != nil {
+		return err
+	}
 	if *httpAddr != "" {
 		printInstance(ctx, stdout, *httpAddr)
 	}
