@@ -9,16 +9,20 @@
 package kafkasec
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -239,5 +243,34 @@ func (s Settings) Sarama(c *sarama.Config) {
 	case ScramSHA512:
 		c.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
 		c.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{sha512: true} }
+	}
+}
+
+// Check connects with opts (the seed brokers, Opts, …) and asks for the
+// cluster's metadata, retrying until ctx ends, and returns why it failed:
+// a client would retry a refused TLS handshake or SASL exchange until
+// its own timeout, and report only that.
+func Check(ctx context.Context, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append(slices.Clip(opts), kgo.RequestRetries(0))...)
+	if err != nil {
+		return fmt.Errorf("kafkasec: client: %w", err)
+	}
+	defer cl.Close()
+	var last error
+	for {
+		// NB: a Metadata request, not ApiVersions (Ping): a broker
+		// that requires SASL answers ApiVersions before the exchange.
+		_, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() == nil || last == nil:
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkasec: no broker answered: %w", last)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }

@@ -295,3 +295,41 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("--tls alone: %v, TLS %v, %d options", err, s.TLS(), len(s.Opts()))
 	}
 }
+
+// TestCheck checks that Check passes with the right settings and names
+// the cause without them.
+func TestCheck(t *testing.T) {
+	p := newPKI(t)
+	addr := secureCluster(t, p)
+	good, err := Config{CAFile: p.caFile, CertFile: p.certFile, KeyFile: p.keyFile, Mechanism: Plain}.
+		Load(func(k string) string {
+			return map[string]string{EnvUsername: "plain-user", EnvPassword: "plain-secret"}[k]
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSASL, err := Config{CAFile: p.caFile, CertFile: p.certFile, KeyFile: p.keyFile}.Load(noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Check(ctx, append([]kgo.Opt{kgo.SeedBrokers(addr)}, good.Opts()...)...); err != nil {
+		t.Fatalf("with TLS and SASL: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts []kgo.Opt
+		want string
+	}{
+		{"no SASL", noSASL.Opts(), "is SASL missing"},
+		{"plaintext", nil, "is TLS missing"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := Check(ctx, append([]kgo.Opt{kgo.SeedBrokers(addr)}, tc.opts...)...)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}

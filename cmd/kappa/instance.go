@@ -21,6 +21,7 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/kafkasec"
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/serve"
@@ -52,6 +53,9 @@ type instanceConfig struct {
 	// flag was given.
 	procs    processors
 	procsSet bool
+	// secFlags are the Kafka security flags; sec the settings they load.
+	secFlags *kafkasec.Config
+	sec      kafkasec.Settings
 }
 
 // deltasPurgeInterval is how often stage 2 deletes the repartition
@@ -102,7 +106,10 @@ type instance struct {
 }
 
 func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err := checkKafka(ctx, c.brokers, c.sec.Opts()); err != nil {
+		return err
+	}
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, c.sec.Opts()...)...)
 	if err != nil {
 		return err
 	}
@@ -139,7 +146,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		TransactionTimeout: c.transactionTimeout,
 		Logger:             logger,
 		MeterProvider:      tel.provider,
-		ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
+		ClientOpts:         append(c.sec.Opts(), tel.kafkaHooks()),
 	}
 	inst.storeOpts = []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
 		state.WithLogger(logger), state.WithMeterProvider(tel.provider)}
@@ -152,24 +159,25 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		InstanceID: c.instanceID,
 		HTTP:       inst.advertise,
 		Logger:     logger,
-		ClientOpts: []kgo.Opt{tel.kafkaHooks()},
+		ClientOpts: append(c.sec.Opts(), tel.kafkaHooks()),
 	})
 	if err != nil {
 		return err
 	}
-	follower, err := control.NewFollower(c.brokers, c.controlTopic, logger, tel.kafkaHooks())
+	follower, err := control.NewFollower(c.brokers, c.controlTopic, logger, append(c.sec.Opts(), tel.kafkaHooks())...)
 	if err != nil {
 		return err
 	}
 	vs := &versions{inst: inst, running: make(map[string]*versionRun), failed: make(chan *versionRun, 1)}
 
-	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider}
+	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider,
+		Sarama: c.sec.Sarama}
 	view, err := catalog.NewView(catalogCfg)
 	if err != nil {
 		return err
 	}
 
-	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
+	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers, c.sec.Opts()), tel.kafkaHooks())...)
 	if err != nil {
 		return err
 	}

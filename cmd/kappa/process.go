@@ -30,6 +30,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.IntVar(&c.similarCacheMiB, "similar-cache-mib", defaultSimilarCacheMiB, "with --similar, MiB of the users' signatures and songs' vectors kept in memory once a query read them (0: none)")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	processorFlags(fs, &c.procs)
+	c.secFlags = securityFlags(fs)
 }
 
 // checkInstance validates the instance flags.
@@ -54,6 +55,10 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 	}
 	if err := c.procs.validate(); err != nil {
 		return usageErrorf(fs, "%s", err)
+	}
+	var err error
+	if c.sec, err = loadSecurity(fs, c.secFlags); err != nil {
+		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		c.procsSet = c.procsSet || slices.Contains(processorFlagNames, f.Name)
