@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -126,9 +127,9 @@ func metaSelector(ls *metav1.LabelSelector) (labels.Selector, error) {
 
 // kappaFlags are the flags of kappa's commands, from the binary's own
 // usage text: `kappa <command> -h`.
-func kappaFlags(t *testing.T, bin, command string) map[string]bool {
+func kappaFlags(t *testing.T, command string) map[string]bool {
 	t.Helper()
-	out, _ := exec.Command(bin, command, "-h").CombinedOutput()
+	out, _ := exec.Command(kappaBin, command, "-h").CombinedOutput()
 	flags := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
 		flags[m[1]] = true
@@ -139,14 +140,23 @@ func kappaFlags(t *testing.T, bin, command string) map[string]bool {
 	return flags
 }
 
-// buildKappa builds the kappa binary for the test.
-func buildKappa(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kappa")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/kappa").CombinedOutput(); err != nil {
-		t.Fatalf("build kappa: %v\n%s", err, out)
+// kappaBin is the kappa binary built for this test run.
+var kappaBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kappa-deploy-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return bin
+	kappaBin = filepath.Join(dir, "kappa")
+	if out, err := exec.Command("go", "build", "-o", kappaBin, "../cmd/kappa").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build kappa: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // parseArgs maps the --flag=value arguments after the command to their
@@ -324,6 +334,13 @@ func portOf(t *testing.T, c corev1.Container, p intstr.IntOrString) int32 {
 	return 0
 }
 
+func fmtPtr[T any](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
+}
+
 func mib(t *testing.T, flags map[string]string, name string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(flags[name], 10, 64)
@@ -444,7 +461,7 @@ func checkInstances(t *testing.T, r rendered, replicas int32, processFlags map[s
 	// and the HTTP shutdown (5 s).
 	need := duration(t, flags, "commit-interval") + duration(t, flags, "transaction-timeout") + 5*time.Second
 	if g := spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= need {
-		t.Errorf("terminationGracePeriodSeconds %v, want more than %s", g, need)
+		t.Errorf("terminationGracePeriodSeconds %s, want more than %s", fmtPtr(g), need)
 	}
 
 	// Memory: the limit holds the caches the flags size, the memtables
@@ -496,8 +513,7 @@ func checkInstances(t *testing.T, r rendered, replicas int32, processFlags map[s
 // three-instance overlay (TLS and SASL), and checks each against the
 // binary's flags and routes.
 func TestManifests(t *testing.T) {
-	bin := buildKappa(t)
-	processFlags := kappaFlags(t, bin, "process")
+	processFlags := kappaFlags(t, "process")
 	for _, tc := range []struct {
 		dir      string
 		replicas int32
@@ -526,8 +542,7 @@ func TestManifests(t *testing.T) {
 // (its --version is fixed), uses the deployment's ConfigMap and the same
 // security settings, and that its arguments are kappa replay's.
 func TestReplayJob(t *testing.T) {
-	bin := buildKappa(t)
-	replayFlags := kappaFlags(t, bin, "replay")
+	replayFlags := kappaFlags(t, "replay")
 	base := render(t, "k8s/overlays/three")
 	r := render(t, "k8s/replay")
 	if len(r.jobs) != 1 {
@@ -559,7 +574,7 @@ func TestReplayJob(t *testing.T) {
 	checkSecurity(t, spec, c, env, flags)
 	inst := base.statefulSets[0].Spec.Template.Spec.Containers[0]
 	for _, f := range []string{"brokers", "tls", "tls-ca", "tls-cert", "tls-key", "sasl-mechanism"} {
-		want := parseArgs(t, expand(t, inst.Args, containerEnv(t, inst, base.configMaps)), kappaFlags(t, bin, "process"))[f]
+		want := parseArgs(t, expand(t, inst.Args, containerEnv(t, inst, base.configMaps)), kappaFlags(t, "process"))[f]
 		if flags[f] != want {
 			t.Errorf("--%s=%q, the instances have %q", f, flags[f], want)
 		}
