@@ -95,8 +95,9 @@ func newTestPKI(t testing.TB) *testPKI {
 // requires mutual TLS and SASL/SCRAM-SHA-512 (a managed Kafka's setup):
 // without the credentials, or without TLS, it exits at once with the
 // reason; with them, listens produced by `kappa produce` (credentials from
-// the environment) are counted exactly, and the catalog, whose goka
-// clients are sarama's, puts the names into the answers.
+// the environment) are counted exactly, the catalog, whose goka clients
+// are sarama's, puts the names into the answers, and `kappa status` and a
+// `kappa replay` with a cutover work.
 func TestSecureCluster(t *testing.T) {
 	const (
 		user     = "kappa-e2e"
@@ -133,7 +134,7 @@ func TestSecureCluster(t *testing.T) {
 		code int
 		want string
 	}{
-		{"without SASL", up(tlsArgs...), 1, "kafka at " + kafka + ": kafkasec: no broker answered: broker closed the connection immediately after a request was issued, which often happens when SASL is required but not provided: is SASL missing?"},
+		{"without SASL", up(tlsArgs...), 1, "kafka at " + kafka + ": kafkasec: refused: broker closed the connection immediately after a request was issued, which often happens when SASL is required but not provided: is SASL missing?"},
 		{"without TLS", up(saslArgs...), 1, "is TLS missing?"},
 		{"without a client certificate", up("--tls-ca", p.ca, "--sasl-mechanism", "scram-sha-512", "--sasl-credentials", creds), 1, "certificate required"},
 		{"a mechanism without credentials", up(append(tlsArgs, "--sasl-mechanism", "scram-sha-512")...), 2, "needs credentials: --sasl-credentials <file>, or $KAPPA_SASL_USERNAME and $KAPPA_SASL_PASSWORD"},
@@ -182,6 +183,20 @@ func TestSecureCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNames(t, c1, d, cleanTable(g.CatalogFeed(), nil))
+
+	// The operator's commands: status, then a replay into v2 with a cutover.
+	sec := append(append([]string{"--brokers", kafka}, tlsArgs...), saslArgs...)
+	if out := runKappa(t, 0, append([]string{"status", "--http", httpAddr}, sec...)...); !strings.Contains(out, "kappa.v1.users: partitions [0 1 2 3 4 5 6 7 8 9 10 11], lag 0") {
+		t.Errorf("kappa status output lacks stage 1 at lag 0:\n%s", out)
+	}
+	out := runKappa(t, 0, append([]string{"replay", "--from", "earliest", "--cutover"}, sec...)...)
+	for _, want := range []string{"v2 has caught up", "cutover: 1 instance(s) serve v2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay output lacks %q:\n%s", want, out)
+		}
+	}
+	waitArtists(t, c1, d.model)
+	checkAllPlays(t, c1, d.model)
 }
 
 // e2eBrokersEnv names an external Kafka cluster (comma-separated seed

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -246,10 +247,16 @@ func (s Settings) Sarama(c *sarama.Config) {
 	}
 }
 
+// checkRefusals is how many times in a row Check takes a refusal from a
+// broker that answered (a TLS handshake or SASL exchange that failed)
+// before it gives up; a broker that cannot be dialled is waited for.
+const checkRefusals = 3
+
 // Check connects with opts (the seed brokers, Opts, …) and asks for the
-// cluster's metadata, retrying until ctx ends, and returns why it failed:
-// a client would retry a refused TLS handshake or SASL exchange until
-// its own timeout, and report only that.
+// cluster's metadata, and returns why it failed: a client would retry a
+// refused TLS handshake or SASL exchange until its own timeout, and
+// report only that. It retries until ctx ends while no broker can be
+// dialled, and gives up after a few refusals.
 func Check(ctx context.Context, opts ...kgo.Opt) error {
 	cl, err := kgo.NewClient(append(slices.Clip(opts), kgo.RequestRetries(0))...)
 	if err != nil {
@@ -257,7 +264,7 @@ func Check(ctx context.Context, opts ...kgo.Opt) error {
 	}
 	defer cl.Close()
 	var last error
-	for {
+	for refusals := 0; ; {
 		// NB: a Metadata request, not ApiVersions (Ping): a broker
 		// that requires SASL answers ApiVersions before the exchange.
 		_, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
@@ -267,10 +274,26 @@ func Check(ctx context.Context, opts ...kgo.Opt) error {
 		case ctx.Err() == nil || last == nil:
 			last = err
 		}
+		if !isDial(err) && ctx.Err() == nil {
+			if refusals++; refusals == checkRefusals {
+				return fmt.Errorf("kafkasec: refused: %w", last)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("kafkasec: no broker answered: %w", last)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// isDial reports whether err is a failure to reach a broker at all
+// (nothing listening, no route, DNS), as opposed to a broker's refusal.
+func isDial(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
 }

@@ -317,19 +317,44 @@ func TestCheck(t *testing.T) {
 	if err := Check(ctx, append([]kgo.Opt{kgo.SeedBrokers(addr)}, good.Opts()...)...); err != nil {
 		t.Fatalf("with TLS and SASL: %v", err)
 	}
+	otherCA, err := Config{CAFile: newPKI(t).caFile, CertFile: p.certFile, KeyFile: p.keyFile}.Load(noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// NB: a refusal ends the check long before the minute is up (the
+	// error says "refused"); a broker that cannot be dialled is waited
+	// for until the context ends.
 	for _, tc := range []struct {
-		name string
-		opts []kgo.Opt
-		want string
+		name    string
+		addr    string
+		opts    []kgo.Opt
+		timeout time.Duration
+		want    []string
 	}{
-		{"no SASL", noSASL.Opts(), "is SASL missing"},
-		{"plaintext", nil, "is TLS missing"},
+		{"no SASL", addr, noSASL.Opts(), time.Minute, []string{"kafkasec: refused: ", "is SASL missing"}},
+		{"plaintext", addr, nil, time.Minute, []string{"kafkasec: refused: ", "is TLS missing"}},
+		{"unknown CA", addr, otherCA.Opts(), time.Minute, []string{"kafkasec: refused: ", "certificate signed by unknown authority"}},
+		{"nothing listening", closedAddr(t), good.Opts(), time.Second, []string{"kafkasec: no broker answered: ", "connection refused"}},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := Check(ctx, append([]kgo.Opt{kgo.SeedBrokers(addr)}, tc.opts...)...)
+		ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+		err := Check(ctx, append([]kgo.Opt{kgo.SeedBrokers(tc.addr)}, tc.opts...)...)
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want an error with %q", tc.name, err, tc.want)
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: got %v, want an error with %q", tc.name, err, want)
+			}
 		}
 	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
