@@ -97,6 +97,10 @@ type Config struct {
 	// MeterProvider receives kappa.catalog.records, the feed records read
 	// by outcome (default: no-op).
 	MeterProvider metric.MeterProvider
+	// Sarama, when set, adjusts every sarama configuration the goka
+	// clients are made with, e.g. for TLS and SASL
+	// (kafkasec.Settings.Sarama).
+	Sarama func(*sarama.Config)
 }
 
 // NewProcessor returns the goka processor group that runs Apply over the
@@ -129,10 +133,10 @@ func NewProcessor(cfg Config) (*goka.Processor, error) {
 	)
 	return goka.NewProcessor(cfg.Brokers, g,
 		goka.WithStorageBuilder(state.GokaBuilder(filepath.Join(cfg.Dir, "processor"))),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(saramaConfig(), topicManagerConfig())),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(saramaConfig())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaConfig())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(saramaConfig())),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg.saramaConfig(), topicManagerConfig())),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg.saramaConfig())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg.saramaConfig())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg.saramaConfig())),
 		goka.WithLogger(gokaLogger{logger}),
 	)
 }
@@ -208,8 +212,8 @@ func NewView(cfg Config) (*View, error) {
 func (v *View) Run(ctx context.Context) error {
 	gv, err := goka.NewView(v.cfg.Brokers, goka.GroupTable(Group), entityCodec{},
 		goka.WithViewStorageBuilder(state.GokaBuilder(filepath.Join(v.cfg.Dir, "view"))),
-		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(saramaConfig(), topicManagerConfig())),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaConfig())),
+		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(v.cfg.saramaConfig(), topicManagerConfig())),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(v.cfg.saramaConfig())),
 		goka.WithViewLogger(gokaLogger{v.cfg.Logger}),
 	)
 	if err != nil {
@@ -257,13 +261,16 @@ func (v *View) Artist(id int64) (string, bool) {
 
 // saramaConfig is the sarama configuration of the catalog's goka parts.
 // Each goka builder gets its own copy, as the builders set fields of it.
-func saramaConfig() *sarama.Config {
+func (cfg Config) saramaConfig() *sarama.Config {
 	c := goka.DefaultConfig()
 	// NB: goka's default starts a new group at the newest offset, which
 	// would skip the feed written before the first instance started.
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Offsets.AutoCommit.Interval = time.Second
 	c.Producer.Compression = sarama.CompressionNone
+	if cfg.Sarama != nil {
+		cfg.Sarama(c)
+	}
 	return c
 }
 

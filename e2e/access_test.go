@@ -221,8 +221,8 @@ func checkRoutes(t testing.TB, base string, keys map[string]string, open bool) {
 		{"GET", "/v1/artists/10/fan-zones?res=7", "", "reader", 200},
 		{"GET", "/v1/cells/" + cell + "/fans?artist_id=10", "", "reader", 200},
 		{"GET", "/v1/songs/100/similar", "", "reader", 404}, // NB: no feature vector
-		{"GET", "/", "", "reader", 404},                     // NB: the UI is not served yet
-		{"GET", "/artists/10", "", "reader", 404},
+		{"GET", "/", "", "reader", 200},
+		{"GET", "/artists/10", "", "reader", 200},
 		{"GET", "/v1/users/4242/similar", "", "admin", 200},
 		{"POST", "/v1/listens", `{"user_id":9,"song_id":9,"artist_id":9,"ts":1772323200000}`, "admin", 202},
 		{"GET", "/v1/status", "", "admin", 200},

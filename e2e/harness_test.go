@@ -190,7 +190,12 @@ func waitCaughtUp(t testing.TB, brokers string, want int64, timeout time.Duratio
 // it.
 func waitVersionCaughtUp(t testing.TB, brokers, version string, want int64, timeout time.Duration, instances ...string) {
 	t.Helper()
-	adm := newAdmin(t, brokers)
+	waitAdminCaughtUp(t, newAdmin(t, brokers), version, want, timeout, instances...)
+}
+
+// waitAdminCaughtUp is waitVersionCaughtUp with the admin client given.
+func waitAdminCaughtUp(t testing.TB, adm *kadm.Client, version string, want int64, timeout time.Duration, instances ...string) {
+	t.Helper()
 	for i, stage := range []struct {
 		group, topic string
 		want         int64
@@ -321,9 +326,11 @@ func waitApplied(t testing.TB, adm *kadm.Client, group, topic string, timeout ti
 	})
 }
 
-func newAdmin(t testing.TB, brokers string) *kadm.Client {
+// newAdmin returns an admin client of the brokers; opts are extra
+// franz-go options (TLS, SASL).
+func newAdmin(t testing.TB, brokers string, opts ...kgo.Opt) *kadm.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

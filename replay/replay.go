@@ -30,6 +30,9 @@ var ErrInvalid = errors.New("replay: invalid request")
 type Config struct {
 	// Brokers are the seed brokers (required).
 	Brokers []string
+	// ClientOpts are extra franz-go options of every client the replay
+	// makes, e.g. TLS and SASL.
+	ClientOpts []kgo.Opt
 	// ControlTopic, Directory and Input are the deployment's control
 	// topic, instance directory topic and listens topic (required).
 	ControlTopic, Directory, Input string
@@ -82,13 +85,13 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	st, err := LoadControl(ctx, adm, c.Brokers, c.ControlTopic)
+	st, err := LoadControl(ctx, adm, c.Brokers, c.ControlTopic, c.ClientOpts...)
 	if err != nil {
 		return err
 	}
@@ -134,8 +137,9 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	return c.retireReplaced(ctx, cl, adm, st, v, stdout)
 }
 
-// LoadControl reads topic; a cluster without it has no versions.
-func LoadControl(ctx context.Context, adm *kadm.Client, brokers []string, topic string) (control.State, error) {
+// LoadControl reads topic; a cluster without it has no versions. opts are
+// extra franz-go options, e.g. TLS and SASL.
+func LoadControl(ctx context.Context, adm *kadm.Client, brokers []string, topic string, opts ...kgo.Opt) (control.State, error) {
 	topics, err := adm.ListTopics(ctx, topic)
 	if err != nil {
 		return control.State{}, fmt.Errorf("list topics: %w", err)
@@ -143,7 +147,7 @@ func LoadControl(ctx context.Context, adm *kadm.Client, brokers []string, topic 
 	if !topics.Has(topic) {
 		return control.State{}, nil
 	}
-	st, err := control.Load(ctx, brokers, topic)
+	st, err := control.Load(ctx, brokers, topic, opts...)
 	if err != nil {
 		return control.State{}, fmt.Errorf("read %s: %w", topic, err)
 	}
@@ -225,7 +229,7 @@ func cutover(ctx context.Context, c Config, cl *kgo.Client, name string, stdout 
 		return err
 	}
 	for {
-		statuses, _, err := InstanceStatuses(ctx, c.Brokers, c.Directory)
+		statuses, _, err := InstanceStatuses(ctx, c.Brokers, c.Directory, c.ClientOpts...)
 		if err != nil {
 			return err
 		}

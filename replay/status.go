@@ -11,15 +11,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/serve"
 )
 
 // InstanceStatuses asks every instance in the directory topic for its
 // status; unreachable lists those that did not answer (stopped ones stay
-// listed).
-func InstanceStatuses(ctx context.Context, brokers []string, directory string) (statuses []serve.Status, unreachable []string, err error) {
-	urls, err := cluster.ReadInstances(ctx, brokers, directory)
+// listed). opts are extra franz-go options, e.g. TLS and SASL.
+func InstanceStatuses(ctx context.Context, brokers []string, directory string, opts ...kgo.Opt) (statuses []serve.Status, unreachable []string, err error) {
+	urls, err := cluster.ReadInstances(ctx, brokers, directory, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -134,7 +134,7 @@ func featuresCaughtUp(ctx context.Context, c Config, adm *kadm.Client, v control
 // all its partitions reported by an instance that has restored them:
 // every user pending when stage 1 caught up, age ago, has been published.
 func published(ctx context.Context, c Config, group string, partitions int, age time.Duration) (ok bool, why string) {
-	statuses, unreachable, err := InstanceStatuses(ctx, c.Brokers, c.Directory)
+	statuses, unreachable, err := InstanceStatuses(ctx, c.Brokers, c.Directory, c.ClientOpts...)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -270,7 +270,7 @@ func isTerminal(w io.Writer) bool {
 // listens, and for stage 2 every repartition partition up to deltas; why
 // says what is missing.
 func applied(ctx context.Context, c Config, n Names, listens, deltas kadm.ListedOffsets) (ok bool, why string) {
-	statuses, unreachable, err := InstanceStatuses(ctx, c.Brokers, c.Directory)
+	statuses, unreachable, err := InstanceStatuses(ctx, c.Brokers, c.Directory, c.ClientOpts...)
 	if err != nil {
 		return false, err.Error()
 	}

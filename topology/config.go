@@ -114,7 +114,8 @@ type Config struct {
 	Logger *slog.Logger
 	// MeterProvider receives the runtime's metrics (default: no-op).
 	MeterProvider metric.MeterProvider
-	// ClientOpts are extra franz-go options, e.g. hooks.
+	// ClientOpts are extra franz-go options of every client the runner
+	// makes, e.g. hooks, TLS and SASL.
 	ClientOpts []kgo.Opt
 }
 

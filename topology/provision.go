@@ -10,6 +10,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+// minISR is the topic config of the replicas that must have a write
+// before it is acknowledged (producers use acks=all).
+const minISR = "min.insync.replicas"
+
 // TopicSpec describes a topic to provision.
 type TopicSpec struct {
 	Name       string
@@ -18,21 +22,41 @@ type TopicSpec struct {
 	Configs map[string]string
 }
 
-// Provision creates the topics that do not exist yet, with the broker's
-// default replication factor. It is idempotent: an existing topic is left
-// as it is, and a partition count different from the spec is logged, not
-// changed (the keyed data in it would move).
+// MaxReplication is the replication factor of the topics Provision
+// creates on a cluster of that many brokers or more.
+const MaxReplication = 3
+
+// Provision creates the topics that do not exist yet, replicated on
+// min(MaxReplication, brokers) brokers (a broker's default is often 1,
+// whatever the size of the cluster), with min.insync.replicas 2 when
+// replicated three times (unless the spec sets it): an acknowledged
+// write, transaction markers included, is then on two brokers. It is
+// idempotent: an existing topic is left as it is, and a partition count
+// different from the spec is logged, not changed (the keyed data in it
+// would move).
 func Provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, specs ...TopicSpec) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return fmt.Errorf("topology: list the brokers: %w", err)
+	}
+	if len(md.Brokers) == 0 {
+		return errors.New("topology: the cluster lists no broker")
+	}
+	rf := int16(min(MaxReplication, len(md.Brokers)))
 	var errs []error
 	for _, s := range specs {
-		configs := make(map[string]*string, len(s.Configs))
+		configs := make(map[string]*string, len(s.Configs)+1)
 		for k, v := range s.Configs {
 			configs[k] = &v
 		}
-		resp, err := adm.CreateTopic(ctx, s.Partitions, -1, configs, s.Name)
+		if _, ok := configs[minISR]; !ok && rf >= 3 {
+			two := "2"
+			configs[minISR] = &two
+		}
+		resp, err := adm.CreateTopic(ctx, s.Partitions, rf, configs, s.Name)
 		switch {
 		case errors.Is(err, kerr.TopicAlreadyExists) || errors.Is(resp.Err, kerr.TopicAlreadyExists):
 			if err := checkPartitions(ctx, adm, logger, s); err != nil {
@@ -43,7 +67,7 @@ func Provision(ctx context.Context, adm *kadm.Client, logger *slog.Logger, specs
 		case resp.Err != nil:
 			errs = append(errs, fmt.Errorf("topology: create topic %s: %w", s.Name, resp.Err))
 		default:
-			logger.Info("topic created", attrTopic, s.Name, "partitions", s.Partitions)
+			logger.Info("topic created", attrTopic, s.Name, "partitions", s.Partitions, "replication", rf)
 		}
 	}
 	return errors.Join(errs...)

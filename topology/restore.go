@@ -120,15 +120,15 @@ func (w *worker) stableEnd(ctx context.Context, adm *kadm.Client) (int64, error)
 // batches that each record the changelog offset they reach.
 func (w *worker) replay(ctx context.Context, s *state.Store, from, end int64) (int64, error) {
 	topic, p := w.r.cfg.Changelog, w.partition
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(w.r.cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(32<<20),
-		kgo.FetchMaxPartitionBytes(32<<20),
+		kgo.FetchMaxBytes(32 << 20),
+		kgo.FetchMaxPartitionBytes(32 << 20),
 		kgo.WithLogger(kgoLogger{w.r.cfg.Logger}),
-	)
+	}, w.r.cfg.ClientOpts...)...)
 	if err != nil {
 		return 0, fmt.Errorf("topology: restore client: %w", err)
 	}

@@ -109,7 +109,12 @@ func runCatalogRollback(ctx context.Context, args []string, stdout, stderr io.Wr
 	batch := fs.String("batch", "", "the feed batch to roll back")
 	to := fs.String("to", "", "roll back every version accepted after this time (RFC 3339)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the table to show the rollback")
+	secFlags := securityFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
 		return err
 	}
 	bs := splitBrokers(*brokers)
@@ -129,7 +134,7 @@ func runCatalogRollback(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	table, err := readTable(ctx, bs)
+	table, err := readTable(ctx, bs, sec.Opts())
 	if err != nil {
 		return err
 	}
@@ -157,7 +162,8 @@ func runCatalogRollback(ctx context.Context, args []string, stdout, stderr io.Wr
 		fmt.Fprintf(stdout, "nothing to roll back: no current version of any entity is from %s\n", what)
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bs...), kgo.DefaultProduceTopic(catalog.FeedTopic), kgo.RecordPartitioner(catalog.Partitioner()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bs...), kgo.DefaultProduceTopic(catalog.FeedTopic),
+		kgo.RecordPartitioner(catalog.Partitioner())}, sec.Opts()...)...)
 	if err != nil {
 		return err
 	}
@@ -173,7 +179,7 @@ func runCatalogRollback(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	fmt.Fprintf(stderr, "wrote %d rollback records (batch %s) for %s; waiting for the table\n", len(recs), id, what)
 	for {
-		table, err := readTable(ctx, bs)
+		table, err := readTable(ctx, bs, sec.Opts())
 		if err != nil {
 			return err
 		}
@@ -212,8 +218,9 @@ func entityIDs(key string, r *catalog.Record) error {
 	return nil
 }
 
-// readTable reads the catalog table topic to its end: every entity by key.
-func readTable(ctx context.Context, brokers []string) (map[string]*catalog.Entity, error) {
+// readTable reads the catalog table topic to its end: every entity by
+// key. sec are the security options.
+func readTable(ctx context.Context, brokers []string, sec []kgo.Opt) (map[string]*catalog.Entity, error) {
 	table := map[string]*catalog.Entity{}
 	err := topology.ReadTopic(ctx, brokers, catalog.TableTopic, func(r *kgo.Record) {
 		if r.Value == nil {
@@ -223,7 +230,7 @@ func readTable(ctx context.Context, brokers []string) (map[string]*catalog.Entit
 		if e, err := catalog.DecodeEntity(r.Value); err == nil {
 			table[string(r.Key)] = e
 		}
-	})
+	}, sec...)
 	return table, err
 }
 
@@ -236,7 +243,12 @@ func runCatalogReconcile(ctx context.Context, args []string, stdout, stderr io.W
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	source := fs.String("source", "", "the feed's source log, JSON lines (required; - is stdin)")
 	sample := fs.Int("sample", 5, "how many entities of each kind of difference to show")
+	secFlags := securityFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
 		return err
 	}
 	bs := splitBrokers(*brokers)
@@ -254,7 +266,7 @@ func runCatalogReconcile(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	table, err := readTable(ctx, bs)
+	table, err := readTable(ctx, bs, sec.Opts())
 	if err != nil {
 		return err
 	}

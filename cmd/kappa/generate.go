@@ -41,7 +41,12 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	badBatch := fs.Bool("bad-batch", false, "with --catalog: end with a batch of valid but wrong records, to try kappa catalog rollback")
 	features := fs.Bool("features", false, "generate the feature vectors of the songs instead (to "+topicFeatures+", keyed by song_id): latent clusters by artist")
 	featureDim := fs.Int("feature-dim", 32, "with --features: the dimension of the vectors")
+	secFlags := securityFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
 		return err
 	}
 	t, err := time.Parse(time.RFC3339, *start)
@@ -67,14 +72,14 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		if *out == "" && len(bs) == 0 {
 			return usageErrorf(fs, "--brokers is empty")
 		}
-		return generateFeatures(ctx, g, *featureDim, *out, bs, stdout, stderr)
+		return generateFeatures(ctx, g, *featureDim, *out, bs, sec.Opts(), stdout, stderr)
 	}
 	if *feed {
 		bs := splitBrokers(*brokers)
 		if *out == "" && len(bs) == 0 {
 			return usageErrorf(fs, "--brokers is empty")
 		}
-		return generateFeed(ctx, g, *badBatch, *out, bs, stdout, stderr)
+		return generateFeed(ctx, g, *badBatch, *out, bs, sec.Opts(), stdout, stderr)
 	}
 	pace := newPacer(*rate)
 	if *out != "" {
@@ -84,7 +89,7 @@ func runGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if len(bs) == 0 {
 		return usageErrorf(fs, "--brokers is empty")
 	}
-	cl, err := kgo.NewClient(producerOpts(bs)...)
+	cl, err := kgo.NewClient(producerOpts(bs, sec.Opts())...)
 	if err != nil {
 		return err
 	}
@@ -148,7 +153,7 @@ func writeOut(path string, stdout io.Writer, write func(*bufio.Writer) error) er
 
 // generateFeed writes g's catalog feed to the file out, or produces it to
 // the feed topic keyed by entity, partitioned as goka reads it.
-func generateFeed(ctx context.Context, g *generate.Generator, bad bool, out string, brokers []string, stdout, stderr io.Writer) error {
+func generateFeed(ctx context.Context, g *generate.Generator, bad bool, out string, brokers []string, sec []kgo.Opt, stdout, stderr io.Writer) error {
 	f := g.CatalogFeed()
 	lines, keys := f.Lines, f.Keys
 	if bad {
@@ -164,8 +169,8 @@ func generateFeed(ctx context.Context, g *generate.Generator, bad bool, out stri
 			return nil
 		})
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
-		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2*time.Minute))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
+		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2 * time.Minute)}, sec...)...)
 	if err != nil {
 		return err
 	}
@@ -189,7 +194,7 @@ const featurePartitions = 12
 
 // generateFeatures writes the songs' feature vectors to the file out, or
 // produces them to the song-features topic keyed by song id.
-func generateFeatures(ctx context.Context, g *generate.Generator, dim int, out string, brokers []string, stdout, stderr io.Writer) error {
+func generateFeatures(ctx context.Context, g *generate.Generator, dim int, out string, brokers []string, sec []kgo.Opt, stdout, stderr io.Writer) error {
 	var line []byte
 	if out != "" {
 		return writeOut(out, stdout, func(bw *bufio.Writer) error {
@@ -202,7 +207,7 @@ func generateFeatures(ctx context.Context, g *generate.Generator, dim int, out s
 			return nil
 		})
 	}
-	cl, err := kgo.NewClient(append(producerOpts(brokers), kgo.DefaultProduceTopic(topicFeatures))...)
+	cl, err := kgo.NewClient(append(producerOpts(brokers, sec), kgo.DefaultProduceTopic(topicFeatures))...)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/kafkasec"
 	"github.com/kappa-stream/kappa/privacy"
 	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/replay"
@@ -61,6 +62,9 @@ type instanceConfig struct {
 	auth authConfig
 	// sink is the Parquet sink's configuration (sink.go).
 	sink sinkConfig
+	// secFlags are the Kafka security flags; sec the settings they load.
+	secFlags *kafkasec.Config
+	sec      kafkasec.Settings
 }
 
 // defaultCacheMiB is the default size of the block cache all partition
@@ -88,7 +92,10 @@ const defaultSimilarCacheMiB = 512
 const storeMemTableSize = 32 << 20
 
 func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *slog.Logger) error {
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err := checkKafka(ctx, c.brokers, c.sec.Opts()); err != nil {
+		return err
+	}
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, c.sec.Opts()...)...)
 	if err != nil {
 		return err
 	}
@@ -106,7 +113,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	}
 	defer ln.Close()
 	guardCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	gd, err := newGuard(guardCtx, c.auth, c.brokers, adm, ln.Addr(), logger, tel.kafkaHooks())
+	gd, err := newGuard(guardCtx, c.auth, c.brokers, adm, ln.Addr(), logger, append(c.sec.Opts(), tel.kafkaHooks())...)
 	cancel()
 	if err != nil {
 		return err
@@ -129,12 +136,12 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		InstanceID: c.instanceID,
 		HTTP:       advertise,
 		Logger:     logger,
-		ClientOpts: []kgo.Opt{tel.kafkaHooks()},
+		ClientOpts: append(c.sec.Opts(), tel.kafkaHooks()),
 	})
 	if err != nil {
 		return err
 	}
-	follower, err := control.NewFollower(c.brokers, c.controlTopic, logger, tel.kafkaHooks())
+	follower, err := control.NewFollower(c.brokers, c.controlTopic, logger, append(c.sec.Opts(), tel.kafkaHooks())...)
 	if err != nil {
 		return err
 	}
@@ -150,7 +157,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			TransactionTimeout: c.transactionTimeout,
 			Logger:             logger,
 			MeterProvider:      tel.provider,
-			ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
+			ClientOpts:         append(c.sec.Opts(), tel.kafkaHooks()),
 		},
 		StoreOpts: []state.Opt{state.WithCache(cache), state.WithMemTableSize(storeMemTableSize),
 			state.WithLogger(logger), state.WithMeterProvider(tel.provider)},
@@ -158,13 +165,14 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		Admin: adm, Client: admCl, Directory: dir, Advertise: advertise, Logger: logger,
 	})
 
-	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider}
+	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider,
+		Sarama: c.sec.Sarama}
 	view, err := catalog.NewView(catalogCfg)
 	if err != nil {
 		return err
 	}
 
-	releaseLog, err := privacy.NewKafkaLog(c.brokers, tel.kafkaHooks())
+	releaseLog, err := privacy.NewKafkaLog(c.brokers, append(c.sec.Opts(), tel.kafkaHooks())...)
 	if err != nil {
 		return err
 	}
@@ -178,7 +186,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		return err
 	}
 
-	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers), tel.kafkaHooks())...)
+	ingestCl, err := kgo.NewClient(append(producerOpts(c.brokers, c.sec.Opts()), tel.kafkaHooks())...)
 	if err != nil {
 		return err
 	}

@@ -168,6 +168,7 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	fs := newFlagSet("keys "+sub, synopsis, stderr)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	topic := fs.String("keys-topic", keys.Topic, "compacted topic of the API keys")
+	secFlags := securityFlags(fs)
 	var role, name, window string
 	var budget float64
 	switch sub {
@@ -200,6 +201,10 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if len(bs) == 0 {
 		return usageErrorf(fs, "--brokers is empty")
 	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
+		return err
+	}
 	r, err := keys.ParseRole(role)
 	if sub == "create" && err != nil {
 		return usageErrorf(fs, "--role %q: want admin, reader or partner", role)
@@ -218,7 +223,7 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bs...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bs...)}, sec.Opts()...)...)
 	if err != nil {
 		return err
 	}
@@ -241,7 +246,7 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		fmt.Fprintln(stdout, token)
 		return nil
 	case "list":
-		list, err := keys.Load(ctx, bs, *topic)
+		list, err := keys.Load(ctx, bs, *topic, sec.Opts()...)
 		if err != nil {
 			return err
 		}
@@ -260,7 +265,7 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		}
 		return tw.Flush()
 	}
-	list, err := keys.Load(ctx, bs, *topic)
+	list, err := keys.Load(ctx, bs, *topic, sec.Opts()...)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.Float64Var(&c.partnerEpsilon, "partner-epsilon", serve.DefaultPartnerEpsilon, "ε of each release of the partner API (/partner/v1): what a request that draws new releases charges its key, once")
 	fs.Float64Var(&c.partnerDayEpsilon, "partner-day-epsilon", 0, "most ε all partner keys together may be charged for the releases of one data day (0: no cap)")
 	sinkFlags(fs, &c.sink)
+	c.secFlags = securityFlags(fs)
 }
 
 // checkInstance validates the instance flags.
@@ -63,6 +64,10 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 	}
 	if err := c.procs.Validate(); err != nil {
 		return usageErrorf(fs, "%s", err)
+	}
+	var err error
+	if c.sec, err = loadSecurity(fs, c.secFlags); err != nil {
+		return err
 	}
 	if err := c.sink.check(); err != nil {
 		return usageErrorf(fs, "%s", err)

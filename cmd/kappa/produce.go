@@ -25,7 +25,12 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, _, stderr i
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	file := fs.String("file", "-", "JSON lines to produce; - is stdin")
 	topic := fs.String("topic", topicListens, "topic to produce to")
+	secFlags := securityFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
 		return err
 	}
 	bs := splitBrokers(*brokers)
@@ -41,7 +46,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, _, stderr i
 		defer f.Close()
 		in = f
 	}
-	cl, err := kgo.NewClient(append(producerOpts(bs), kgo.DefaultProduceTopic(*topic))...)
+	cl, err := kgo.NewClient(append(producerOpts(bs, sec.Opts()), kgo.DefaultProduceTopic(*topic))...)
 	if err != nil {
 		return err
 	}

@@ -49,9 +49,15 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fs.Int64Var(&c.MaxLag, "max-lag", replay.ReadyLag, "listens stage 1 may still be behind for the new version to count as caught up")
 	timeout := fs.Duration("timeout", 0, "give up when not caught up after this long (default: never)")
 	names := procs.Flags(fs)
+	secFlags := securityFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
+		return err
+	}
+	c.ClientOpts = sec.Opts()
 	fs.Visit(func(f *flag.Flag) {
 		if slices.Contains(names, f.Name) {
 			set = append(set, f.Name)
@@ -87,7 +93,7 @@ func runReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	err := replay.Run(ctx, c, stdout, stderr)
+	err = replay.Run(ctx, c, stdout, stderr)
 	if errors.Is(err, replay.ErrInvalid) {
 		return usageErrorf(fs, "%s", strings.TrimPrefix(err.Error(), replay.ErrInvalid.Error()+": "))
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/catalog"
 	"github.com/kappa-stream/kappa/replay"
@@ -58,7 +57,7 @@ func newSink(c instanceConfig, tel *telemetry, logger *slog.Logger) (*parquet.Si
 		TransactionTimeout: c.transactionTimeout,
 		Logger:             logger,
 		MeterProvider:      tel.provider,
-		ClientOpts:         []kgo.Opt{tel.kafkaHooks()},
+		ClientOpts:         append(c.sec.Opts(), tel.kafkaHooks()),
 	})
 }
 

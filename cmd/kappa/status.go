@@ -38,7 +38,12 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	version := fs.String("version", "", "show the groups and stores of this version only (default: every running version)")
 	controlTopic := fs.String("control-topic", topicControl, "the control topic of the kappa deployment")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of an instance to ask for its partitions and restores (empty: skip)")
+	secFlags := securityFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(fs, secFlags)
+	if err != nil {
 		return err
 	}
 	bs := splitBrokers(*brokers)
@@ -50,13 +55,13 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bs...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bs...)}, sec.Opts()...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	st, err := replay.LoadControl(ctx, adm, bs, *controlTopic)
+	st, err := replay.LoadControl(ctx, adm, bs, *controlTopic, sec.Opts()...)
 	if err != nil {
 		return err
 	}
@@ -104,7 +109,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			printStores(stdout, n.UsersDir)
 		}
 	}
-	return checkPartitioning(ctx, stdout, bs, adm)
+	return checkPartitioning(ctx, stdout, bs, sec.Opts(), adm)
 }
 
 // printVersions prints every version with its state, its lag and whether
@@ -293,7 +298,7 @@ func printStores(w io.Writer, dir string) {
 
 // checkPartitioning reads the newest records of every listens partition
 // and warns about keyed records that are not where murmur2 puts them.
-func checkPartitioning(ctx context.Context, w io.Writer, brokers []string, adm *kadm.Client) error {
+func checkPartitioning(ctx context.Context, w io.Writer, brokers []string, sec []kgo.Opt, adm *kadm.Client) error {
 	starts, err := adm.ListStartOffsets(ctx, topicListens)
 	if err != nil {
 		return fmt.Errorf("list offsets: %w", err)
@@ -321,7 +326,7 @@ func checkPartitioning(ctx context.Context, w io.Writer, brokers []string, adm *
 		fmt.Fprintln(w, "partitioning: no records to check")
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(from))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(from)}, sec...)...)
 	if err != nil {
 		return err
 	}

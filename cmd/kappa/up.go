@@ -52,6 +52,9 @@ func runUp(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer)
 	}
 	c.brokers = splitBrokers(brokers)
 	var err error
+	if len(c.brokers) == 0 && (c.secFlags.TLS || c.secFlags.CAFile != "" || c.secFlags.CertFile != "" || c.secFlags.Mechanism != "") {
+		return usageErrorf(fs, "the --tls and --sasl flags are for an external cluster (--brokers); the embedded broker is plaintext")
+	}
 	if c.liveDrop, err = parseScenario(*scenario); err != nil {
 		return usageErrorf(fs, "%s", err)
 	}
@@ -128,17 +131,17 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 		logger.Info("live drop: song "+strconv.FormatInt(d.SongID, 10)+" starts at "+d.Window.Format(time.TimeOnly)+" UTC; watch: curl 'http://"+
 			c.httpAddr+"/v1/songs/"+strconv.FormatInt(d.SongID, 10)+"/live?last=5'", "listeners", d.Listeners, "artist", d.ArtistID)
 	}
-	cl, err := kgo.NewClient(producerOpts(c.brokers)...)
+	cl, err := kgo.NewClient(producerOpts(c.brokers, c.sec.Opts())...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	if err := produceCatalog(ctx, gen, c.brokers, logger); err != nil {
+	if err := produceCatalog(ctx, gen, c.brokers, c.sec.Opts(), logger); err != nil {
 		return err
 	}
 	if o, ok := c.procs.Lookup(similar.Spec.Name); ok && o.Enabled() {
 		dim := o.(*similar.Options).FeatureDim
-		if err := generateFeatures(ctx, gen, dim, "", c.brokers, io.Discard, io.Discard); err != nil {
+		if err := generateFeatures(ctx, gen, dim, "", c.brokers, c.sec.Opts(), io.Discard, io.Discard); err != nil {
 			return fmt.Errorf("produce the synthetic song features: %w", err)
 		}
 		logger.Info("produced the synthetic song features", "topic", topicFeatures, "songs", gen.Config().Songs, "dim", dim)
@@ -189,10 +192,10 @@ func enabled(c processors.Config, name string) bool {
 
 // produceCatalog sends the catalog feed of gen's songs and artists, so
 // that answers carry names (again on a restart: the catalog drops the
-// duplicates).
-func produceCatalog(ctx context.Context, gen *generate.Generator, brokers []string, logger *slog.Logger) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
-		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2*time.Minute))
+// duplicates). sec are the security options.
+func produceCatalog(ctx context.Context, gen *generate.Generator, brokers []string, sec []kgo.Opt, logger *slog.Logger) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(catalog.FeedTopic),
+		kgo.RecordPartitioner(catalog.Partitioner()), kgo.RecordDeliveryTimeout(2 * time.Minute)}, sec...)...)
 	if err != nil {
 		return err
 	}

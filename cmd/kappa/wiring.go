@@ -82,9 +82,10 @@ func (t *telemetry) kafkaHooks() kgo.Opt {
 // murmur2 partitioning by key (franz-go's default), idempotent, no
 // compression (the CPU is the bottleneck on small machines; set it on the
 // topic for a real cluster if the network is); a record not acknowledged
-// within two minutes fails instead of retrying forever.
-func producerOpts(brokers []string) []kgo.Opt {
-	return []kgo.Opt{
+// within two minutes fails instead of retrying forever. sec are the
+// security options (kafkasec).
+func producerOpts(brokers []string, sec []kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.DefaultProduceTopic(topicListens),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
@@ -92,5 +93,5 @@ func producerOpts(brokers []string) []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.RecordDeliveryTimeout(2 * time.Minute),
-	}
+	}, sec...)
 }
