@@ -1,0 +1,144 @@
+// Package topk answers exact top-K queries: the artists or songs with the
+// most plays (or streams) over any inclusive range of days, over all
+// countries or in one.
+//
+// # An index over the rollups' day rows
+//
+// The rollups' stage 2 keeps, per (song | artist, day), a day row with the
+// exact plays and streams of each country (processors/rollups). Top-K adds
+// a rank index beside those rows, in the same stores: per (entity, by,
+// day, country) — and per (entity, by, day, all countries) — a list of the
+// ids with a positive count, in decreasing order of a count bucket:
+//
+//	0x50 | entity | by | day | country | ^bucket | id  →  (empty)
+//
+// entity is 's' (songs) or 'a' (artists), by is 'p' (plays) or 's'
+// (streams), day 4 and id 8 big-endian bytes, country the two letters or
+// two zero bytes for all countries (the listens without a country are
+// counted in all countries only), and bucket (2 bytes, complemented so
+// that bigger counts come first) a logarithmic bucket of the count: exact
+// below 16, then eight buckets per doubling (bucketOf). A count change
+// moves the id's key only when it crosses into another bucket, so a song
+// played all day moves a few dozen times instead of once per commit
+// interval: the index costs a small fraction of the rows' writes.
+//
+// Indexer keeps the index: the rollups' AggregateTask tells it of every
+// day row it writes, with the old and new value (rollups.RowObserver),
+// and it writes the moved keys into the same Output. So the index and the
+// rows are in one transaction, one store batch and one changelog: they
+// are exact together through kill -9, rebalances, restores and replays,
+// with no stage 1 and no records of their own. Check verifies that the
+// index and the rows are one-to-one.
+//
+// # Answering a range
+//
+// Top answers a Query from one store by Fagin's threshold algorithm over
+// the range's day lists: it reads the lists in turns, in bucket order,
+// reads the exact total of each new id from its day rows (one seek and at
+// most one row per day of the range), and stops once the k-th best total
+// is above the sum of the largest counts the lists' unread entries can
+// have (the ceilings of their current buckets), since no unread id can
+// reach it. It never sums every row of the range.
+//
+// # Exactness across partitions
+//
+// An id's day rows, and so its index entries, are in exactly one stage-2
+// partition: the one its rollups.PartitionKey routes to. The partitions
+// count disjoint sets of ids, so the global top K is among the union of
+// the partitions' top K, and Merge of the partitions' answers is exact.
+//
+// Answers list the ids whose count of the chosen measure in the range is
+// positive, at most K, by that count descending, ties by id ascending.
+// Retention follows the rollups': the index lives as long as the rows.
+package topk
+
+import (
+	"math/bits"
+
+	"github.com/kappa-stream/kappa/events"
+	"github.com/kappa-stream/kappa/processors/rollups"
+	"github.com/kappa-stream/kappa/state"
+)
+
+// tableRank is the first byte of the rank index's keys.
+const tableRank byte = 0x50
+
+// By is the measure a ranking orders by.
+type By uint8
+
+const (
+	// Plays ranks by plays (every valid listen).
+	Plays By = iota
+	// Streams ranks by streams (plays of at least 30 s).
+	Streams
+)
+
+func (b By) byte() byte {
+	if b == Streams {
+		return 's'
+	}
+	return 'p'
+}
+
+func entityByte(e rollups.Entity) byte {
+	if e == rollups.Artist {
+		return 'a'
+	}
+	return 's'
+}
+
+// allCountries is the country of the lists over every country.
+var allCountries = events.Country{}
+
+// rankKeyLen is the length of a rank key.
+const rankKeyLen = listPrefixLen + 2 + 8
+
+// listPrefixLen is the length of a list's prefix.
+const listPrefixLen = 1 + 1 + 1 + 4 + 2
+
+// listPrefix appends the prefix of the list of (e, by, day, c).
+func listPrefix(dst []byte, e rollups.Entity, by By, day int32, c events.Country) []byte {
+	dst = append(dst, tableRank, entityByte(e), by.byte())
+	dst = state.AppendUint32(dst, uint32(day))
+	return append(dst, c[0], c[1])
+}
+
+// rankKey appends the key of id with count n in the list of (e, by, day, c).
+func rankKey(dst []byte, e rollups.Entity, by By, day int32, c events.Country, n, id int64) []byte {
+	b := ^bucketOf(n)
+	dst = append(listPrefix(dst, e, by, day, c), byte(b>>8), byte(b))
+	return state.AppendUint64(dst, uint64(id))
+}
+
+// parseRank reads the ceiling of the count and the id of a rank key.
+func parseRank(key []byte) (ceil, id int64) {
+	b := ^(uint16(key[listPrefixLen])<<8 | uint16(key[listPrefixLen+1]))
+	return ceiling(b), int64(state.Uint64(key, listPrefixLen+2))
+}
+
+// mantissaBits is the number of bits of a count its bucket keeps after the
+// leading one: a bucket spans at most 1/2^mantissaBits of its counts.
+const mantissaBits = 3
+
+// exactBelow is the count under which buckets are exact counts.
+const exactBelow = 2 << mantissaBits
+
+// bucketOf is the bucket of count n ≥ 1: n itself below exactBelow, then
+// 2^mantissaBits buckets per doubling. Buckets grow with counts.
+func bucketOf(n int64) uint16 {
+	if n < exactBelow {
+		return uint16(n)
+	}
+	shift := bits.Len64(uint64(n)) - (mantissaBits + 1)
+	return uint16(shift<<mantissaBits) + uint16(n>>shift)
+}
+
+// ceiling is the largest count of bucket b.
+func ceiling(b uint16) int64 {
+	if b < exactBelow {
+		return int64(b)
+	}
+	shift := int(b>>mantissaBits) - 1
+	mant := uint64(b&(1<<mantissaBits-1)) | 1<<mantissaBits
+	return int64((mant+1)<<shift - 1)
+}
