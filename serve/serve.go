@@ -43,6 +43,11 @@ type Backend struct {
 	// similar.BucketKey. Nil: the similar endpoints answer 404, the
 	// indexes are off.
 	Similar *similar.Index
+	// TopPartitions is the number of stage-2 partitions, every one of
+	// which keeps the top-K indexes of its songs and artists beside
+	// their rollups (processors/topk); a top query reads them all. 0:
+	// the top endpoints answer 404, top-K is off.
+	TopPartitions int
 }
 
 // ErrStarting marks a Versions.Backend error for a version that is not
@@ -128,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/songs/{id}/similar", s.versioned(s.similarItems(similar.Songs, "song_id")))
 	s.mux.HandleFunc("POST "+pathMembers, s.versioned(s.internalMembers))
 	s.mux.HandleFunc("POST "+pathScore, s.versioned(s.internalScore))
+	s.topRoutes()
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
 	}

@@ -26,11 +26,12 @@ type processors struct {
 	fanZones bool // --fan-zones
 	similar  similar.Config
 	simOn    bool // --similar
+	topK     bool // --top-k
 }
 
 // processorFlagNames are the flags processorFlags declares.
 var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays", "fan-delay",
-	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "minhash-min-bands", "similar-delay"}
+	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "minhash-min-bands", "similar-delay", "top-k"}
 
 // processorFlags declares the flags of the processor configuration.
 func processorFlags(fs *flag.FlagSet, p *processors) {
@@ -74,6 +75,7 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query collects from its buckets")
 	fs.IntVar(&p.similar.Limits.Rerank, "similar-rerank", lsh.DefaultRerank, "most candidates a similarity query scores by their signature or vector: those sharing the most buckets")
 	fs.IntVar(&p.similar.MinBands, "minhash-min-bands", similar.DefaultMinBands, "fewest bands a candidate user shares with the query user to be scored, while k candidates share that many (1: every candidate)")
+	fs.BoolVar(&p.topK, "top-k", false, "keep the top-K indexes of artists and songs by plays and streams per day and country (GET /v1/top/…); costs throughput: see docs/benchmarks.md")
 	fs.DurationVar(&p.similar.Delay, "similar-delay", similar.DefaultDelay, "how long a user's changed signature waits before similar-users answers see it (its changes of that time move the user's buckets once)")
 }
 
@@ -143,6 +145,8 @@ type processorsJSON struct {
 	// SimilarDelay is empty in a version declared before it existed:
 	// the default.
 	SimilarDelay string `json:"similar_delay"`
+	// TopK is false in a version declared before it existed: off.
+	TopK bool `json:"top_k"`
 }
 
 func (p processors) MarshalJSON() ([]byte, error) {
@@ -166,6 +170,7 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		SimilarRerank:     cmp.Or(p.similar.Limits.Rerank, lsh.DefaultRerank),
 		MinHashMinBands:   cmp.Or(p.similar.MinBands, similar.DefaultMinBands),
 		SimilarDelay:      p.similar.Delay.String(),
+		TopK:              p.topK,
 	}
 	if j.FanMinPlays == 0 {
 		j.FanMinPlays = fans.DefaultMinPlays
@@ -207,6 +212,7 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 		}
 	}
 	out.simOn = j.Similar
+	out.topK = j.TopK
 	out.similar = similar.Config{
 		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},
 		Hyperplanes: lsh.HyperplaneConfig{Dim: j.FeatureDim, Tables: j.HyperplaneTables, Bits: j.HyperplaneBits},

@@ -113,6 +113,8 @@ func (procs *processors) overlay(p processors, set []string) {
 			procs.fans.Delay = p.fans.Delay
 		case "similar":
 			procs.simOn = p.simOn
+		case "top-k":
+			procs.topK = p.topK
 		case "minhash-bands":
 			procs.similar.MinHash.Bands = p.similar.MinHash.Bands
 		case "minhash-rows":

@@ -11,6 +11,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/processors/similar"
+	"github.com/kappa-stream/kappa/processors/topk"
 	"github.com/kappa-stream/kappa/topology"
 )
 
@@ -106,6 +107,9 @@ type aggregatesTask struct {
 	live    *live.Task
 	fans    *fans.CountTask
 	similar *similar.IndexTask
+	// topk is told of the rollups' rows (it observes t.rollups); nil
+	// when top-K is off.
+	topk *topk.Indexer
 }
 
 func (t *aggregatesTask) Process(rec *kgo.Record) error {
@@ -133,6 +137,12 @@ func (t *aggregatesTask) Process(rec *kgo.Record) error {
 func (t *aggregatesTask) Prepare(out *topology.Output) error {
 	if err := t.rollups.Prepare(out); err != nil {
 		return err
+	}
+	if t.topk != nil {
+		// NB: after the rollups, whose Prepare told it of their rows.
+		if err := t.topk.Prepare(out); err != nil {
+			return err
+		}
 	}
 	if t.fans != nil {
 		if err := t.fans.Prepare(out); err != nil {

@@ -164,6 +164,9 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			if c.procs.fanZones {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/artists/" + strconv.FormatInt(l.ArtistID, 10) + "/fan-zones?res=7&limit=5'")
 			}
+			if c.procs.topK {
+				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/top/artists?from=" + today + "&to=" + today + "&k=10'")
+			}
 			if c.procs.simOn {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/users/" + strconv.FormatInt(l.UserID, 10) + "/similar?k=5'")
 				logger.Info("try: curl '" + song + "/similar?k=5'")

@@ -21,6 +21,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/processors/similar"
+	"github.com/kappa-stream/kappa/processors/topk"
 	"github.com/kappa-stream/kappa/replay"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
@@ -369,6 +370,10 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		if fanProc != nil {
 			t.fans = fans.NewCountTask(s)
 		}
+		if procs.topK {
+			t.topk = topk.NewIndexer()
+			t.rollups.Observe(t.topk)
+		}
 		if simIndex != nil {
 			t.similar = simIndex.NewIndexTask(s)
 		}
@@ -402,14 +407,19 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		}
 		stages = append(stages, stage{featureStage, n.FeaturesGroup, topicFeatures})
 	}
+	topPartitions := 0
+	if procs.topK {
+		topPartitions = int(partitions)
+	}
 	return &versionRun{
 		name: name, procs: procs, n: n, stages: stages,
 		backend: &serve.Backend{
 			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.AggregatesGroup,
 				partitions: int(partitions)},
-			Live:    procs.liveServed(),
-			Fans:    procs.fansServed(),
-			Similar: simIndex,
+			Live:          procs.liveServed(),
+			Fans:          procs.fansServed(),
+			Similar:       simIndex,
+			TopPartitions: topPartitions,
 		},
 		done: make(chan struct{}),
 	}, nil
