@@ -69,10 +69,10 @@ func describe(k []byte) string {
 		return fmt.Sprintf("%x (bad length)", k)
 	}
 	ceil, id := parseRank(k)
-	c := events.Country{k[7], k[8]}
+	c := events.Country{k[6], k[7]}
 	country := c.String()
 	if c == allCountries {
 		country = "all"
 	}
-	return fmt.Sprintf("%c/%c day %d %s id %d ≤%d", k[1], k[2], int32(state.Uint32(k, 3)), country, id, ceil)
+	return fmt.Sprintf("%c day %d %s id %d ≤%d plays", k[1], int32(state.Uint32(k, 2)), country, id, ceil)
 }

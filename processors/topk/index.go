@@ -77,27 +77,21 @@ func (c *rowCount) add(o rowCount) {
 	c.streams += o.streams
 }
 
-// moveCounts records the moves of id's keys in the lists of (e, day, c)
-// when its counts there go from o to n.
+// moveCounts records the move of id's key in the list of (e, day, c)
+// when its plays there go from o to n. (Streams are not indexed: a
+// stream is a play, so the plays' buckets bound the streams too.)
 func (x *Indexer) moveCounts(e rollups.Entity, id int64, day int32, c events.Country, o, n rowCount) {
-	x.moveKey(e, Plays, id, day, c, o.plays, n.plays)
-	x.moveKey(e, Streams, id, day, c, o.streams, n.streams)
-}
-
-func (x *Indexer) moveKey(e rollups.Entity, by By, id int64, day int32, c events.Country, o, n int64) {
-	if o == n || (o > 0 && n > 0 && bucketOf(o) == bucketOf(n)) {
+	if o.plays == n.plays || (o.plays > 0 && bucketOf(o.plays) == bucketOf(n.plays)) {
 		return
 	}
-	if o > 0 {
+	if o.plays > 0 {
 		start := len(x.arena)
-		x.arena = rankKey(x.arena, e, by, day, c, o, id)
+		x.arena = rankKey(x.arena, e, day, c, o.plays, id)
 		x.moves = append(x.moves, move{start: start, end: len(x.arena), del: true})
 	}
-	if n > 0 {
-		start := len(x.arena)
-		x.arena = rankKey(x.arena, e, by, day, c, n, id)
-		x.moves = append(x.moves, move{start: start, end: len(x.arena)})
-	}
+	start := len(x.arena)
+	x.arena = rankKey(x.arena, e, day, c, n.plays, id)
+	x.moves = append(x.moves, move{start: start, end: len(x.arena)})
 }
 
 // Prepare writes the moves recorded since the last Prepare, in key order.

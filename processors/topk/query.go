@@ -103,7 +103,7 @@ func Top(s *state.Store, q Query) ([]Item, error) {
 	c := q.Country
 	lists := make([]list, 0, q.To-q.From+1)
 	for day := q.From; day <= q.To; day++ {
-		p := listPrefix(nil, q.Entity, q.By, day, c)
+		p := listPrefix(nil, q.Entity, day, c)
 		lists = append(lists, list{prefix: p, next: p, ceil: -1})
 	}
 	best := &itemHeap{by: q.By}

@@ -73,13 +73,6 @@ const (
 	Streams
 )
 
-func (b By) byte() byte {
-	if b == Streams {
-		return 's'
-	}
-	return 'p'
-}
-
 func entityByte(e rollups.Entity) byte {
 	if e == rollups.Artist {
 		return 'a'
@@ -94,19 +87,19 @@ var allCountries = events.Country{}
 const rankKeyLen = listPrefixLen + 2 + 8
 
 // listPrefixLen is the length of a list's prefix.
-const listPrefixLen = 1 + 1 + 1 + 4 + 2
+const listPrefixLen = 1 + 1 + 4 + 2
 
-// listPrefix appends the prefix of the list of (e, by, day, c).
-func listPrefix(dst []byte, e rollups.Entity, by By, day int32, c events.Country) []byte {
-	dst = append(dst, tableRank, entityByte(e), by.byte())
+// listPrefix appends the prefix of the list of (e, day, c).
+func listPrefix(dst []byte, e rollups.Entity, day int32, c events.Country) []byte {
+	dst = append(dst, tableRank, entityByte(e))
 	dst = state.AppendUint32(dst, uint32(day))
 	return append(dst, c[0], c[1])
 }
 
-// rankKey appends the key of id with count n in the list of (e, by, day, c).
-func rankKey(dst []byte, e rollups.Entity, by By, day int32, c events.Country, n, id int64) []byte {
+// rankKey appends the key of id with n plays in the list of (e, day, c).
+func rankKey(dst []byte, e rollups.Entity, day int32, c events.Country, n, id int64) []byte {
 	b := ^bucketOf(n)
-	dst = append(listPrefix(dst, e, by, day, c), byte(b>>8), byte(b))
+	dst = append(listPrefix(dst, e, day, c), byte(b>>8), byte(b))
 	return state.AppendUint64(dst, uint64(id))
 }
 
