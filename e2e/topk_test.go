@@ -14,11 +14,12 @@ import (
 
 // topAnswer is the body of GET /v1/top/{artists|songs}.
 type topAnswer struct {
-	From    string `json:"from"`
-	To      string `json:"to"`
-	Country string `json:"country"`
-	By      string `json:"by"`
-	Top     []struct {
+	ArtistID int64  `json:"artist_id"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Country  string `json:"country"`
+	By       string `json:"by"`
+	Top      []struct {
 		SongID   int64 `json:"song_id"`
 		ArtistID int64 `json:"artist_id"`
 		Plays    int64 `json:"plays"`
@@ -33,6 +34,7 @@ type topQuery struct {
 	country  string // "" for all countries
 	k        int
 	by       string
+	artist   int64 // top songs of this artist; 0: of all
 }
 
 func (q topQuery) path() string {
@@ -40,7 +42,35 @@ func (q topQuery) path() string {
 	if q.country != "" {
 		p += "&country=" + strings.ToLower(q.country)
 	}
+	if q.artist != 0 {
+		p += "&artist_id=" + itoa(q.artist)
+	}
 	return p
+}
+
+// artistSongs are the cells of each artist's songs: what the model's
+// song cells are, restricted to the listens with that artist_id.
+type artistSongs map[int64]map[int64]map[cell]counts
+
+func newArtistSongs(t testing.TB, d *dataset) artistSongs {
+	out := artistSongs{}
+	for l, ts := range d.valid(t) {
+		songs := out[l.ArtistID]
+		if songs == nil {
+			songs = map[int64]map[cell]counts{}
+			out[l.ArtistID] = songs
+		}
+		c := cell{Day: ts.UTC().Format("2006-01-02")}
+		if l.Country != nil {
+			c.Country = strings.ToUpper(*l.Country)
+		}
+		n := counts{Plays: 1}
+		if l.MsPlayed >= 30000 {
+			n.Streams = 1
+		}
+		addCell(songs, l.SongID, c, n)
+	}
+	return out
 }
 
 // expectedTop is what
@@ -50,10 +80,13 @@ func (q topQuery) path() string {
 //	GROUP BY id HAVING <by> > 0 ORDER BY <by> DESC, id LIMIT k
 //
 // returns, from the model's cells.
-func expectedTop(m *model, q topQuery) string {
+func expectedTop(m *model, as artistSongs, q topQuery) string {
 	ids := m.songs
 	if q.entity == "artists" {
 		ids = m.artists
+	}
+	if q.artist != 0 {
+		ids = as[q.artist]
 	}
 	type row struct {
 		id int64
@@ -97,7 +130,8 @@ func renderTop(a topAnswer) string {
 }
 
 // randomTopQueries draws n queries over the model's days (and a day
-// before and after them), its countries and all, k in 1, 10, 100, 1000.
+// before and after them), its countries and all, k in 1, 10, 100, 1000,
+// and then n/2 more of the songs of random artists.
 func randomTopQueries(m *model, n int, seed uint64) []topQuery {
 	r := rand.New(rand.NewPCG(seed, seed))
 	first, _ := time.Parse("2006-01-02", m.minDay)
@@ -129,12 +163,18 @@ func randomTopQueries(m *model, n int, seed uint64) []topQuery {
 		}
 		qs = append(qs, q)
 	}
+	artists := slices.Sorted(maps.Keys(m.artists))
+	for i := range n / 2 {
+		q := qs[i]
+		q.entity, q.artist = "songs", artists[r.IntN(len(artists))]
+		qs = append(qs, q)
+	}
 	return qs
 }
 
-// checkTop compares the answers of 20 random top queries with the
-// model's.
-func checkTop(t *testing.T, c *client, m *model, seed uint64) {
+// checkTop compares the answers of 20 random top queries, and of 10 of
+// an artist's songs, with the model's.
+func checkTop(t *testing.T, c *client, m *model, as artistSongs, seed uint64) {
 	t.Helper()
 	nonEmpty := 0
 	for _, q := range randomTopQueries(m, 20, seed) {
@@ -142,25 +182,26 @@ func checkTop(t *testing.T, c *client, m *model, seed uint64) {
 		if _, err := c.getJSON(q.path(), &a); err != nil {
 			t.Fatal(err)
 		}
-		want := expectedTop(m, q)
+		want := expectedTop(m, as, q)
 		if got := renderTop(a); got != want {
 			t.Fatalf("%s\n  got  %s\n  want %s", q.path(), got, want)
 		}
-		if a.From != q.from || a.To != q.to || a.By != q.by || a.Country != q.country {
+		if a.From != q.from || a.To != q.to || a.By != q.by || a.Country != q.country || a.ArtistID != q.artist {
 			t.Fatalf("%s: answer for %s…%s by %s country %q", q.path(), a.From, a.To, a.By, a.Country)
 		}
 		if want != "" {
 			nonEmpty++
 		}
 	}
-	if nonEmpty < 10 {
-		t.Fatalf("only %d of 20 queries have a non-empty answer: the check is too weak", nonEmpty)
+	if nonEmpty < 15 {
+		t.Fatalf("only %d of 30 queries have a non-empty answer: the check is too weak", nonEmpty)
 	}
 }
 
 // TestTopKExact produces 200,000 generated events into `kappa up --top-k`
 // and checks 20 random top queries (range, country, k, artists or songs,
-// plays or streams) against the model of the raw events.
+// plays or streams), and 10 of an artist's songs, against the model of
+// the raw events.
 func TestTopKExact(t *testing.T) {
 	const n = 200_000
 	d := generateDataset(t, testConfig(n))
@@ -169,7 +210,7 @@ func TestTopKExact(t *testing.T) {
 	waitReady(t, httpAddr)
 	produceWithKappa(t, kafka, d.writeLines(t, "produce.jsonl", 0, n, false))
 	waitCaughtUp(t, kafka, n, 2*time.Minute, httpAddr)
-	checkTop(t, newClient(httpAddr), d.model, 1)
+	checkTop(t, newClient(httpAddr), d.model, newArtistSongs(t, d), 1)
 }
 
 // TestTopKKill9 runs two `kappa process --top-k` instances while 300,000
@@ -213,9 +254,10 @@ func TestTopKKill9(t *testing.T) {
 	}
 	f.waitProduced(t, n)
 	waitCaughtUp(t, kafka, n, 3*time.Minute, addrs(instances)...)
+	as := newArtistSongs(t, d)
 	for i, in := range instances {
 		in.mustRun(t)
 		waitReady(t, in.http)
-		checkTop(t, newClient(in.http), d.model, uint64(2+i))
+		checkTop(t, newClient(in.http), d.model, as, uint64(2+i))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/processors/topk"
+	"github.com/kappa-stream/kappa/state"
 	"github.com/kappa-stream/kappa/topology"
 )
 
@@ -42,11 +43,13 @@ type topItemJSON struct {
 }
 
 type topResponse struct {
-	From    string        `json:"from"`
-	To      string        `json:"to"`
-	Country string        `json:"country,omitempty"`
-	By      string        `json:"by"`
-	Top     []topItemJSON `json:"top"`
+	// ArtistID is the artist whose songs are ranked, when filtered.
+	ArtistID *int64        `json:"artist_id,omitempty"`
+	From     string        `json:"from"`
+	To       string        `json:"to"`
+	Country  string        `json:"country,omitempty"`
+	By       string        `json:"by"`
+	Top      []topItemJSON `json:"top"`
 }
 
 // top serves GET /v1/top/artists and GET /v1/top/songs: the k ids with
@@ -58,9 +61,13 @@ func (s *Server) top(e rollups.Entity) read {
 			writeError(w, http.StatusNotFound, "top-K is off in version "+v.name+" (kappa up, process or replay --top-k turns it on)")
 			return
 		}
-		q, err := parseTopQuery(r, e)
+		q, artist, err := parseTopQuery(r, e)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if artist != 0 {
+			s.artistSongs(w, r, v, q, artist)
 			return
 		}
 		items, err := s.scatterTop(r.Context(), v, q)
@@ -68,21 +75,44 @@ func (s *Server) top(e rollups.Entity) read {
 			s.topFailed(w, r, err)
 			return
 		}
-		out := topResponse{From: dayString(q.From), To: dayString(q.To), Country: q.Country.String(),
-			By: byName(q.By), Top: make([]topItemJSON, len(items))}
-		for i, it := range items {
-			o := &out.Top[i]
-			o.Plays, o.Streams = it.Plays, it.Streams
-			if e == rollups.Song {
-				o.SongID = &items[i].ID
-				o.Title, o.ArtistName = s.songNames(it.ID)
-			} else {
-				o.ArtistID = &items[i].ID
-				o.ArtistName = s.artistName(it.ID)
-			}
-		}
-		writeJSON(w, http.StatusOK, out)
+		s.writeTop(w, q, 0, items)
 	}
+}
+
+// artistSongs answers the top songs of one artist from the store of the
+// artist's partition, here or forwarded to its owner.
+func (s *Server) artistSongs(w http.ResponseWriter, r *http.Request, v version, q topk.Query, artist int64) {
+	key := rollups.PartitionKey(nil, rollups.Artist, artist)
+	s.routed(w, r, v, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
+		items, err := topk.ArtistSongs(store, artist, q)
+		if err != nil {
+			s.topFailed(w, r, err)
+			return
+		}
+		s.writeTop(w, q, artist, items)
+	})
+}
+
+// writeTop writes the answer to q (of the songs of artist, when not 0),
+// with the catalog's names.
+func (s *Server) writeTop(w http.ResponseWriter, q topk.Query, artist int64, items []topk.Item) {
+	out := topResponse{From: dayString(q.From), To: dayString(q.To), Country: q.Country.String(),
+		By: byName(q.By), Top: make([]topItemJSON, len(items))}
+	if artist != 0 {
+		out.ArtistID = &artist
+	}
+	for i, it := range items {
+		o := &out.Top[i]
+		o.Plays, o.Streams = it.Plays, it.Streams
+		if q.Entity == rollups.Song {
+			o.SongID = &items[i].ID
+			o.Title, o.ArtistName = s.songNames(it.ID)
+		} else {
+			o.ArtistID = &items[i].ID
+			o.ArtistName = s.artistName(it.ID)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // topFailed answers a failed top query: 503 for a partition that is not
@@ -103,22 +133,23 @@ func byName(b topk.By) string {
 	return "plays"
 }
 
-func parseTopQuery(r *http.Request, e rollups.Entity) (topk.Query, error) {
-	q := topk.Query{Entity: e, K: defaultTopK}
+// parseTopQuery reads the parameters of a top query, and the artist_id
+// of top songs (0: none).
+func parseTopQuery(r *http.Request, e rollups.Entity) (q topk.Query, artist int64, err error) {
+	q = topk.Query{Entity: e, K: defaultTopK}
 	params := r.URL.Query()
-	var err error
 	if q.From, err = parseDay(params, "from"); err != nil {
-		return q, err
+		return q, 0, err
 	}
 	if q.To, err = parseDay(params, "to"); err != nil {
-		return q, err
+		return q, 0, err
 	}
 	if q.From > q.To {
-		return q, badRequest("from must not be after to")
+		return q, 0, badRequest("from must not be after to")
 	}
 	if k := params.Get("k"); k != "" {
 		if q.K, err = strconv.Atoi(k); err != nil || q.K < 1 || q.K > topk.MaxK {
-			return q, badRequest("k must be an integer in 1.." + strconv.Itoa(topk.MaxK))
+			return q, 0, badRequest("k must be an integer in 1.." + strconv.Itoa(topk.MaxK))
 		}
 	}
 	switch by := params.Get("by"); by {
@@ -127,19 +158,24 @@ func parseTopQuery(r *http.Request, e rollups.Entity) (topk.Query, error) {
 	case "streams":
 		q.By = topk.Streams
 	default:
-		return q, badRequest("by must be plays or streams, not " + strconv.Quote(by))
+		return q, 0, badRequest("by must be plays or streams, not " + strconv.Quote(by))
 	}
 	if c := params.Get("country"); c != "" {
 		country, ok := events.ParseCountry(c)
 		if !ok {
-			return q, badRequest("country must be an ISO 3166-1 alpha-2 code, not " + strconv.Quote(c))
+			return q, 0, badRequest("country must be an ISO 3166-1 alpha-2 code, not " + strconv.Quote(c))
 		}
 		q.Country = country
 	}
 	if params.Has("artist_id") {
-		return q, badRequest("artist_id is not supported: the top-K indexes do not know the songs of an artist")
+		if e != rollups.Song {
+			return q, 0, badRequest("artist_id filters top songs only")
+		}
+		if artist, err = parseID(params.Get("artist_id"), "artist_id"); err != nil {
+			return q, 0, err
+		}
 	}
-	return q, nil
+	return q, artist, nil
 }
 
 // partitionKey returns a rollups partition key that routes to partition

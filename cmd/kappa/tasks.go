@@ -26,6 +26,8 @@ type listensTask struct {
 	live    *live.Collector
 	fans    *fans.Collector
 	similar *similar.UserCollector
+	// topkSongs counts the artists' songs for top-K; nil when off.
+	topkSongs *topk.SongCollector
 	// err is the first store error of the fan zones or similar users:
 	// not the record's fault, so it fails Prepare (and the instance)
 	// instead of sending the record to the dead letters.
@@ -42,6 +44,9 @@ func (t *listensTask) Process(rec *kgo.Record) error {
 	}
 	t.listened = true
 	t.rollups.Add(&t.l)
+	if t.topkSongs != nil && t.err == nil {
+		t.err = t.topkSongs.Add(&t.l)
+	}
 	if t.live != nil {
 		t.live.Add(&t.l)
 	}
@@ -84,6 +89,11 @@ func (t *listensTask) Prepare(out *topology.Output) error {
 	if err := t.rollups.Prepare(out); err != nil {
 		return err
 	}
+	if t.topkSongs != nil {
+		if err := t.topkSongs.Prepare(out, idle); err != nil {
+			return err
+		}
+	}
 	if t.live != nil {
 		t.live.Prepare(out)
 	}
@@ -109,7 +119,8 @@ type aggregatesTask struct {
 	similar *similar.IndexTask
 	// topk is told of the rollups' rows (it observes t.rollups); nil
 	// when top-K is off.
-	topk *topk.Indexer
+	topk      *topk.Indexer
+	topkSongs *topk.SongTask
 }
 
 func (t *aggregatesTask) Process(rec *kgo.Record) error {
@@ -124,6 +135,12 @@ func (t *aggregatesTask) Process(rec *kgo.Record) error {
 			return errors.New("a fan-delta record, but the fan zones are off (--fan-zones and --h3-resolutions must be the same on every instance of a version)")
 		}
 		return t.fans.Process(rec)
+	}
+	if topk.IsSongDelta(rec.Value) {
+		if t.topkSongs == nil {
+			return errors.New("an artist-songs record, but top-K is off (--top-k must be the same on every instance of a version)")
+		}
+		return t.topkSongs.Process(rec)
 	}
 	if similar.IsDelta(rec.Value) {
 		if t.similar == nil {
@@ -141,6 +158,9 @@ func (t *aggregatesTask) Prepare(out *topology.Output) error {
 	if t.topk != nil {
 		// NB: after the rollups, whose Prepare told it of their rows.
 		if err := t.topk.Prepare(out); err != nil {
+			return err
+		}
+		if err := t.topkSongs.Prepare(out); err != nil {
 			return err
 		}
 	}

@@ -326,6 +326,9 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	}
 	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
 		t := &listensTask{rollups: rollups.NewUserTask(n.Deltas, partitions), now: time.Now}
+		if procs.topK {
+			t.topkSongs = topk.NewSongCollector(n.Deltas, partitions)
+		}
 		if !procs.liveOff {
 			t.live = live.NewCollector(procs.live, p, n.Deltas, partitions)
 		}
@@ -371,7 +374,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 			t.fans = fans.NewCountTask(s)
 		}
 		if procs.topK {
-			t.topk = topk.NewIndexer()
+			t.topk, t.topkSongs = topk.NewIndexer(), topk.NewSongTask(s)
 			t.rollups.Observe(t.topk)
 		}
 		if simIndex != nil {

@@ -76,3 +76,52 @@ func describe(k []byte) string {
 	}
 	return fmt.Sprintf("%c day %d %s id %d ≤%d plays", k[1], int32(state.Uint32(k, 2)), country, id, ceil)
 }
+
+// CheckArtistSongs verifies that the artist-songs rows of store s add up
+// to the rollups' artist rows in it: per (artist, day, country), the sum
+// over the artist's songs equals the artist's row. The two are written
+// from different records, which stage 2 may commit in different
+// transactions, so they agree once both have caught up with the same
+// listens (in tests), not at every commit.
+func CheckArtistSongs(s *state.Store) error {
+	type cell struct {
+		artist int64
+		day    int32
+		c      events.Country
+	}
+	sums := map[cell]rowCount{}
+	err := s.Scan([]byte{tableArtistSongs}, []byte{tableArtistSongs + 1}, func(k, v []byte) error {
+		artist, day := int64(state.Uint64(k, 1)), int32(state.Uint32(k, 9))
+		return rollups.ForRow(v, func(c events.Country, plays, streams int64) {
+			x := sums[cell{artist, day, c}]
+			x.add(rowCount{plays: plays, streams: streams})
+			sums[cell{artist, day, c}] = x
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var bad error
+	prefix := rollups.DayKey(nil, rollups.Artist, 0, 0)[:1]
+	err = s.Scan(prefix, state.PrefixEnd(prefix), func(k, v []byte) error {
+		artist, day := int64(state.Uint64(k, 1)), int32(state.Uint32(k, 9))
+		return rollups.ForRow(v, func(c events.Country, plays, streams int64) {
+			key := cell{artist, day, c}
+			if got := sums[key]; got.plays != plays || got.streams != streams {
+				bad = fmt.Errorf("topk: check: artist %d day %d country %q: songs sum to %d/%d, the artist row has %d/%d",
+					artist, day, c, got.plays, got.streams, plays, streams)
+			}
+			delete(sums, key)
+		})
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return err
+	}
+	for k, v := range sums {
+		return fmt.Errorf("topk: check: artist %d day %d country %q: songs sum to %d/%d, the artist has no row", k.artist, k.day, k.c, v.plays, v.streams)
+	}
+	return nil
+}

@@ -50,6 +50,7 @@ type pipeline struct {
 	stores []*state.Store
 	aggs   []*rollups.AggregateTask
 	idx    []*Indexer
+	songs  []*SongTask
 }
 
 func newPipeline(t testing.TB, partitions int) *pipeline {
@@ -64,6 +65,7 @@ func newPipeline(t testing.TB, partitions int) *pipeline {
 		agg := rollups.NewAggregateTask(s, state.NewRecent(4<<10))
 		agg.Observe(x)
 		p.stores, p.aggs, p.idx = append(p.stores, s), append(p.aggs, agg), append(p.idx, x)
+		p.songs = append(p.songs, NewSongTask(s))
 	}
 	return p
 }
@@ -73,15 +75,29 @@ func newPipeline(t testing.TB, partitions int) *pipeline {
 func (p *pipeline) commit(listens []events.Listen) {
 	t := p.t
 	users := rollups.NewUserTask("deltas", int32(len(p.stores)))
+	songs := NewSongCollector("deltas", int32(len(p.stores)))
 	for i := range listens {
 		users.Add(&listens[i])
+		if err := songs.Add(&listens[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var deltas topology.Output
 	if err := users.Prepare(&deltas); err != nil {
 		t.Fatal(err)
 	}
+	if err := songs.Prepare(&deltas, false); err != nil {
+		t.Fatal(err)
+	}
 	for _, rec := range deltas.Records() {
-		if err := p.aggs[rec.Partition].Process(rec); err != nil {
+		if len(rec.Value) > maxRecord {
+			t.Fatalf("a record of %d bytes", len(rec.Value))
+		}
+		task := p.aggs[rec.Partition].Process
+		if IsSongDelta(rec.Value) {
+			task = p.songs[rec.Partition].Process
+		}
+		if err := task(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,6 +107,9 @@ func (p *pipeline) commit(listens []events.Listen) {
 			t.Fatal(err)
 		}
 		if err := p.idx[i].Prepare(&out); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.songs[i].Prepare(&out); err != nil {
 			t.Fatal(err)
 		}
 		b := s.NewBatch()
@@ -116,7 +135,20 @@ func (p *pipeline) check() {
 		if err := Check(s); err != nil {
 			p.t.Fatalf("partition %d: %v", i, err)
 		}
+		if err := CheckArtistSongs(s); err != nil {
+			p.t.Fatalf("partition %d: %v", i, err)
+		}
 	}
+}
+
+// artistSongs asks the artist's partition for its top songs.
+func (p *pipeline) artistSongs(artist int64, q Query) []Item {
+	part := topology.KeyPartition(rollups.PartitionKey(nil, rollups.Artist, artist), len(p.stores))
+	items, err := ArtistSongs(p.stores[part], artist, q)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return items
 }
 
 // top asks every partition and merges their answers.
@@ -136,11 +168,16 @@ func (p *pipeline) top(q Query) []Item {
 // id over the range (and country), the ids with a positive count of the
 // measure sorted by it descending and by id, the first k.
 func bruteTop(listens []events.Listen, artists bool, streams bool, from, to int32, country string, k int) []string {
+	return bruteTopOf(listens, artists, 0, streams, from, to, country, k)
+}
+
+// bruteTopOf is bruteTop of the songs played under artist (0: any).
+func bruteTopOf(listens []events.Listen, artists bool, artist int64, streams bool, from, to int32, country string, k int) []string {
 	type counts struct{ plays, streams int64 }
 	byID := map[int64]*counts{}
 	for _, l := range listens {
 		day := int32(l.TS / 86_400_000)
-		if day < from || day > to || (country != "" && string(l.Country[:]) != country) {
+		if day < from || day > to || (country != "" && string(l.Country[:]) != country) || (artist != 0 && l.ArtistID != artist) {
 			continue
 		}
 		id := l.SongID
@@ -252,6 +289,12 @@ func TestModel(t *testing.T) {
 		want := bruteTop(all, q.Entity == rollups.Artist, q.By == Streams, from, to, country, q.K)
 		if !slices.Equal(got, want) {
 			t.Fatalf("query %+v (country %q):\ngot  %v\nwant %v", q, country, got, want)
+		}
+		artist := 1 + r.Int64N(100) // NB: 98… have only the songs played under another artist
+		got = render(p.artistSongs(artist, q))
+		want = bruteTopOf(all, false, artist, q.By == Streams, from, to, country, q.K)
+		if !slices.Equal(got, want) {
+			t.Fatalf("songs of artist %d, query %+v (country %q):\ngot  %v\nwant %v", artist, q, country, got, want)
 		}
 	}
 }

@@ -6,21 +6,22 @@
 //
 // The rollups' stage 2 keeps, per (song | artist, day), a day row with the
 // exact plays and streams of each country (processors/rollups). Top-K adds
-// a rank index beside those rows, in the same stores: per (entity, by,
-// day, country) — and per (entity, by, day, all countries) — a list of the
-// ids with a positive count, in decreasing order of a count bucket:
+// a rank index beside those rows, in the same stores: per (entity, day,
+// country) — and per (entity, day, all countries) — a list of the ids
+// with plays, in decreasing order of a bucket of their plays:
 //
-//	0x50 | entity | by | day | country | ^bucket | id  →  (empty)
+//	0x50 | entity | day | country | ^bucket | id  →  (empty)
 //
-// entity is 's' (songs) or 'a' (artists), by is 'p' (plays) or 's'
-// (streams), day 4 and id 8 big-endian bytes, country the two letters or
-// two zero bytes for all countries (the listens without a country are
-// counted in all countries only), and bucket (2 bytes, complemented so
-// that bigger counts come first) a logarithmic bucket of the count: exact
-// below 16, then eight buckets per doubling (bucketOf). A count change
-// moves the id's key only when it crosses into another bucket, so a song
-// played all day moves a few dozen times instead of once per commit
-// interval: the index costs a small fraction of the rows' writes.
+// entity is 's' (songs) or 'a' (artists), day 4 and id 8 big-endian
+// bytes, country the two letters or two zero bytes for all countries (the
+// listens without a country are counted in all countries only), and
+// bucket (2 bytes, complemented so that bigger counts come first) a
+// logarithmic bucket of the plays: exact below 16, then eight buckets per
+// doubling (bucketOf). A count change moves the id's key only when it
+// crosses into another bucket, so a song played all day moves a few dozen
+// times instead of once per commit interval. Streams have no lists of
+// their own: a stream is a play, so the plays' buckets bound the streams
+// too, and a ranking by streams reads the same lists (a little deeper).
 //
 // Indexer keeps the index: the rollups' AggregateTask tells it of every
 // day row it writes, with the old and new value (rollups.RowObserver),
@@ -50,6 +51,16 @@
 // Answers list the ids whose count of the chosen measure in the range is
 // positive, at most K, by that count descending, ties by id ascending.
 // Retention follows the rollups': the index lives as long as the rows.
+//
+// # The songs of an artist
+//
+// The rollups' song rows do not say under which artist_id a song was
+// played, so the top songs of an artist come from rows of their own, in
+// two stages (SongCollector, SongTask; songs.go) in the artist's stage-2
+// partition, and ArtistSongs sums the artist's rows over the range.
+//
+// Tables: 0x50 (the rank index), 0x51 (the artists' songs); records of
+// the repartition topic: SongFormat (0x54).
 package topk
 
 import (
