@@ -83,6 +83,17 @@ type list struct {
 	done bool
 }
 
+// candidate is an id read from some lists and not looked up yet.
+type candidate struct {
+	id int64
+	// seen is the sum of the ceilings of its entries read so far, and
+	// days the lists they were read from.
+	seen  int64
+	days  []int32
+	upper int64 // as of the last round: seen + the ceilings of the other lists
+	exact bool
+}
+
 // firstBatch and maxBatch bound how many entries a round reads from each
 // list: the rounds read more and more as a query needs to go deeper.
 const (
@@ -91,6 +102,17 @@ const (
 )
 
 // Top answers q from the rank index and day rows of store s.
+//
+// It reads the day lists in rounds (sorted access) and keeps, for each id
+// read, the largest total it can have: the ceilings of its entries read
+// plus the current ceilings of the lists it has not been read from. It
+// reads an id's exact counts from its rows (random access) only when that
+// bound is above the bound of every unread id (the sum of the lists'
+// ceilings) and could still reach the best K — or, once every list is
+// read, when it could reach them — so that the many ids of a sparse range
+// (one small country over a month) are ruled out by their bound instead
+// of a lookup each. It stops when it has K exact items, the K-th above
+// the bound of every unread id, and every other id read ruled out.
 func Top(s *state.Store, q Query) ([]Item, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
@@ -100,18 +122,16 @@ func Top(s *state.Store, q Query) ([]Item, error) {
 		return nil, err
 	}
 	defer r.Close()
-	c := q.Country
 	lists := make([]list, 0, q.To-q.From+1)
 	for day := q.From; day <= q.To; day++ {
-		p := listPrefix(nil, q.Entity, day, c)
-		lists = append(lists, list{prefix: p, next: p, ceil: -1})
+		p := listPrefix(nil, q.Entity, day, q.Country)
+		lists = append(lists, list{prefix: p, next: p})
 	}
 	best := &itemHeap{by: q.By}
-	seen := map[int64]struct{}{}
-	var fresh []int64
+	cands := map[int64]*candidate{}
+	var open []*candidate // read, not looked up, not ruled out
 	batch := firstBatch
 	for {
-		fresh = fresh[:0]
 		for i := range lists {
 			l := &lists[i]
 			if l.done {
@@ -124,9 +144,15 @@ func Top(s *state.Store, q Query) ([]Item, error) {
 				}
 				ceil, id := parseRank(key)
 				l.ceil = ceil
-				if _, ok := seen[id]; !ok {
-					seen[id] = struct{}{}
-					fresh = append(fresh, id)
+				c := cands[id]
+				if c == nil {
+					c = &candidate{id: id}
+					cands[id] = c
+					open = append(open, c)
+				}
+				if !c.exact {
+					c.seen += ceil
+					c.days = append(c.days, int32(i))
 				}
 				if n++; n == batch {
 					l.next = append(append(l.next[:0:0], key...), 0)
@@ -141,21 +167,37 @@ func Top(s *state.Store, q Query) ([]Item, error) {
 				l.done, l.ceil = true, 0
 			}
 		}
-		slices.Sort(fresh) // NB: the rows are read in key order
-		for _, id := range fresh {
-			it, err := exact(r, q, id)
+		var unread int64 // the bound of an id read from no list
+		done := true
+		for _, l := range lists {
+			unread += l.ceil
+			done = done && l.done
+		}
+		for _, c := range open {
+			c.upper = c.seen + unread
+			for _, d := range c.days {
+				c.upper -= lists[d].ceil
+			}
+		}
+		slices.SortFunc(open, func(a, b *candidate) int { return cmp.Or(cmp.Compare(b.upper, a.upper), cmp.Compare(a.id, b.id)) })
+		kept := open[:0]
+		for i, c := range open {
+			if best.Len() == q.K && best.beats(c.upper, c.id) {
+				break // NB: the rest are bounded lower still
+			}
+			if c.upper <= unread && !done {
+				kept = append(kept, open[i:]...) // NB: not yet: no better than an unread id
+				break
+			}
+			it, err := exact(r, q, c.id)
 			if err != nil {
 				return nil, err
 			}
+			c.exact, c.days = true, nil
 			best.offer(it, q.K)
 		}
-		var bound int64
-		done := true
-		for _, l := range lists {
-			bound += l.ceil
-			done = done && l.done
-		}
-		if done || (best.Len() == q.K && best.items[0].measure(q.By) > bound) {
+		open = kept
+		if done || (best.Len() == q.K && best.items[0].measure(q.By) > unread) {
 			break
 		}
 		batch = min(2*batch, maxBatch)
@@ -206,6 +248,13 @@ func (h *itemHeap) Pop() any {
 	it := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]
 	return it
+}
+
+// beats reports whether the heap's worst item ranks before an id with
+// the given count of the measure (the heap is full).
+func (h *itemHeap) beats(count, id int64) bool {
+	w := h.items[0]
+	return w.measure(h.by) > count || (w.measure(h.by) == count && w.ID < id)
 }
 
 // offer keeps it if it is among the best k so far and has a positive
