@@ -69,7 +69,7 @@ func newTopStores(t *testing.T) []*state.Store {
 		}
 		t.Cleanup(func() { s.Close() })
 		stores[p] = s
-		agg, idx, st := rollups.NewAggregateTask(s, nil), topk.NewIndexer(), topk.NewSongTask(s)
+		agg, idx, st := rollups.NewAggregateTask(s, nil), topk.NewIndexer(s), topk.NewSongTask(s)
 		agg.Observe(idx)
 		for _, rec := range deltas.Records() {
 			if rec.Partition != int32(p) {

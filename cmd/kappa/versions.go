@@ -374,7 +374,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 			t.fans = fans.NewCountTask(s)
 		}
 		if procs.topK {
-			t.topk, t.topkSongs = topk.NewIndexer(), topk.NewSongTask(s)
+			t.topk, t.topkSongs = topk.NewIndexer(s), topk.NewSongTask(s)
 			t.rollups.Observe(t.topk)
 		}
 		if simIndex != nil {

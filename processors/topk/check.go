@@ -11,32 +11,42 @@ import (
 )
 
 // Check verifies that the rank index of store s and the rollups' day rows
-// in it are one-to-one: every positive count of a row (per country, and
-// over all countries, of plays and of streams) has exactly the rank key of
-// its bucket, and every rank key is such a count's. It reads the whole
+// in it are one-to-one: every positive count of plays of an id in a week
+// (the sum of its day rows, per country and over all countries) has
+// exactly the rank key of its bucket, and every rank key is such a
+// count's. It reads the whole
 // store (for tests and repairs, not for serving) and returns an error
 // naming the first difference.
 func Check(s *state.Store) error {
 	var want [][]byte
-	x := NewIndexer()
+	type week struct {
+		e  rollups.Entity
+		id int64
+		w  int32
+		c  events.Country
+	}
+	plays := map[week]int64{}
 	for _, e := range []rollups.Entity{rollups.Song, rollups.Artist} {
 		prefix := rollups.DayKey(nil, e, 0, 0)[:1]
 		err := s.Scan(prefix, state.PrefixEnd(prefix), func(k, v []byte) error {
 			if len(k) != 13 {
 				return fmt.Errorf("topk: check: row key %x: want 13 bytes", k)
 			}
-			id, day := int64(state.Uint64(k, 1)), int32(state.Uint32(k, 9))
-			if err := x.RowChanged(e, id, day, nil, v); err != nil {
-				return err
-			}
-			for _, m := range x.moves {
-				want = append(want, slices.Clone(x.arena[m.start:m.end]))
-			}
-			x.moves, x.arena = x.moves[:0], x.arena[:0]
-			return nil
+			id, w := int64(state.Uint64(k, 1)), weekOf(int32(state.Uint32(k, 9)))
+			return rollups.ForRow(v, func(c events.Country, p, _ int64) {
+				if c != allCountries {
+					plays[week{e, id, w, c}] += p
+				}
+				plays[week{e, id, w, allCountries}] += p
+			})
 		})
 		if err != nil {
 			return err
+		}
+	}
+	for k, n := range plays {
+		if n > 0 {
+			want = append(want, rankKey(nil, k.e, k.w, k.c, n, k.id))
 		}
 	}
 	slices.SortFunc(want, bytes.Compare)
@@ -74,7 +84,7 @@ func describe(k []byte) string {
 	if c == allCountries {
 		country = "all"
 	}
-	return fmt.Sprintf("%c day %d %s id %d ≤%d plays", k[1], int32(state.Uint32(k, 2)), country, id, ceil)
+	return fmt.Sprintf("%c week %d %s id %d ≤%d plays", k[1], int32(state.Uint32(k, 2)), country, id, ceil)
 }
 
 // CheckArtistSongs verifies that the artist-songs rows of store s add up

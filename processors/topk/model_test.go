@@ -61,7 +61,7 @@ func newPipeline(t testing.TB, partitions int) *pipeline {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		x := NewIndexer()
+		x := NewIndexer(s)
 		agg := rollups.NewAggregateTask(s, state.NewRecent(4<<10))
 		agg.Observe(x)
 		p.stores, p.aggs, p.idx = append(p.stores, s), append(p.aggs, agg), append(p.idx, x)
@@ -302,37 +302,42 @@ func TestModel(t *testing.T) {
 // TestThresholdTie builds lists where, after the first round, the best
 // total seen equals the threshold and an unread id with a smaller id has
 // that total too: the answer must be the unread one (a ≥ instead of a >
-// in the stopping rule would return the other).
+// in the stopping rule would return the other). Counts: f is the first
+// count of a bucket B, top its ceiling.
 func TestThresholdTie(t *testing.T) {
-	const d = 20_000
+	const d = 20_006 // a Thursday: weeks d…d+6 and d+7…d+13
+	const f = 16
+	top := int(ceiling(bucketOf(f)))
+	if firstBatch != 16 || bucketOf(f-1) == bucketOf(f) || bucketOf(int64(top)+1) != bucketOf(f)+1 || top-1 < f ||
+		weekOf(d) == weekOf(d-1) || weekOf(d+7) != weekOf(d)+1 {
+		t.Fatal("the lists below are laid out for a first batch of 16, a bucket starting at 16 and weeks from day d")
+	}
 	var listens []events.Listen
 	add := func(id int64, day int32, n int) {
 		for range n {
 			listens = append(listens, events.Listen{UserID: 1, SongID: id, ArtistID: 1, TS: int64(day) * 86_400_000})
 		}
 	}
-	// Day d: 900 (18, bucket 17), then 100…114 (16, bucket 16), then 200
-	// (17, bucket 16, read after them).
-	add(900, d, 18)
+	// Week of d: 900 (top+1, bucket B+1), then 100…114 (f, bucket B),
+	// then 200 (top, bucket B, read after them).
+	add(900, d, top+1)
 	for id := int64(100); id < 115; id++ {
-		add(id, d, 16)
+		add(id, d, f)
 	}
-	add(200, d, 17)
-	// Day d+1: 100…115 (16), then 200 (17) and 900 (16), all bucket 16.
+	add(200, d, top)
+	// Week of d+7: 100…115 (f), then 200 (top) and 900 (top-1), all
+	// bucket B. 200 and 900 both total 2·top, the bound after a round.
 	for id := int64(100); id < 116; id++ {
-		add(id, d+1, 16)
+		add(id, d+7, f)
 	}
-	add(200, d+1, 17)
-	add(900, d+1, 16)
-	if firstBatch != 16 || bucketOf(18) != bucketOf(16)+1 || bucketOf(17) != bucketOf(16) {
-		t.Fatal("the lists below are laid out for a first batch of 16 and buckets 16…17, 18…19")
-	}
+	add(200, d+7, top)
+	add(900, d+7, top-1)
 	p := newPipeline(t, 1)
 	p.commit(listens)
 	p.check()
 	for _, k := range []int{1, 2, 3} {
-		q := Query{Entity: rollups.Song, By: Plays, From: d, To: d + 1, K: k}
-		got, want := render(p.top(q)), bruteTop(listens, false, false, d, d+1, "", k)
+		q := Query{Entity: rollups.Song, By: Plays, From: d, To: d + 7, K: k}
+		got, want := render(p.top(q)), bruteTop(listens, false, false, d, d+7, "", k)
 		if !slices.Equal(got, want) {
 			t.Fatalf("k=%d: got %v, want %v", k, got, want)
 		}

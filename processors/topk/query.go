@@ -122,9 +122,11 @@ func Top(s *state.Store, q Query) ([]Item, error) {
 		return nil, err
 	}
 	defer r.Close()
-	lists := make([]list, 0, q.To-q.From+1)
-	for day := q.From; day <= q.To; day++ {
-		p := listPrefix(nil, q.Entity, day, q.Country)
+	// NB: the weeks the range overlaps; an id's plays in a week bound
+	// its plays (and streams) in the range's days of that week.
+	lists := make([]list, 0, weekOf(q.To)-weekOf(q.From)+1)
+	for w := weekOf(q.From); w <= weekOf(q.To); w++ {
+		p := listPrefix(nil, q.Entity, w, q.Country)
 		lists = append(lists, list{prefix: p, next: p})
 	}
 	best := &itemHeap{by: q.By}

@@ -6,40 +6,55 @@
 //
 // The rollups' stage 2 keeps, per (song | artist, day), a day row with the
 // exact plays and streams of each country (processors/rollups). Top-K adds
-// a rank index beside those rows, in the same stores: per (entity, day,
-// country) — and per (entity, day, all countries) — a list of the ids
-// with plays, in decreasing order of a bucket of their plays:
+// a rank index beside those rows, in the same stores: per (entity, week,
+// country) — and per (entity, week, all countries) — a list of the ids
+// with plays that week, in decreasing order of a bucket of their plays:
 //
-//	0x50 | entity | day | country | ^bucket | id  →  (empty)
+//	0x50 | entity | week | country | ^bucket | id  →  (empty)
 //
-// entity is 's' (songs) or 'a' (artists), day 4 and id 8 big-endian
-// bytes, country the two letters or two zero bytes for all countries (the
-// listens without a country are counted in all countries only), and
-// bucket (2 bytes, complemented so that bigger counts come first) a
-// logarithmic bucket of the plays: exact below 16, then eight buckets per
-// doubling (bucketOf). A count change moves the id's key only when it
-// crosses into another bucket, so a song played all day moves a few dozen
-// times instead of once per commit interval. Streams have no lists of
-// their own: a stream is a play, so the plays' buckets bound the streams
-// too, and a ranking by streams reads the same lists (a little deeper).
+// entity is 's' (songs) or 'a' (artists), week (the 7-day periods from
+// 1970-01-01) 4 and id 8 big-endian bytes, country the two letters or two
+// zero bytes for all countries (the listens without a country are counted
+// in all countries only), and bucket (2 bytes, complemented so that bigger
+// counts come first) a logarithmic bucket of the plays: exact below 4,
+// then two buckets per doubling (bucketOf). A count change moves the id's
+// key only when it crosses into another bucket, so a song played all week
+// moves a few dozen times instead of once per commit interval. Streams
+// have no lists of their own: a stream is a play, so the plays' buckets
+// bound the streams too, and a ranking by streams reads the same lists (a
+// little deeper).
+//
+// Why weeks and coarse buckets: every write of the index is a changelog
+// record too, and on a Zipf load most listens are of songs played once or
+// twice in a day or week, each such listen inserting or moving its song
+// in two lists (its country's and all countries'). Lists per week rather
+// than per day insert a song once a week instead of once a day it is
+// played, and a 31-day range merges 5 or 6 lists instead of 31; coarse
+// buckets move a key once per half doubling of its count. A range's
+// bounds come from the weeks it overlaps: an id's plays in a week bound
+// its plays in the range's days of it.
 //
 // Indexer keeps the index: the rollups' AggregateTask tells it of every
-// day row it writes, with the old and new value (rollups.RowObserver),
-// and it writes the moved keys into the same Output. So the index and the
-// rows are in one transaction, one store batch and one changelog: they
-// are exact together through kill -9, rebalances, restores and replays,
-// with no stage 1 and no records of their own. Check verifies that the
-// index and the rows are one-to-one.
+// day row it writes, with the old and new value (rollups.RowObserver), and
+// it moves the keys of those rows' weeks — their totals read from the
+// week's day rows — in the same Output. So the index and the rows are in
+// one transaction, one store batch and one changelog: they are exact
+// together through kill -9, rebalances, restores and replays, with no
+// stage 1 and no records of their own. Check verifies that the index and
+// the rows are one-to-one.
 //
 // # Answering a range
 //
 // Top answers a Query from one store by Fagin's threshold algorithm over
-// the range's day lists: it reads the lists in turns, in bucket order,
-// reads the exact total of each new id from its day rows (one seek and at
-// most one row per day of the range), and stops once the k-th best total
-// is above the sum of the largest counts the lists' unread entries can
-// have (the ceilings of their current buckets), since no unread id can
-// reach it. It never sums every row of the range.
+// the lists of the weeks the range overlaps: it reads the lists in rounds,
+// in bucket order (sorted access), keeps for each id read the largest
+// total it can have (the ceilings of its entries read plus the current
+// ceilings of the other lists), reads an id's exact counts over the range
+// from its day rows (random access: one seek, at most one row per day)
+// only when that bound can still put it among the best K, and stops once
+// the K-th best exact total is above the sum of the lists' current
+// ceilings, the most an unread id can have. It never sums every row of
+// the range.
 //
 // # Exactness across partitions
 //
@@ -100,17 +115,24 @@ const rankKeyLen = listPrefixLen + 2 + 8
 // listPrefixLen is the length of a list's prefix.
 const listPrefixLen = 1 + 1 + 4 + 2
 
-// listPrefix appends the prefix of the list of (e, day, c).
-func listPrefix(dst []byte, e rollups.Entity, day int32, c events.Country) []byte {
+// weekDays is the length of the periods the lists rank ids over.
+const weekDays = 7
+
+// weekOf is the week of day (≥ 0): weeks are the 7-day periods counted
+// from 1970-01-01 (a Thursday).
+func weekOf(day int32) int32 { return day / weekDays }
+
+// listPrefix appends the prefix of the list of (e, week w, c).
+func listPrefix(dst []byte, e rollups.Entity, w int32, c events.Country) []byte {
 	dst = append(dst, tableRank, entityByte(e))
-	dst = state.AppendUint32(dst, uint32(day))
+	dst = state.AppendUint32(dst, uint32(w))
 	return append(dst, c[0], c[1])
 }
 
-// rankKey appends the key of id with n plays in the list of (e, day, c).
-func rankKey(dst []byte, e rollups.Entity, day int32, c events.Country, n, id int64) []byte {
+// rankKey appends the key of id with n plays in the list of (e, w, c).
+func rankKey(dst []byte, e rollups.Entity, w int32, c events.Country, n, id int64) []byte {
 	b := ^bucketOf(n)
-	dst = append(listPrefix(dst, e, day, c), byte(b>>8), byte(b))
+	dst = append(listPrefix(dst, e, w, c), byte(b>>8), byte(b))
 	return state.AppendUint64(dst, uint64(id))
 }
 
@@ -122,7 +144,7 @@ func parseRank(key []byte) (ceil, id int64) {
 
 // mantissaBits is the number of bits of a count its bucket keeps after the
 // leading one: a bucket spans at most 1/2^mantissaBits of its counts.
-const mantissaBits = 3
+const mantissaBits = 1
 
 // exactBelow is the count under which buckets are exact counts.
 const exactBelow = 2 << mantissaBits
