@@ -16,7 +16,7 @@ build:
 
 ## run: build and start the all-in-one system with synthetic load
 run: build
-	./$(BIN) up --generate $(RATE) --fan-zones --similar --top-k
+	./$(BIN) up --generate $(RATE) --fan-zones --similar --top-k --top-k-artist-songs
 
 ## test: formatting, vet, the concurrent packages under the race detector,
 ## and every test (unit, fuzz seeds, e2e)

@@ -206,7 +206,7 @@ func TestTopKExact(t *testing.T) {
 	const n = 200_000
 	d := generateDataset(t, testConfig(n))
 	kafka, httpAddr := freeAddr(t), freeAddr(t)
-	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--top-k")
+	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--top-k", "--top-k-artist-songs")
 	waitReady(t, httpAddr)
 	produceWithKappa(t, kafka, d.writeLines(t, "produce.jsonl", 0, n, false))
 	waitCaughtUp(t, kafka, n, 2*time.Minute, httpAddr)
@@ -230,7 +230,7 @@ func TestTopKKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20, 20))
 	instances := []*instance{newInstance(t, kafka, "a"), newInstance(t, kafka, "b")}
 	for _, in := range instances {
-		in.args = append(in.args, "--top-k")
+		in.args = append(in.args, "--top-k", "--top-k-artist-songs")
 		in.start(t)
 	}
 	for _, in := range instances {

@@ -48,6 +48,10 @@ type Backend struct {
 	// their rollups (processors/topk); a top query reads them all. 0:
 	// the top endpoints answer 404, top-K is off.
 	TopPartitions int
+	// TopArtistSongs says the stores count each artist's songs, in the
+	// store of the artist's rollups key (processors/topk). False: top
+	// songs with artist_id= answer 404.
+	TopArtistSongs bool
 }
 
 // ErrStarting marks a Versions.Backend error for a version that is not

@@ -67,6 +67,10 @@ func (s *Server) top(e rollups.Entity) read {
 			return
 		}
 		if artist != 0 {
+			if !v.TopArtistSongs {
+				writeError(w, http.StatusNotFound, "the artists' songs are not counted in version "+v.name+" (kappa up, process or replay --top-k-artist-songs counts them)")
+				return
+			}
 			s.artistSongs(w, r, v, q, artist)
 			return
 		}

@@ -130,7 +130,7 @@ func (pp *partPlacement) Locate(key []byte) Location {
 func newTopServer(t *testing.T, pp *partPlacement, partitions int) *Server {
 	t.Helper()
 	srv, err := New(Config{
-		Versions: fixedVersions{"v1", map[string]*Backend{"v1": {Rollups: pp, TopPartitions: partitions}}},
+		Versions: fixedVersions{"v1", map[string]*Backend{"v1": {Rollups: pp, TopPartitions: partitions, TopArtistSongs: partitions > 0}}},
 		Ready:    func(context.Context) (bool, error) { return true, nil },
 		Names:    fakeNames{},
 	})
@@ -233,6 +233,16 @@ func TestTopErrors(t *testing.T) {
 	off := newTopServer(t, &partPlacement{stores: map[int32]*state.Store{0: stores[0]}}, 0)
 	if status, body := do(t, off, http.MethodGet, "/v1/top/artists?"+r, ""); status != 404 || !strings.Contains(body, "top-K is off") {
 		t.Errorf("top-K off: %d %s", status, body)
+	}
+	noSongs, err := New(Config{
+		Versions: fixedVersions{"v1", map[string]*Backend{"v1": {Rollups: &partPlacement{stores: map[int32]*state.Store{0: stores[0]}}, TopPartitions: topPartitions}}},
+		Ready:    func(context.Context) (bool, error) { return true, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := do(t, noSongs, http.MethodGet, "/v1/top/songs?"+r+"&artist_id=3", ""); status != 404 || !strings.Contains(body, "--top-k-artist-songs") {
+		t.Errorf("artist songs off: %d %s", status, body)
 	}
 	// Partition 1 is nowhere (rebalancing), partition 2 on an owner that
 	// does not answer.

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -27,11 +28,12 @@ type processors struct {
 	similar  similar.Config
 	simOn    bool // --similar
 	topK     bool // --top-k
+	topSongs bool // --top-k-artist-songs
 }
 
 // processorFlagNames are the flags processorFlags declares.
 var processorFlagNames = []string{"live-windows", "live-grace", "live-retention", "fan-zones", "h3-resolutions", "fan-min-plays", "fan-delay",
-	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "minhash-min-bands", "similar-delay", "top-k"}
+	"similar", "minhash-bands", "minhash-rows", "hyperplane-tables", "hyperplane-bits", "feature-dim", "similar-bucket-cap", "similar-candidates", "similar-rerank", "minhash-min-bands", "similar-delay", "top-k", "top-k-artist-songs"}
 
 // processorFlags declares the flags of the processor configuration.
 func processorFlags(fs *flag.FlagSet, p *processors) {
@@ -75,7 +77,8 @@ func processorFlags(fs *flag.FlagSet, p *processors) {
 	fs.IntVar(&p.similar.Limits.Candidates, "similar-candidates", lsh.DefaultCandidates, "most candidates a similarity query collects from its buckets")
 	fs.IntVar(&p.similar.Limits.Rerank, "similar-rerank", lsh.DefaultRerank, "most candidates a similarity query scores by their signature or vector: those sharing the most buckets")
 	fs.IntVar(&p.similar.MinBands, "minhash-min-bands", similar.DefaultMinBands, "fewest bands a candidate user shares with the query user to be scored, while k candidates share that many (1: every candidate)")
-	fs.BoolVar(&p.topK, "top-k", false, "keep the top-K indexes of artists and songs by plays and streams per day and country (GET /v1/top/…); costs throughput: see docs/benchmarks.md")
+	fs.BoolVar(&p.topK, "top-k", false, "keep the top-K indexes of artists and songs per week and country (GET /v1/top/…); costs throughput: see docs/benchmarks.md")
+	fs.BoolVar(&p.topSongs, "top-k-artist-songs", false, "with --top-k, also count each artist's songs (GET /v1/top/songs?artist_id=); costs throughput: see docs/benchmarks.md")
 	fs.DurationVar(&p.similar.Delay, "similar-delay", similar.DefaultDelay, "how long a user's changed signature waits before similar-users answers see it (its changes of that time move the user's buckets once)")
 }
 
@@ -86,6 +89,9 @@ func (p *processors) validate() error {
 	}
 	if err := p.live.Validate(); err != nil {
 		return fmt.Errorf("--live-windows, --live-grace, --live-retention: %s", strings.TrimPrefix(err.Error(), "live: config: "))
+	}
+	if p.topSongs && !p.topK {
+		return errors.New("--top-k-artist-songs needs --top-k")
 	}
 	if err := p.similar.Validate(); err != nil {
 		return fmt.Errorf("--minhash-*, --hyperplane-*, --feature-dim, --similar-*: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -145,8 +151,10 @@ type processorsJSON struct {
 	// SimilarDelay is empty in a version declared before it existed:
 	// the default.
 	SimilarDelay string `json:"similar_delay"`
-	// TopK is false in a version declared before it existed: off.
-	TopK bool `json:"top_k"`
+	// TopK and TopKArtistSongs are false in a version declared before
+	// they existed: off.
+	TopK            bool `json:"top_k"`
+	TopKArtistSongs bool `json:"top_k_artist_songs"`
 }
 
 func (p processors) MarshalJSON() ([]byte, error) {
@@ -171,6 +179,7 @@ func (p processors) MarshalJSON() ([]byte, error) {
 		MinHashMinBands:   cmp.Or(p.similar.MinBands, similar.DefaultMinBands),
 		SimilarDelay:      p.similar.Delay.String(),
 		TopK:              p.topK,
+		TopKArtistSongs:   p.topSongs,
 	}
 	if j.FanMinPlays == 0 {
 		j.FanMinPlays = fans.DefaultMinPlays
@@ -212,7 +221,7 @@ func (p *processors) UnmarshalJSON(b []byte) error {
 		}
 	}
 	out.simOn = j.Similar
-	out.topK = j.TopK
+	out.topK, out.topSongs = j.TopK, j.TopKArtistSongs
 	out.similar = similar.Config{
 		MinHash:     lsh.MinHashConfig{Bands: j.MinHashBands, Rows: j.MinHashRows},
 		Hyperplanes: lsh.HyperplaneConfig{Dim: j.FeatureDim, Tables: j.HyperplaneTables, Bits: j.HyperplaneBits},

@@ -115,6 +115,8 @@ func (procs *processors) overlay(p processors, set []string) {
 			procs.simOn = p.simOn
 		case "top-k":
 			procs.topK = p.topK
+		case "top-k-artist-songs":
+			procs.topSongs = p.topSongs
 		case "minhash-bands":
 			procs.similar.MinHash.Bands = p.similar.MinHash.Bands
 		case "minhash-rows":

@@ -138,7 +138,7 @@ func (t *aggregatesTask) Process(rec *kgo.Record) error {
 	}
 	if topk.IsSongDelta(rec.Value) {
 		if t.topkSongs == nil {
-			return errors.New("an artist-songs record, but top-K is off (--top-k must be the same on every instance of a version)")
+			return errors.New("an artist-songs record, but they are off (--top-k-artist-songs must be the same on every instance of a version)")
 		}
 		return t.topkSongs.Process(rec)
 	}
@@ -160,6 +160,8 @@ func (t *aggregatesTask) Prepare(out *topology.Output) error {
 		if err := t.topk.Prepare(out); err != nil {
 			return err
 		}
+	}
+	if t.topkSongs != nil {
 		if err := t.topkSongs.Prepare(out); err != nil {
 			return err
 		}

@@ -167,6 +167,9 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			if c.procs.topK {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/top/artists?from=" + today + "&to=" + today + "&k=10'")
 			}
+			if c.procs.topSongs {
+				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/top/songs?from=" + today + "&to=" + today + "&artist_id=" + strconv.FormatInt(l.ArtistID, 10) + "'")
+			}
 			if c.procs.simOn {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/users/" + strconv.FormatInt(l.UserID, 10) + "/similar?k=5'")
 				logger.Info("try: curl '" + song + "/similar?k=5'")

@@ -326,7 +326,7 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 	}
 	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
 		t := &listensTask{rollups: rollups.NewUserTask(n.Deltas, partitions), now: time.Now}
-		if procs.topK {
+		if procs.topSongs {
 			t.topkSongs = topk.NewSongCollector(n.Deltas, partitions)
 		}
 		if !procs.liveOff {
@@ -374,8 +374,11 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 			t.fans = fans.NewCountTask(s)
 		}
 		if procs.topK {
-			t.topk, t.topkSongs = topk.NewIndexer(s), topk.NewSongTask(s)
+			t.topk = topk.NewIndexer(s)
 			t.rollups.Observe(t.topk)
+		}
+		if procs.topSongs {
+			t.topkSongs = topk.NewSongTask(s)
 		}
 		if simIndex != nil {
 			t.similar = simIndex.NewIndexTask(s)
@@ -419,10 +422,11 @@ func (inst *instance) newVersion(ctx context.Context, name string, procs process
 		backend: &serve.Backend{
 			Rollups: &placement{runner: stage2, dir: inst.dir, self: inst.c.instanceID, group: n.AggregatesGroup,
 				partitions: int(partitions)},
-			Live:          procs.liveServed(),
-			Fans:          procs.fansServed(),
-			Similar:       simIndex,
-			TopPartitions: topPartitions,
+			Live:           procs.liveServed(),
+			Fans:           procs.fansServed(),
+			Similar:        simIndex,
+			TopPartitions:  topPartitions,
+			TopArtistSongs: procs.topSongs,
 		},
 		done: make(chan struct{}),
 	}, nil
