@@ -34,10 +34,10 @@ func Check(s *state.Store) error {
 			}
 			id, w := int64(state.Uint64(k, 1)), weekOf(int32(state.Uint32(k, 9)))
 			return rollups.ForRow(v, func(c events.Country, p, _ int64) {
-				if c != allCountries {
+				if !c.IsZero() {
 					plays[week{e, id, w, c}] += p
 				}
-				plays[week{e, id, w, allCountries}] += p
+				plays[week{e, id, w, events.Country{}}] += p
 			})
 		})
 		if err != nil {
@@ -81,7 +81,7 @@ func describe(k []byte) string {
 	ceil, id := parseRank(k)
 	c := events.Country{k[6], k[7]}
 	country := c.String()
-	if c == allCountries {
+	if c.IsZero() {
 		country = "all"
 	}
 	return fmt.Sprintf("%c week %d %s id %d ≤%d plays", k[1], int32(state.Uint32(k, 2)), country, id, ceil)

@@ -153,7 +153,7 @@ func (x *Indexer) moveWeek(r *state.SortedReader, changes []rowChange) error {
 		}
 	}
 	for _, d := range x.news {
-		if d.c == allCountries {
+		if d.c.IsZero() {
 			continue // NB: the listens without a country count in all countries only
 		}
 		var o rowCount
@@ -162,7 +162,7 @@ func (x *Indexer) moveWeek(r *state.SortedReader, changes []rowChange) error {
 		}
 		x.moveKey(c.e, c.id, w, d.c, o.plays, o.plays+d.plays)
 	}
-	x.moveKey(c.e, c.id, w, allCountries, oldAll.plays, newAll.plays)
+	x.moveKey(c.e, c.id, w, events.Country{}, oldAll.plays, newAll.plays) // NB: all countries
 	return nil
 }
 

@@ -220,7 +220,7 @@ func exact(r *state.SortedReader, q Query, id int64) (Item, error) {
 			return false
 		}
 		rowErr = rollups.ForRow(v, func(c events.Country, plays, streams int64) {
-			if q.Country == allCountries || c == q.Country {
+			if q.Country.IsZero() || c == q.Country {
 				it.Plays += plays
 				it.Streams += streams
 			}

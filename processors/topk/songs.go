@@ -302,7 +302,7 @@ func ArtistSongs(s *state.Store, artist int64, q Query) ([]Item, error) {
 			sums[song] = it
 		}
 		return rollups.ForRow(v, func(c events.Country, plays, streams int64) {
-			if q.Country == allCountries || c == q.Country {
+			if q.Country.IsZero() || c == q.Country {
 				it.Plays += plays
 				it.Streams += streams
 			}

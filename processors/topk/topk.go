@@ -106,9 +106,6 @@ func entityByte(e rollups.Entity) byte {
 	return 's'
 }
 
-// allCountries is the country of the lists over every country.
-var allCountries = events.Country{}
-
 // rankKeyLen is the length of a rank key.
 const rankKeyLen = listPrefixLen + 2 + 8
 
@@ -122,7 +119,8 @@ const weekDays = 7
 // from 1970-01-01 (a Thursday).
 func weekOf(day int32) int32 { return day / weekDays }
 
-// listPrefix appends the prefix of the list of (e, week w, c).
+// listPrefix appends the prefix of the list of (e, week w, c); the zero
+// Country c is all countries.
 func listPrefix(dst []byte, e rollups.Entity, w int32, c events.Country) []byte {
 	dst = append(dst, tableRank, entityByte(e))
 	dst = state.AppendUint32(dst, uint32(w))
