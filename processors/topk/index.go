@@ -27,7 +27,24 @@ type Indexer struct {
 	olds, news []rowCount
 	week       []rowCount // scratch: a week's totals
 	key        []byte
+	// weeks caches the totals of the weeks this Indexer moved keys of,
+	// as the store has them once the transaction being prepared
+	// commits, so that an id played all week does not read its week's
+	// rows at each commit. INVARIANT: it holds no week's totals but
+	// those; an aborted transaction drops it with the task (the runtime
+	// makes a new one).
+	weeks map[weekKey][]rowCount
 }
+
+// weekKey is an id's week.
+type weekKey struct {
+	e  rollups.Entity
+	id int64
+	w  int32
+}
+
+// maxCachedWeeks bounds Indexer.weeks: past it, the cache starts afresh.
+const maxCachedWeeks = 200_000
 
 // rowChange is the change of one day row: per country, new minus old.
 type rowChange struct {
@@ -51,7 +68,9 @@ type rowCount struct {
 
 // NewIndexer returns the indexer of a partition over its store, which
 // it reads the weeks' other day rows from.
-func NewIndexer(s *state.Store) *Indexer { return &Indexer{store: s} }
+func NewIndexer(s *state.Store) *Indexer {
+	return &Indexer{store: s, weeks: map[weekKey][]rowCount{}}
+}
 
 // RowChanged implements rollups.RowObserver: it records the change.
 func (x *Indexer) RowChanged(e rollups.Entity, id int64, day int32, old, new []byte) error {
@@ -129,10 +148,14 @@ func (x *Indexer) Prepare(out *topology.Output) error {
 func (x *Indexer) moveWeek(r *state.SortedReader, changes []rowChange) error {
 	c := changes[0]
 	w := weekOf(c.day)
-	old, err := x.weekTotals(r, x.week[:0], c.e, c.id, w)
-	x.week = old
-	if err != nil {
-		return err
+	wk := weekKey{c.e, c.id, w}
+	old, ok := x.weeks[wk]
+	if !ok {
+		var err error
+		if old, err = x.weekTotals(r, x.week[:0], c.e, c.id, w); err != nil {
+			return err
+		}
+		x.week = old
 	}
 	var oldAll, newAll rowCount
 	for _, o := range old {
@@ -163,6 +186,19 @@ func (x *Indexer) moveWeek(r *state.SortedReader, changes []rowChange) error {
 		x.moveKey(c.e, c.id, w, d.c, o.plays, o.plays+d.plays)
 	}
 	x.moveKey(c.e, c.id, w, events.Country{}, oldAll.plays, newAll.plays) // NB: all countries
+	if len(x.weeks) >= maxCachedWeeks {
+		clear(x.weeks)
+	}
+	totals := slices.Clone(old)
+	for _, d := range x.news {
+		k := slices.IndexFunc(totals, func(n rowCount) bool { return n.c == d.c })
+		if k < 0 {
+			totals = append(totals, rowCount{c: d.c})
+			k = len(totals) - 1
+		}
+		totals[k].add(d)
+	}
+	x.weeks[wk] = totals
 	return nil
 }
 
