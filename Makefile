@@ -16,7 +16,7 @@ build:
 
 ## run: build and start the all-in-one system with synthetic load
 run: build
-	./$(BIN) up --generate $(RATE) --fan-zones --similar --dp --sink-dir ./lake
+	./$(BIN) up --generate $(RATE) --fan-zones --similar --dp --top-k --top-k-artist-songs --sink-dir ./lake
 
 ## test: formatting, vet, the concurrent packages under the race detector,
 ## and every test (unit, fuzz seeds, e2e)

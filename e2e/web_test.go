@@ -42,12 +42,9 @@ func TestDashboards(t *testing.T) {
 
 	kafka, httpAddr := freeAddr(t), freeAddr(t)
 	args := []string{"up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr, "--fan-zones"}
-	// NB: the top-K endpoints (GET /v1/top/…) come with --top-k where
-	// this kappa has it; without them the script checks that /top and the
-	// top songs panel say so.
-	if help, _ := exec.Command(kappaBin, "up", "-h").CombinedOutput(); bytes.Contains(help, []byte("-top-k")) {
-		args = append(args, "--top-k")
-	}
+	// NB: the top-K endpoints (GET /v1/top/…, artist_id= for an
+	// artist's songs).
+	args = append(args, "--top-k", "--top-k-artist-songs")
 	startKappa(t, "up.log", args...)
 	waitReady(t, httpAddr)
 	runKappa(t, 0, "generate", "--catalog", "--seed", itoa(cfg.Seed), "--users", itoa(int64(cfg.Users)),

@@ -22,6 +22,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/processors/similar"
+	"github.com/kappa-stream/kappa/processors/topk"
 )
 
 // Backend is the read side of one topology version.
@@ -46,6 +47,13 @@ func (b *Backend) live() *live.Config { return live.ConfigOf(b.Processors[live.S
 // fans is the configuration of the fan zones (their resolutions), nil
 // when they are off.
 func (b *Backend) fans() *fans.Config { return fans.ConfigOf(b.Processors[fans.Spec.Name]) }
+
+// top is the stage-2 partition count a top query reads (0: top-K is
+// off) and whether the artists' songs are counted.
+func (b *Backend) top() (partitions int, artistSongs bool) {
+	_, partitions, artistSongs = topk.Served(b.Processors[topk.Spec.Name])
+	return partitions, artistSongs
+}
 
 // similar is the hashing of the similarity indexes, nil when they are
 // off.
@@ -165,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 			s.mux.Handle(p, cfg.UI)
 		}
 	}
+	s.topRoutes()
 	if cfg.Produce != nil {
 		s.mux.HandleFunc("POST /v1/listens", s.ingest)
 	}

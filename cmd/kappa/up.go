@@ -168,6 +168,9 @@ func generateLive(ctx context.Context, c upConfig, logger *slog.Logger) error {
 			if enabled(c.procs, "fans") {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/artists/" + strconv.FormatInt(l.ArtistID, 10) + "/fan-zones?res=7&limit=5'")
 			}
+			if enabled(c.procs, "topk") {
+				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/top/artists?from=" + today + "&to=" + today + "&k=10'")
+			}
 			if enabled(c.procs, similar.Spec.Name) {
 				logger.Info("try: curl 'http://" + c.httpAddr + "/v1/users/" + strconv.FormatInt(l.UserID, 10) + "/similar?k=5'")
 				logger.Info("try: curl '" + song + "/similar?k=5'")

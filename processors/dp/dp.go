@@ -35,15 +35,15 @@
 //
 // Stage-1 store tables (first key byte):
 //
-//	0x50 day | user  →  the user's kept songs (country, plays) and artists (country)
-//	0x53             →  largest event time | oldest day kept
-//	0x54 user        →  home: time | lat | lng (float64 bits)
+//	0x60 day | user  →  the user's kept songs (country, plays) and artists (country)
+//	0x63             →  largest event time | oldest day kept
+//	0x64 user        →  home: time | lat | lng (float64 bits)
 //
 // Stage-2 store tables:
 //
-//	0x51 kind | id | day | country  →  uvarint count
-//	0x51 4 | artist | day | cell    →  uvarint count (fans, 8-byte H3 cell)
-//	0x52 source partition           →  its largest event time
+//	0x61 kind | id | day | country  →  uvarint count
+//	0x61 4 | artist | day | cell    →  uvarint count (fans, 8-byte H3 cell)
+//	0x62 source partition           →  its largest event time
 //
 // with ids as 8-byte, days and partitions as 4-byte big-endian integers.
 // A song's and an artist's cells are in the stage-2 partition of their
@@ -63,11 +63,11 @@ import (
 )
 
 const (
-	tableUserDay byte = 0x50
-	tableCell    byte = 0x51
-	tableSource  byte = 0x52
-	tableMeta    byte = 0x53
-	tableHome    byte = 0x54
+	tableUserDay byte = 0x60
+	tableCell    byte = 0x61
+	tableSource  byte = 0x62
+	tableMeta    byte = 0x63
+	tableHome    byte = 0x64
 
 	// Format is the first byte of the records stage 1 sends to stage 2.
 	Format byte = 0x44

@@ -41,7 +41,13 @@ func TestProcessorsJSON(t *testing.T) {
 			`{"live_windows":["10s","1h"],"live_grace":"30s","live_retention":"2h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` + simDefaults},
 		{[]string{"--similar", "--minhash-bands", "64", "--minhash-rows", "3", "--hyperplane-tables", "8", "--hyperplane-bits", "10", "--feature-dim", "16", "--similar-bucket-cap", "100", "--similar-candidates", "1000", "--similar-rerank", "100", "--minhash-min-bands", "3", "--similar-delay", "1s"},
 			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1,"fan_delay":"5s",` +
-				`"similar":true,"minhash_bands":64,"minhash_rows":3,"hyperplane_tables":8,"hyperplane_bits":10,"feature_dim":16,"similar_bucket_cap":100,"similar_candidates":1000,"similar_rerank":100,"minhash_min_bands":3,"similar_delay":"1s","dp":false,"dp_max_items":8,"dp_max_plays":5,"dp_grace":"10m0s","dp_keep":"48h0m0s","dp_h3_resolutions":[5,6,7,8,9]}`},
+				`"similar":true,"minhash_bands":64,"minhash_rows":3,"hyperplane_tables":8,"hyperplane_bits":10,"feature_dim":16,"similar_bucket_cap":100,"similar_candidates":1000,"similar_rerank":100,"minhash_min_bands":3,"similar_delay":"1s","dp":false,"dp_max_items":8,"dp_max_plays":5,"dp_grace":"10m0s","dp_keep":"48h0m0s","dp_h3_resolutions":[5,6,7,8,9],"top_k":false,"top_k_artist_songs":false}`},
+		{[]string{"--top-k"},
+			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` +
+				strings.TrimSuffix(simDefaults, `"top_k":false,"top_k_artist_songs":false}`) + `"top_k":true,"top_k_artist_songs":false}`},
+		{[]string{"--top-k", "--top-k-artist-songs"},
+			`{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":false,"h3_resolutions":[5,6,7,8,9],"fan_min_plays":1` +
+				strings.TrimSuffix(simDefaults, `"top_k":false,"top_k_artist_songs":false}`) + `"top_k":true,"top_k_artist_songs":true}`},
 	} {
 		p := parseProcessors(t, tc.args...)
 		b, err := json.Marshal(p)
@@ -72,6 +78,7 @@ func TestProcessorsJSON(t *testing.T) {
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"minhash_min_bands":-1}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"dp_max_items":0}`,
 		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"dp_grace":"-1m"}`,
+		`{"live_windows":[],"live_grace":"1m","live_retention":"48h","h3_resolutions":[5],"fan_min_plays":1,"top_k_artist_songs":true}`,
 	} {
 		p := NewConfig()
 		if err := json.Unmarshal([]byte(bad), &p); err == nil {
@@ -81,12 +88,13 @@ func TestProcessorsJSON(t *testing.T) {
 }
 
 // simDefaults ends the JSON of a configuration with the default
-// --fan-delay, without --similar and with the default hashing and limits.
-const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":2,"similar_delay":"5s","dp":false,"dp_max_items":8,"dp_max_plays":5,"dp_grace":"10m0s","dp_keep":"48h0m0s","dp_h3_resolutions":[5,6,7,8,9]}`
+// --fan-delay, without --similar and with the default hashing and limits,
+// without --top-k.
+const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":2,"similar_delay":"5s","dp":false,"dp_max_items":8,"dp_max_plays":5,"dp_grace":"10m0s","dp_keep":"48h0m0s","dp_h3_resolutions":[5,6,7,8,9],"top_k":false,"top_k_artist_songs":false}`
 
 // TestProcessorsJSONBefore: a version declared before the similarity
-// indexes and the fan delay existed reads as one without them, with the
-// defaults.
+// indexes, the fan delay and top-K existed reads as one without them,
+// with the defaults.
 func TestProcessorsJSONBefore(t *testing.T) {
 	p := NewConfig()
 	old := `{"live_windows":["1m"],"live_grace":"1m0s","live_retention":"48h0m0s","fan_zones":true,"h3_resolutions":[7],"fan_min_plays":2}`

@@ -9,6 +9,7 @@ import (
 	"github.com/kappa-stream/kappa/processors/live"
 	"github.com/kappa-stream/kappa/processors/rollups"
 	"github.com/kappa-stream/kappa/processors/similar"
+	"github.com/kappa-stream/kappa/processors/topk"
 )
 
 // Specs are the registered processors, in the order their stages see
@@ -19,6 +20,7 @@ func Specs() []processors.Spec {
 		live.Spec,
 		fans.Spec,
 		similar.Spec,
+		topk.Spec,
 		dp.Spec,
 	}
 }

@@ -200,6 +200,8 @@ type Stage2 struct {
 	val    []byte
 	row    []rowEntry
 	recent *state.Recent
+	// observer is told of every row written (nil: none).
+	observer RowObserver
 }
 
 // NewStage2 returns a stage-2 part over the partition's store that keeps
@@ -236,13 +238,19 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 		for j < len(list) && list[j].k.sameDay(list[i].k) {
 			j++
 		}
-		t.key = dayKey(t.key[:0], list[i].k.entity(), list[i].k.day())
+		e, day := list[i].k.entity(), list[i].k.day()
+		t.key = dayKey(t.key[:0], e, day)
 		old, _, err := t.recent.Get(r, t.key)
 		if err != nil {
 			return err
 		}
 		if t.val, err = mergeRow(t.val[:0], old, list[i:j], &t.row); err != nil {
 			return err
+		}
+		if t.observer != nil {
+			if err := t.observer.RowChanged(e.public(), e.id, day, old, t.val); err != nil {
+				return err
+			}
 		}
 		out.Put(t.key, t.val)
 		t.recent.Put(t.key, t.val)
