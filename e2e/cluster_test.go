@@ -336,7 +336,7 @@ func TestMultiBroker(t *testing.T) {
 			names = append(names, name)
 		}
 	}
-	for _, need := range []string{"listens", "listens.dlq", "kappa.control", "kappa.instances", "kappa.v1.song-deltas",
+	for _, need := range []string{"listens", "listens.dlq", "kappa.control", "kappa.instances", "kappa.v1.repartition",
 		"kappa.v1.rollups-changelog", "catalog.feed", "kappa.catalog-table"} {
 		if !slices.Contains(names, need) {
 			t.Errorf("topic %s missing; kappa's topics: %v", need, names)

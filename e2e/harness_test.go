@@ -540,6 +540,20 @@ func (c *client) getJSON(path string, v any) (int, error) {
 	return resp.StatusCode, json.Unmarshal(body, v)
 }
 
+// getJSONRetrying is getJSON that, like any client of the API, retries an
+// answer of 503 with Retry-After (a partition moving between instances,
+// as a rebalance under load can) for up to a minute.
+func (c *client) getJSONRetrying(path string, v any) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		status, err := c.getJSON(path, v)
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second) // NB: the API's Retry-After: 1
+	}
+}
+
 // checkAllPlays compares every song's and artist's answers, by day and by
 // country, with the model; and a few ids with no plays, which must be zeros.
 func checkAllPlays(t testing.TB, c *client, m *model) {
@@ -577,7 +591,7 @@ func checkAllPlays(t testing.TB, c *client, m *model) {
 				for _, by := range []string{"day", "country"} {
 					path := "/v1/" + j.kind + "/" + strconv.FormatInt(j.id, 10) + "/plays?from=" + from + "&to=" + to + "&by=" + by
 					var a playsAnswer
-					if _, err := c.getJSON(path, &a); err != nil {
+					if err := c.getJSONRetrying(path, &a); err != nil {
 						fail(err.Error())
 						continue
 					}
