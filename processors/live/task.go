@@ -26,16 +26,16 @@ type Metrics struct {
 	closed metric.Int64Counter
 }
 
-// NewMetrics makes the counters kappa.live.late (listens that came after
-// their window closed) and kappa.live.windows.closed; a nil provider
-// makes no-op ones.
+// NewMetrics makes the counters kappa.live.late (listens judged late
+// for a window, once per window size) and kappa.live.windows.closed; a
+// nil provider makes no-op ones.
 func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter("github.com/kappa-stream/kappa/processors/live")
 	late, err := m.Int64Counter("kappa.live.late",
-		metric.WithDescription("Listens that came after their live window closed: counted in the day rollups, not in the window"))
+		metric.WithDescription("Listens late for a live window (their partition's stream time had reached the window's end plus the grace), once per window size: counted in the day rollups, not in the window"))
 	if err != nil {
 		return nil, err
 	}
@@ -48,20 +48,23 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 }
 
 // Stage2 is stage 2 of the live counts, for one partition of the
-// repartition topic. It keeps its windows.Trackers in memory between
-// Prepares and in its store after each; the runtime makes a new one from
-// the store after an aborted transaction.
+// repartition topic. Every cell it gets was judged on time by its stage-1
+// partition; it closes a window once every stage-1 partition's stream
+// time has reached the window's end plus the grace (its windows.Trackers
+// hold them). It keeps its Trackers in memory between Prepares and in its
+// store after each; the runtime makes a new one from the store after an
+// aborted transaction.
 type Stage2 struct {
 	store      *state.Store
 	finalTopic string
 	metrics    *Metrics
 	sizes      []int64
+	grace      int64 // ms
 	trackers   []*windows.Tracker[int64]
 	pending    cells
 	delta      delta
-	maxTS      int64 // the largest event time any source has reached
+	maxTS      int64 // the largest stream time any source has reached
 	touched    bool  // a tracker changed since the last Prepare
-	late       int64
 	// open caches the rows of open windows as last written (in this
 	// Prepare or committed before), decoded, so that a window updated
 	// every interval is neither read back from Pebble nor decoded again,
@@ -78,10 +81,10 @@ type openRow struct {
 	sketch hyperloglog.Sketch
 }
 
-// NewStage2 returns the stage-2 part of a partition over its store. sources is the
-// number of stage-1 partitions (of listens), which all hold the watermark
-// back until they send their event times or go idle; finalTopic receives
-// the closed windows (none when empty).
+// NewStage2 returns the stage-2 part of a partition over its store.
+// sources is the number of stage-1 partitions (of listens), which all
+// hold the watermark back until they send their stream times; finalTopic
+// receives the closed windows (none when empty).
 func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *Metrics) (*Stage2, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -93,13 +96,13 @@ func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *
 			return nil, err
 		}
 	}
-	t := &Stage2{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
+	t := &Stage2{store: s, finalTopic: finalTopic, metrics: m, grace: cfg.Grace.Milliseconds(),
+		maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
-			Window:      windows.Tumbling(w),
-			Grace:       cfg.Grace,
-			Retention:   cfg.Retention,
-			IdleTimeout: cfg.IdleTimeout,
+			Window:    windows.Tumbling(w),
+			Grace:     cfg.Grace,
+			Retention: cfg.Retention,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("live: %w", err)
@@ -129,8 +132,7 @@ func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *
 	return t, nil
 }
 
-// Process adds one live delta record. A cell of a closed window is late:
-// it only counts in the late metric.
+// Process adds one live delta record.
 func (t *Stage2) Process(rec *kgo.Record) error {
 	d := &t.delta
 	if err := d.parse(rec.Value); err != nil {
@@ -140,6 +142,9 @@ func (t *Stage2) Process(rec *kgo.Record) error {
 	// start; in key order, a cell of a later window would close the
 	// windows of the same interval's other cells.
 	slices.SortFunc(d.cells, func(x, y cell) int { return cmp.Compare(x.k.start, y.k.start) })
+	// NB: check the whole record before applying any of it. Observing
+	// the cells (ascending) raises the watermark to no more than a cell's
+	// start, so what is open now stays open for the record.
 	for i := range d.cells {
 		c := &d.cells[i]
 		j := slices.Index(t.sizes, c.k.size)
@@ -147,10 +152,16 @@ func (t *Stage2) Process(rec *kgo.Record) error {
 			return fmt.Errorf("live: a delta for %s windows, which this instance does not keep (--live-windows must be the same on every instance of a version)",
 				time.Duration(c.k.size)*time.Millisecond)
 		}
-		if dec := t.trackers[j].Observe(d.source, 0, c.k.start); len(dec.Accepted) == 0 {
-			t.late += int64(c.plays)
-			continue
+		// INVARIANT: the cell's source judged it on time, so its stream
+		// time, and the watermark, are below the window's end + grace.
+		if c.k.start+c.k.size+t.grace <= t.trackers[j].Watermark() {
+			return fmt.Errorf("live: source %d sent %d plays of song %d for the closed %s window at %s",
+				d.source, c.plays, c.k.song, time.Duration(c.k.size)*time.Millisecond, time.UnixMilli(c.k.start).UTC())
 		}
+	}
+	for i := range d.cells {
+		c := &d.cells[i]
+		t.trackers[slices.Index(t.sizes, c.k.size)].Observe(d.source, 0, c.k.start)
 		t.pending.add(c.k, c.plays, c.users...)
 	}
 	if d.seen {
@@ -169,10 +180,7 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 	if err := t.writeRows(out); err != nil {
 		return err
 	}
-	now := time.Now().UnixMilli()
 	for i, tr := range t.trackers {
-		before := tr.Watermark()
-		tr.Tick(now)
 		step := tr.Drain()
 		// NB: the panes of a step are consecutive windows with data, and
 		// every earlier one closed (or expired) before: the rows of the
@@ -190,7 +198,7 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 				return err
 			}
 		}
-		if !t.touched && tr.Watermark() == before && len(step.Closed)+len(step.Expired) == 0 {
+		if !t.touched && len(step.Closed)+len(step.Expired) == 0 {
 			continue
 		}
 		snap, err := tr.MarshalBinary()
@@ -201,10 +209,6 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 		if n := len(step.Closed); n > 0 {
 			t.metrics.closed.Add(context.Background(), int64(n))
 		}
-	}
-	if t.late > 0 {
-		t.metrics.late.Add(context.Background(), t.late)
-		t.late = 0
 	}
 	t.touched = false
 	return nil
