@@ -14,7 +14,6 @@ import (
 
 const (
 	defaultLast = 10
-	maxLast     = 1000
 	timeLayout  = "2006-01-02T15:04:05.000Z"
 )
 
@@ -95,8 +94,10 @@ func parseLiveQuery(r *http.Request, c *live.Config) (song int64, size time.Dura
 	}
 	last = defaultLast
 	if v := params.Get("last"); v != "" {
-		if last, err = strconv.Atoi(v); err != nil || last < 1 || last > maxLast {
-			return 0, 0, 0, badRequest("last must be an integer in 1.." + strconv.Itoa(maxLast))
+		most := c.MaxLast(size)
+		if last, err = strconv.Atoi(v); err != nil || last < 1 || last > most {
+			return 0, 0, 0, badRequest("last must be an integer in 1.." + strconv.Itoa(most) + ": the " +
+				live.FormatWindow(size) + " windows the retention keeps (--live-retention divided by the window) and the newest")
 		}
 	}
 	return song, size, last, nil

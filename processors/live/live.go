@@ -96,6 +96,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// MaxLast is the most windows of size a song's answer can hold: those
+// the retention keeps (the retention divided by the size) and the one
+// holding the largest event time.
+func (c Config) MaxLast(size time.Duration) int {
+	return int(c.withDefaults().Retention/size) + 1
+}
+
 // WindowSizes are the window sizes kept: Windows, or its default.
 func (c Config) WindowSizes() []time.Duration { return c.withDefaults().Windows }
 
