@@ -178,7 +178,11 @@ func BucketKey(dst []byte, k Kind, b lsh.Bucket) []byte {
 // buckets appends the buckets of a stored item.
 func (ix *Index) buckets(k Kind, item []byte, dst []lsh.Bucket) ([]lsh.Bucket, error) {
 	if k == Users {
-		sig, err := ix.mh.ParseSignature(item)
+		enc, _, err := ix.splitUser(item)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := ix.mh.ParseSignature(enc)
 		if err != nil {
 			return nil, err
 		}
