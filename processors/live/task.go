@@ -59,12 +59,12 @@ type Stage2 struct {
 	finalTopic string
 	metrics    *Metrics
 	sizes      []int64
-	grace      int64 // ms
 	trackers   []*windows.Tracker[int64]
 	pending    cells
 	delta      delta
 	maxTS      int64 // the largest stream time any source has reached
 	touched    bool  // a tracker changed since the last Prepare
+	late       int64 // plays of closed windows since the last Prepare
 	// open caches the rows of open windows as last written (in this
 	// Prepare or committed before), decoded, so that a window updated
 	// every interval is neither read back from Pebble nor decoded again,
@@ -96,8 +96,7 @@ func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *
 			return nil, err
 		}
 	}
-	t := &Stage2{store: s, finalTopic: finalTopic, metrics: m, grace: cfg.Grace.Milliseconds(),
-		maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
+	t := &Stage2{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
 			Window:    windows.Tumbling(w),
@@ -142,9 +141,6 @@ func (t *Stage2) Process(rec *kgo.Record) error {
 	// start; in key order, a cell of a later window would close the
 	// windows of the same interval's other cells.
 	slices.SortFunc(d.cells, func(x, y cell) int { return cmp.Compare(x.k.start, y.k.start) })
-	// NB: check the whole record before applying any of it. Observing
-	// the cells (ascending) raises the watermark to no more than a cell's
-	// start, so what is open now stays open for the record.
 	for i := range d.cells {
 		c := &d.cells[i]
 		j := slices.Index(t.sizes, c.k.size)
@@ -152,16 +148,18 @@ func (t *Stage2) Process(rec *kgo.Record) error {
 			return fmt.Errorf("live: a delta for %s windows, which this instance does not keep (--live-windows must be the same on every instance of a version)",
 				time.Duration(c.k.size)*time.Millisecond)
 		}
-		// INVARIANT: the cell's source judged it on time, so its stream
-		// time, and the watermark, are below the window's end + grace.
-		if c.k.start+c.k.size+t.grace <= t.trackers[j].Watermark() {
-			return fmt.Errorf("live: source %d sent %d plays of song %d for the closed %s window at %s",
-				d.source, c.plays, c.k.song, time.Duration(c.k.size)*time.Millisecond, time.UnixMilli(c.k.start).UTC())
-		}
 	}
 	for i := range d.cells {
 		c := &d.cells[i]
-		t.trackers[slices.Index(t.sizes, c.k.size)].Observe(d.source, 0, c.k.start)
+		// NB: the cell's source judged it on time, so its stream time,
+		// and the watermark, are below the window's end + grace: the
+		// window is open. Only a source whose stream time was lost (a
+		// version whose stage 1 kept none, before this rule) can send a
+		// cell of a closed window; it is late, as it was then.
+		if dec := t.trackers[slices.Index(t.sizes, c.k.size)].Observe(d.source, 0, c.k.start); len(dec.Accepted) == 0 {
+			t.late += int64(c.plays)
+			continue
+		}
 		t.pending.add(c.k, c.plays, c.users...)
 	}
 	if d.seen {
@@ -209,6 +207,10 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 		if n := len(step.Closed); n > 0 {
 			t.metrics.closed.Add(context.Background(), int64(n))
 		}
+	}
+	if t.late > 0 {
+		t.metrics.late.Add(context.Background(), t.late)
+		t.late = 0
 	}
 	t.touched = false
 	return nil
