@@ -22,7 +22,7 @@ import (
 )
 
 // simModel is what the similarity indexes must hold, computed from the raw
-// events and feature records with package lsh's hashing (default
+// events and feature records with package lsh's hashing (kappa's default
 // configuration), independently of kappa's stages: every user's MinHash
 // signature over the artists of their valid listens, every song's latest
 // vector, and the buckets of both.
@@ -34,7 +34,7 @@ type simModel struct {
 }
 
 func newSimModel(t testing.TB) *simModel {
-	mh, err := lsh.NewMinHash(lsh.MinHashConfig{})
+	mh, err := lsh.NewMinHash(lsh.MinHashConfig{Bands: similar.DefaultBands, Rows: similar.DefaultRows})
 	if err != nil {
 		t.Fatal(err)
 	}

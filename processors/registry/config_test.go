@@ -80,7 +80,7 @@ func TestProcessorsJSON(t *testing.T) {
 
 // simDefaults ends the JSON of a configuration with the default
 // --fan-delay, without --similar and with the default hashing and limits.
-const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":2,"similar_delay":"5s"}`
+const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":80,"minhash_rows":2,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":3,"similar_delay":"5s"}`
 
 // TestProcessorsJSONBefore: a version declared before the similarity
 // indexes and the fan delay existed reads as one without them, with the

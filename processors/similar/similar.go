@@ -110,12 +110,21 @@ type Config struct {
 // DefaultDelay is the default of Config.Delay (the flag's).
 const DefaultDelay = 5 * time.Second
 
+// Defaults of the users' MinHash (the flags --minhash-bands and
+// --minhash-rows), chosen for candidate recall now that candidates are
+// ranked by their exact Jaccard: a user at Jaccard 0.3 shares three
+// bands or more of 80×2 with probability 0.979, at 0.35 0.998
+// (docs/similarity.md). Package lsh's own defaults (96×3) suit ranking
+// by the estimate.
+const (
+	DefaultBands = 80
+	DefaultRows  = 2
+)
+
 // DefaultMinBands is the default of Config.MinBands: a user who shares
-// one band of 96 with the query is seldom a neighbour (one at Jaccard 0.4
-// shares two or more with probability 0.987, at 0.5 0.99996), and the
-// candidates that share only one were three quarters of those a query
-// scored (docs/similarity.md).
-const DefaultMinBands = 2
+// fewer than three of the 80 bands with the query is seldom a neighbour
+// (see DefaultBands), and scoring a candidate reads its item.
+const DefaultMinBands = 3
 
 // Validate reports the first bad value of c.
 func (c Config) Validate() error {
