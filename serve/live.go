@@ -23,8 +23,8 @@ type liveResponse struct {
 	Title      string `json:"title,omitempty"`
 	ArtistName string `json:"artist_name,omitempty"`
 	Window     string `json:"window"`
-	// Watermark is null until every stage-1 partition has sent an event
-	// time (or gone idle).
+	// Watermark is null until every partition of listens has had a
+	// listen (its stream time).
 	Watermark *string      `json:"watermark"`
 	Windows   []liveWindow `json:"windows"`
 }

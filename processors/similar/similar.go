@@ -9,7 +9,7 @@
 //   - similar songs: the features stage ([FeatureTask], on a partition of
 //     song-features) keeps each song's latest vector, table 0x43 | song →
 //     vector;
-//   - when an item (a user's signature, a song's vector) changes, its
+//   - when an item (a user's signature and artist set, a song's vector) changes, its
 //     stage sends the new item to the stage-2 partition of its item key
 //     and, for every bucket it left or joined (lsh.Diff of the buckets of
 //     the item stage 2 had and of the new one), a leave or join entry to
@@ -30,9 +30,11 @@
 //
 // A query ([Index.Similar]) reads its item, then the members of its
 // buckets (capped by lsh.Limits: oversized buckets), then scores the
-// candidates that share the most buckets with it against the query's item: estimated Jaccard of the
-// signatures for users, exact cosine of the vectors for songs. The reads
-// go through a [Source], which finds the partitions wherever they are.
+// candidates that share the most buckets with it against the query's
+// item: exact Jaccard of the artist sets for users (sets.go: a user's
+// item is its signature and its set), exact cosine of the vectors for
+// songs. The reads go through a [Source], which finds the partitions
+// wherever they are.
 package similar
 
 import (
