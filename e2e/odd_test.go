@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,8 +37,9 @@ type oddConfig struct {
 // order, then a clock moving through the span with plays out of order by
 // up to disorder and offline batches arriving days late; users play
 // their cluster's artists with chance taste, else artists of a skewed
-// global popularity (weak taste clusters). Times are Unix ms or RFC 3339
-// with milliseconds, in turn.
+// global popularity (weak taste clusters), from homes spread over a
+// 10°×20° box (each user a cell of their own at fine resolutions). Times
+// are Unix ms or RFC 3339 with milliseconds, in turn.
 func oddDataset(t testing.TB, cfg oddConfig) *dataset {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x0dd))
@@ -46,8 +50,10 @@ func oddDataset(t testing.TB, cfg oddConfig) *dataset {
 		}
 	}
 	cluster := make([]int, cfg.users+1)
+	homes := make([][2]float64, cfg.users+1)
 	for u := range cluster {
 		cluster[u] = rng.IntN(cfg.clusters)
+		homes[u] = [2]float64{40 + 10*rng.Float64(), 20 * rng.Float64()}
 	}
 	d := &dataset{model: newModel()}
 	t0, span := cfg.start.UnixMilli(), cfg.span.Milliseconds()
@@ -62,8 +68,8 @@ func oddDataset(t testing.TB, cfg oddConfig) *dataset {
 		if len(d.lines)%2 == 1 {
 			tsJSON = `"` + time.UnixMilli(ts).UTC().Format("2006-01-02T15:04:05.000Z07:00") + `"`
 		}
-		line := fmt.Appendf(nil, `{"user_id":%d,"song_id":%d,"artist_id":%d,"ts":%s,"ms_played":%d}`,
-			user, song, artist, tsJSON, rng.Int64N(240_000))
+		line := fmt.Appendf(nil, `{"user_id":%d,"song_id":%d,"artist_id":%d,"ts":%s,"ms_played":%d,"lat":%.6f,"lng":%.6f}`,
+			user, song, artist, tsJSON, rng.Int64N(240_000), homes[user][0], homes[user][1])
 		d.lines = append(d.lines, line)
 		d.keys = append(d.keys, strconv.AppendInt(nil, user, 10))
 		d.bad = append(d.bad, false)
@@ -226,14 +232,16 @@ func checkFinals(t testing.TB, version, window string, got map[liveKey]liveFinal
 //     it; the newest windows of the most played songs equal it too; v2's
 //     finals and answers equal v1's (a replay gives the same windows);
 //   - similar users: scores are the exact Jaccard of the artist sets and
-//     recall@10 against brute force, ties counted, is at least 0.97.
+//     recall@10 against brute force, ties counted, is at least 0.97;
+//   - fan zones: pages that follow next list every zone of the busiest
+//     artist once, in the model's order.
 func TestOddData(t *testing.T) {
 	const grace = 10 * time.Minute
 	sizes := map[string]time.Duration{"1m": time.Minute, "1h": time.Hour}
 	d := oddDataset(t, oddTestConfig())
 	kafka, httpAddr := freeAddr(t), freeAddr(t)
 	startKappa(t, "up.log", "up", "--data", t.TempDir(), "--kafka-addr", kafka, "--http", httpAddr,
-		"--live-windows", "1m,1h", "--live-grace", grace.String(), "--similar", "--similar-delay", "1s")
+		"--live-windows", "1m,1h", "--live-grace", grace.String(), "--similar", "--similar-delay", "1s", "--fan-zones")
 	waitReady(t, httpAddr)
 	n := int64(len(d.lines))
 	produceWithKappa(t, kafka, d.writeLines(t, "odd.jsonl", 0, int(n), false))
@@ -291,6 +299,7 @@ func TestOddData(t *testing.T) {
 	}
 
 	checkOddSimilar(t, c, d)
+	checkZonePages(t, c, d)
 
 	out := runKappa(t, 5*time.Minute, "replay", "--brokers", kafka, "--from", "earliest", "--cutover")
 	t.Logf("replay: %s", out)
@@ -309,6 +318,58 @@ func TestOddData(t *testing.T) {
 		if a.Watermark == nil || *a.Watermark != *answers[song].Watermark || fmt.Sprint(a.Windows) != fmt.Sprint(answers[song].Windows) {
 			t.Errorf("song %d: v2's 1m windows differ from v1's", song)
 		}
+	}
+}
+
+// checkZonePages lists the fan zones of the artist with the most at
+// resolution 9 in pages of 97, following each answer's next, and
+// compares them with the model's: every zone once, in order (fans
+// descending, then cell).
+func checkZonePages(t testing.TB, c *client, d *dataset) {
+	t.Helper()
+	type zone struct {
+		Cell string `json:"cell"`
+		Fans int64  `json:"fans"`
+	}
+	byArtist := map[int64][]zone{}
+	for k, n := range fanModel(t, d, 1) {
+		if k.res == 9 {
+			byArtist[k.artist] = append(byArtist[k.artist], zone{k.cell, n})
+		}
+	}
+	artist := slices.MaxFunc(slices.Collect(maps.Keys(byArtist)), func(a, b int64) int {
+		return cmp.Or(cmp.Compare(len(byArtist[a]), len(byArtist[b])), cmp.Compare(b, a))
+	})
+	want := byArtist[artist]
+	slices.SortFunc(want, func(a, b zone) int { return cmp.Or(cmp.Compare(b.Fans, a.Fans), strings.Compare(a.Cell, b.Cell)) })
+	var got []zone
+	cursor, pages := "", 0
+	for {
+		var a struct {
+			Zones []zone `json:"zones"`
+			Next  string `json:"next"`
+		}
+		path := "/v1/artists/" + itoa(artist) + "/fan-zones?res=9&limit=97"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		if _, err := c.getJSON(path, &a); err != nil {
+			t.Fatal(err)
+		}
+		got, pages = append(got, a.Zones...), pages+1
+		if a.Next == "" || pages > len(want) {
+			break
+		}
+		cursor = a.Next
+	}
+	if pages < 2 || !slices.Equal(got, want) {
+		t.Errorf("artist %d: %d pages list %d zones; the model has %d (want several pages), first difference at %d",
+			artist, pages, len(got), len(want), firstDiff(got, want))
+	}
+	t.Logf("fan zones of artist %d at res 9: %d pages of up to 97 list all %d", artist, pages, len(want))
+	var bad struct{}
+	if status, _ := c.getJSON("/v1/artists/"+itoa(artist)+"/fan-zones?res=9&cursor=nope", &bad); status != 400 {
+		t.Errorf("a cursor kappa did not give: status %d, want 400", status)
 	}
 }
 
