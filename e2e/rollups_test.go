@@ -265,7 +265,7 @@ func TestBadRequests(t *testing.T) {
 		{"/v1/songs/1/live?window=5m", http.StatusBadRequest},
 		{"/v1/songs/1/live?window=soon", http.StatusBadRequest},
 		{"/v1/songs/1/live?last=0", http.StatusBadRequest},
-		{"/v1/songs/1/live?last=1001", http.StatusBadRequest},
+		{"/v1/songs/1/live?last=2882", http.StatusBadRequest},
 		{"/v1/artists/1/fan-zones?res=8", http.StatusBadRequest},
 		{"/v1/artists/1/fan-zones?res=x", http.StatusBadRequest},
 		{"/v1/artists/1/fan-zones", http.StatusBadRequest},

@@ -22,7 +22,7 @@ import (
 )
 
 // simModel is what the similarity indexes must hold, computed from the raw
-// events and feature records with package lsh's hashing (default
+// events and feature records with package lsh's hashing (kappa's default
 // configuration), independently of kappa's stages: every user's MinHash
 // signature over the artists of their valid listens, every song's latest
 // vector, and the buckets of both.
@@ -34,7 +34,7 @@ type simModel struct {
 }
 
 func newSimModel(t testing.TB) *simModel {
-	mh, err := lsh.NewMinHash(lsh.MinHashConfig{})
+	mh, err := lsh.NewMinHash(lsh.MinHashConfig{Bands: similar.DefaultBands, Rows: similar.DefaultRows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +70,21 @@ func (m *simModel) feature(t testing.TB, line []byte) {
 }
 
 // simIndex is one kind's index: the items (signature slots or vector
-// components, as uint32 bits) and the bucket members, ascending.
+// components, as uint32 bits; for users, the artist sets beside them,
+// ascending) and the bucket members, ascending.
 type simIndex struct {
 	items   map[int64][]uint32
+	sets    map[int64][]int64
 	members map[lsh.Bucket][]int64
 }
 
 func (m *simModel) index(t testing.TB, kind byte) simIndex {
-	ix := simIndex{items: map[int64][]uint32{}, members: map[lsh.Bucket][]int64{}}
+	ix := simIndex{items: map[int64][]uint32{}, sets: map[int64][]int64{}, members: map[lsh.Bucket][]int64{}}
 	if kind == 'u' {
 		for u, set := range m.artists {
 			sig := m.mh.Signature(slices.Collect(maps.Keys(set)))
 			ix.items[u] = sig
+			ix.sets[u] = slices.Sorted(maps.Keys(set))
 			for _, b := range m.mh.Buckets(sig, nil) {
 				ix.members[b] = append(ix.members[b], u)
 			}
@@ -111,8 +114,9 @@ func (m *simModel) index(t testing.TB, kind byte) simIndex {
 // similar is the answer the model expects to "the k most similar to id":
 // the candidates of the query's buckets under the default lsh.Limits
 // (members read in ascending id order), those sharing the most buckets
-// (users: at least similar.DefaultMinBands, when k do) scored by
-// estimated Jaccard (users; 0 left out) or exact cosine (songs), best k.
+// (users: at least similar.DefaultMinBands, when k do) scored by the
+// exact Jaccard of the artist sets (users; 0 left out) or exact cosine
+// (songs), best k.
 func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored {
 	var buckets []lsh.Bucket
 	if kind == 'u' {
@@ -132,7 +136,7 @@ func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored
 	}
 	for _, cand := range c.Best(k, minShared) {
 		if kind == 'u' {
-			if j := lsh.Jaccard(ix.items[id], ix.items[cand]); j > 0 {
+			if j := jaccard(m.artists[id], m.artists[cand]); j > 0 {
 				scored = append(scored, lsh.Scored{ID: cand, Score: j})
 			}
 		} else {
@@ -140,6 +144,20 @@ func (m *simModel) similar(ix simIndex, kind byte, id int64, k int) []lsh.Scored
 		}
 	}
 	return lsh.TopK(scored, k)
+}
+
+// jaccard is |a ∩ b| / |a ∪ b|.
+func jaccard(a, b map[int64]bool) float64 {
+	both := 0
+	for x := range a {
+		if b[x] {
+			both++
+		}
+	}
+	if union := len(a) + len(b) - both; union > 0 {
+		return float64(both) / float64(union)
+	}
+	return 0
 }
 
 // checkSimilarChangelog reads the similarity tables of version v1's
@@ -163,7 +181,7 @@ func checkSimilarChangelog(t testing.TB, kafka string, m *simModel) {
 	}
 	for _, kind := range []byte{'u', 's'} {
 		want := m.index(t, kind)
-		got := simIndex{items: map[int64][]uint32{}, members: map[lsh.Bucket][]int64{}}
+		got := simIndex{items: map[int64][]uint32{}, sets: map[int64][]int64{}, members: map[lsh.Bucket][]int64{}}
 		for k, v := range state {
 			if k[1] != kind {
 				continue
@@ -171,11 +189,27 @@ func checkSimilarChangelog(t testing.TB, kafka string, m *simModel) {
 			key := []byte(k)
 			switch key[0] {
 			case 0x41:
+				id := int64(binary.BigEndian.Uint64(key[2:]))
+				if kind == 'u' {
+					// The signature, then the artist set: uvarint count,
+					// uvarint gaps from 0.
+					sig := v[:min(len(v), 4*m.mh.Len())]
+					n, w := binary.Uvarint(v[len(sig):])
+					rest, a := v[len(sig)+max(w, 0):], int64(0)
+					set := []int64{}
+					for range n {
+						gap, w := binary.Uvarint(rest)
+						rest = rest[max(w, 0):]
+						a += int64(gap)
+						set = append(set, a)
+					}
+					got.sets[id], v = set, sig
+				}
 				words := make([]uint32, len(v)/4)
 				for i := range words {
 					words[i] = binary.LittleEndian.Uint32(v[4*i:])
 				}
-				got.items[int64(binary.BigEndian.Uint64(key[2:]))] = words
+				got.items[id] = words
 			case 0x40:
 				// A chunk of the bucket's members: uvarint count, then
 				// uvarint gaps from the chunk's start (key[12:]).
@@ -194,10 +228,10 @@ func checkSimilarChangelog(t testing.TB, kafka string, m *simModel) {
 		for _, ids := range got.members {
 			slices.Sort(ids)
 		}
-		if !maps.EqualFunc(got.items, want.items, slices.Equal) {
+		if !maps.EqualFunc(got.items, want.items, slices.Equal) || !maps.EqualFunc(got.sets, want.sets, slices.Equal) {
 			wrong := 0
 			for id, w := range want.items {
-				if !slices.Equal(got.items[id], w) {
+				if !slices.Equal(got.items[id], w) || !slices.Equal(got.sets[id], want.sets[id]) {
 					wrong++
 				}
 			}

@@ -22,6 +22,8 @@ type zonesResponse struct {
 	Res      int        `json:"res"`
 	MinFans  int64      `json:"min_fans"`
 	Zones    []zoneJSON `json:"zones"`
+	// Next is the cursor of the following page; absent on the last.
+	Next string `json:"next,omitempty"`
 }
 
 type zoneJSON struct {
@@ -38,8 +40,9 @@ type cellFansResponse struct {
 	Suppressed bool `json:"suppressed,omitempty"`
 }
 
-// fanZones serves GET /v1/artists/{id}/fan-zones?res=&min_fans=&limit=:
-// the artist's cells at res with at least min_fans fans, most fans first.
+// fanZones serves GET /v1/artists/{id}/fan-zones?res=&min_fans=&limit=&cursor=:
+// the artist's cells at res with at least min_fans fans, most fans first,
+// a page of limit after the cursor (zonepage.go).
 func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
 	if v.fans() == nil {
 		fansOff(w, v)
@@ -75,15 +78,21 @@ func (s *Server) fanZones(w http.ResponseWriter, r *http.Request, v version) {
 	if f := s.floors(r); f != nil {
 		minFans = max(minFans, f.MinZoneFans)
 	}
+	after, err := parseZoneCursor(params.Get("cursor"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	key := rollups.PartitionKey(nil, rollups.Artist, artist)
 	s.routed(w, r, v, key, "artist_id "+strconv.FormatInt(artist, 10), func(store *state.Store) {
-		zs, err := fans.Zones(store, artist, res, minFans, limit)
+		zs, err := fans.Zones(store, artist, res, minFans, allZones)
 		if err != nil {
 			s.cfg.Logger.Error("fan zones query failed", "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusInternalServerError, "query failed")
 			return
 		}
-		out := zonesResponse{ArtistID: artist, Res: res, MinFans: minFans, Zones: make([]zoneJSON, len(zs))}
+		zs, next := zonePage(zs, after, limit)
+		out := zonesResponse{ArtistID: artist, Res: res, MinFans: minFans, Zones: make([]zoneJSON, len(zs)), Next: next}
 		for i, z := range zs {
 			out.Zones[i] = zoneJSON{Cell: z.Cell.String(), Fans: z.Fans}
 		}

@@ -14,7 +14,6 @@ import (
 
 const (
 	defaultLast = 10
-	maxLast     = 1000
 	timeLayout  = "2006-01-02T15:04:05.000Z"
 )
 
@@ -24,8 +23,8 @@ type liveResponse struct {
 	Title      string `json:"title,omitempty"`
 	ArtistName string `json:"artist_name,omitempty"`
 	Window     string `json:"window"`
-	// Watermark is null until every stage-1 partition has sent an event
-	// time (or gone idle).
+	// Watermark is null until every partition of listens has had a
+	// listen (its stream time).
 	Watermark *string      `json:"watermark"`
 	Windows   []liveWindow `json:"windows"`
 }
@@ -95,8 +94,10 @@ func parseLiveQuery(r *http.Request, c *live.Config) (song int64, size time.Dura
 	}
 	last = defaultLast
 	if v := params.Get("last"); v != "" {
-		if last, err = strconv.Atoi(v); err != nil || last < 1 || last > maxLast {
-			return 0, 0, 0, badRequest("last must be an integer in 1.." + strconv.Itoa(maxLast))
+		most := c.MaxLast(size)
+		if last, err = strconv.Atoi(v); err != nil || last < 1 || last > most {
+			return 0, 0, 0, badRequest("last must be an integer in 1.." + strconv.Itoa(most) + ": the " +
+				live.FormatWindow(size) + " windows the retention keeps (--live-retention divided by the window) and the newest")
 		}
 	}
 	return song, size, last, nil

@@ -7,27 +7,39 @@
 // partitioning, so a song's windows live in the same stage-2 store as its
 // day rows:
 //
-//   - Stage1 (on a partition of listens) gathers, for one
-//     commit interval, the plays and the distinct user ids of each (song,
-//     window), and the largest event time its partition has seen. It sends
-//     one record per stage-2 partition; a song started by 50,000 users in a
-//     minute costs stage 2 one cell per interval and stage-1 partition.
+//   - Stage1 (on a partition of listens) decides lateness, in log
+//     order: a listen counts in its window w when the partition's stream
+//     time as it is read (the largest event time read before it in that
+//     partition) is below w's end plus the grace; otherwise it is late:
+//     counted in the day rollups and in the late metric, not in the
+//     window. It gathers, for one commit interval, the plays and the
+//     distinct user ids of each (song, window) that are on time, and sends
+//     them with the stream time, one record per stage-2 partition; a song
+//     started by 50,000 users in a minute costs stage 2 one cell per
+//     interval and stage-1 partition. The stream time is kept in the
+//     stage-1 store, so a restart judges the next listen as an unbroken
+//     run would have.
 //   - Stage2 (on a partition of the repartition topic) adds the
 //     plays to the window's row and the users to its HyperLogLog sketch,
 //     which merges partial counts from every stage-1 partition exactly.
-//     It keeps a windows.Tracker over the stage-1 partitions' event times:
-//     the watermark is the smallest of theirs, a window closes when the
-//     watermark passes its end plus the grace period, and a closed window's
+//     It keeps a windows.Tracker over the stage-1 partitions' stream
+//     times: the watermark is the smallest of theirs, and a window closes
+//     when the watermark reaches its end plus the grace period, since no
+//     partition can then send an on-time listen for it. A closed window's
 //     final counts go to the final topic once (in the transaction that
-//     closes it). A listen for a closed window is late: it is counted in
-//     the day rollups but not in the window, and in the late metric.
-//     Windows are deleted when the watermark passes their end plus the
-//     retention (48 h by default).
+//     closes it). Windows are deleted when the watermark passes their end
+//     plus the retention (48 h by default).
 //
-// The stage-2 store tables (first key byte):
+// So the windows are a pure function of the log: replaying it, however
+// it is batched and wherever it is restarted, gives the same windows. A
+// listens partition that has no listens holds the watermark back (its
+// stream time is unknown): windows stay open, exact, until it has one.
 //
-//	0x20 size | start | song  →  uvarint plays | HyperLogLog sketch
-//	0x22 size                 →  watermark | largest event time | tracker snapshot
+// The store tables (first key byte):
+//
+//	0x20 size | start | song  →  uvarint plays | HyperLogLog sketch        (stage 2)
+//	0x21                      →  the partition's stream time               (stage 1)
+//	0x22 size                 →  watermark | largest event time | tracker snapshot (stage 2)
 //
 // with song ids, starts and times as 8-byte and window sizes (ms) as
 // 4-byte big-endian integers. A window's rows are one range, which closing
@@ -45,15 +57,15 @@ import (
 )
 
 const (
-	tableRow  byte = 0x20
-	tableMeta byte = 0x22
+	tableRow    byte = 0x20
+	tableStream byte = 0x21
+	tableMeta   byte = 0x22
 )
 
 // Defaults of Config.
 const (
-	DefaultWindow      = time.Minute
-	DefaultGrace       = time.Minute
-	DefaultIdleTimeout = 30 * time.Second
+	DefaultWindow = time.Minute
+	DefaultGrace  = time.Minute
 )
 
 // Config configures both stages. Both must be given the same Windows.
@@ -61,16 +73,14 @@ type Config struct {
 	// Windows are the tumbling window sizes kept per song, each a whole
 	// number of seconds from 1 s to 24 h (default [DefaultWindow]).
 	Windows []time.Duration
-	// Grace is how long after its end a window still takes listens: it
-	// closes when the watermark (the largest event time every stage-1
-	// partition has reached) passes End + Grace (default DefaultGrace).
+	// Grace is how long after its end a window still takes listens: a
+	// listen is on time for it while its partition's stream time is below
+	// End + Grace, and it closes when every partition's stream time has
+	// reached End + Grace (default DefaultGrace).
 	Grace time.Duration
 	// Retention is how long after its end a window is kept
 	// (default windows.DefaultRetention, 48 h).
 	Retention time.Duration
-	// IdleTimeout is how long a stage-1 partition may send nothing before
-	// it stops holding the watermark back (default DefaultIdleTimeout).
-	IdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -83,10 +93,14 @@ func (c Config) withDefaults() Config {
 	if c.Retention == 0 {
 		c.Retention = windows.DefaultRetention
 	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
 	return c
+}
+
+// MaxLast is the most windows of size a song's answer can hold: those
+// the retention keeps (the retention divided by the size) and the one
+// holding the largest event time.
+func (c Config) MaxLast(size time.Duration) int {
+	return int(c.withDefaults().Retention/size) + 1
 }
 
 // WindowSizes are the window sizes kept: Windows, or its default.
@@ -104,8 +118,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("window %s given twice", w))
 		}
 	}
-	if c.Grace < 0 || c.Retention < 0 || c.IdleTimeout < 0 {
-		errs = append(errs, errors.New("negative grace, retention or idle timeout"))
+	if c.Grace < 0 || c.Retention < 0 {
+		errs = append(errs, errors.New("negative grace or retention"))
 	}
 	if c.Retention > 0 && c.Retention < c.Grace {
 		errs = append(errs, fmt.Errorf("retention %s below the grace %s", c.Retention, c.Grace))

@@ -1,8 +1,10 @@
 package live
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -32,7 +34,8 @@ type pipeline struct {
 	t          testing.TB
 	cfg        Config
 	collectors []*Stage1
-	stores     []*state.Store
+	sources    []*state.Store // of the collectors
+	stores     []*state.Store // of the tasks
 	tasks      []*Stage2
 	finals     []final
 }
@@ -40,25 +43,35 @@ type pipeline struct {
 func newPipeline(t testing.TB, cfg Config) *pipeline {
 	t.Helper()
 	p := &pipeline{t: t, cfg: cfg}
-	for s := range int32(sources) {
-		p.collectors = append(p.collectors, NewStage1(cfg, s, repart, partitions))
-	}
-	for i := range partitions {
-		st, err := state.Open(fmt.Sprintf("p%d", i), state.WithFS(vfs.NewMem()))
+	open := func(name string) *state.Store {
+		st, err := state.Open(name, state.WithFS(vfs.NewMem()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		p.stores = append(p.stores, st)
+		return st
+	}
+	for s := range sources {
+		p.sources = append(p.sources, open(fmt.Sprintf("s%d", s)))
+	}
+	for i := range partitions {
+		p.stores = append(p.stores, open(fmt.Sprintf("p%d", i)))
 	}
 	p.restart()
 	return p
 }
 
-// restart replaces every task with a new one from its store, as after a
-// crash or an aborted transaction.
+// restart replaces every collector and task with a new one from its
+// store, as after a crash or an aborted transaction.
 func (p *pipeline) restart() {
-	p.tasks = p.tasks[:0]
+	p.collectors, p.tasks = p.collectors[:0], p.tasks[:0]
+	for s, st := range p.sources {
+		c, err := NewStage1(p.cfg, int32(s), st, repart, partitions, nil)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.collectors = append(p.collectors, c)
+	}
 	for _, st := range p.stores {
 		task, err := NewStage2(p.cfg, st, sources, finals, nil)
 		if err != nil {
@@ -68,19 +81,46 @@ func (p *pipeline) restart() {
 	}
 }
 
+// commit applies the store changes of out to st, as a commit does.
+func commit(t testing.TB, st *state.Store, out *topology.Output) {
+	t.Helper()
+	b := st.NewBatch()
+	for k, v := range out.Changes() {
+		var err error
+		if v == nil {
+			err = b.Delete(k)
+		} else {
+			err = b.Set(k, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // step feeds listens to the collectors of their users' sources and runs
 // one commit interval of both stages.
 func (p *pipeline) step(ls []events.Listen) {
 	p.t.Helper()
 	for i := range ls {
-		_ = p.collectors[ls[i].UserID%sources].Add(&ls[i])
+		if err := p.collectors[ls[i].UserID%sources].Add(&ls[i]); err != nil {
+			p.t.Fatal(err)
+		}
 	}
-	var out1 topology.Output
-	for _, c := range p.collectors {
-		_ = c.Prepare(&out1, false)
+	var recs []*kgo.Record
+	for s, c := range p.collectors {
+		var out topology.Output
+		if err := c.Prepare(&out, false); err != nil {
+			p.t.Fatal(err)
+		}
+		recs = append(recs, out.Records()...)
+		commit(p.t, p.sources[s], &out)
 	}
 	dirty := map[int32]bool{}
-	for _, rec := range out1.Records() {
+	for _, rec := range recs {
 		if rec.Topic != repart {
 			p.t.Fatalf("stage 1 sent to %q", rec.Topic)
 		}
@@ -107,21 +147,7 @@ func (p *pipeline) step(ls []events.Listen) {
 			}
 			p.finals = append(p.finals, f)
 		}
-		b := p.stores[i].NewBatch()
-		for k, v := range out.Changes() {
-			var err error
-			if v == nil {
-				err = b.Delete(k)
-			} else {
-				err = b.Set(k, v)
-			}
-			if err != nil {
-				p.t.Fatal(err)
-			}
-		}
-		if err := b.Commit(false); err != nil {
-			p.t.Fatal(err)
-		}
+		commit(p.t, p.stores[i], &out)
 	}
 }
 
@@ -392,6 +418,122 @@ func TestNewRowsStaySmall(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// oddListens are n listens over span from t0 as offline plays arrive: in
+// random order within hours, with batches of a user's plays synced days
+// late, of songs drawn from a few.
+func oddListens(rng *rand.Rand, n int, span time.Duration) []events.Listen {
+	ls := make([]events.Listen, 0, n)
+	clock := t0
+	step := span.Milliseconds() / int64(n)
+	for len(ls) < n {
+		clock += step
+		user := 1 + rng.Int64N(300)
+		if rng.IntN(100) == 0 { // an offline batch: days old
+			back := 24*time.Hour.Milliseconds() + rng.Int64N(3*24*time.Hour.Milliseconds())
+			for k := range int64(1 + rng.IntN(30)) {
+				if len(ls) < n {
+					ls = append(ls, listen(user, 1+rng.Int64N(8), max(t0, clock-back+k*200_000)))
+				}
+			}
+			continue
+		}
+		ls = append(ls, listen(user, 1+rng.Int64N(8), max(t0, clock-rng.Int64N(3*time.Hour.Milliseconds()))))
+	}
+	return ls
+}
+
+// oracle applies the lateness rule to ls in order, per source (user mod
+// sources): a listen counts in window w when the largest event time read
+// before it in its source is below w's end plus grace.
+func oracle(ls []events.Listen, size, grace time.Duration) (on map[winKey]*exact, late int) {
+	on = map[winKey]*exact{}
+	stream := map[int64]int64{}
+	ms, g := size.Milliseconds(), grace.Milliseconds()
+	for _, l := range ls {
+		s := l.UserID % sources
+		st, seen := stream[s]
+		start := l.TS - l.TS%ms
+		if seen && st >= start+ms+g {
+			late++
+		} else {
+			k := winKey{l.SongID, start}
+			if on[k] == nil {
+				on[k] = &exact{users: map[int64]bool{}}
+			}
+			on[k].plays++
+			on[k].users[l.UserID] = true
+		}
+		if !seen || l.TS > st {
+			stream[s] = l.TS
+		}
+	}
+	return on, late
+}
+
+// TestLatenessFollowsTheLog feeds listens in random arrival order over
+// days (out of order by up to 3 h, with offline batches days late) to
+// pipelines that cut the log into intervals differently and restart at
+// other points: every one emits the windows of the oracle that applies
+// the lateness rule to the log's order, once each.
+func TestLatenessFollowsTheLog(t *testing.T) {
+	cfg := Config{Windows: []time.Duration{time.Minute, time.Hour}, Grace: time.Hour}
+	rng := rand.New(rand.NewPCG(5, 6))
+	ls := oddListens(rng, 30_000, 5*24*time.Hour)
+	// Then every source moves past every window.
+	for u := range int64(sources) {
+		ls = append(ls, listen(u+1000, 999, t0+30*24*time.Hour.Milliseconds()))
+	}
+	want := map[time.Duration]map[winKey]*exact{}
+	for _, size := range cfg.Windows {
+		on, late := oracle(ls, size, cfg.Grace)
+		if late < len(ls)/20 || late > 3*len(ls)/4 {
+			t.Fatalf("%s: %d of %d listens late by the rule; want a few to many", size, late, len(ls))
+		}
+		// The pushing listens' own windows stay open.
+		maps.DeleteFunc(on, func(k winKey, _ *exact) bool { return k.song == 999 })
+		want[size] = on
+	}
+	var runs [][]final
+	for _, run := range []struct{ batch, restartEvery int }{{1000, 0}, {37, 11}, {4999, 1}} {
+		p := newPipeline(t, cfg)
+		for i, n := 0, 0; i < len(ls); i, n = i+run.batch, n+1 {
+			p.step(ls[i:min(i+run.batch, len(ls))])
+			if run.restartEvery > 0 && n%run.restartEvery == 0 {
+				p.restart()
+			}
+		}
+		got := map[time.Duration]map[winKey]final{time.Minute: {}, time.Hour: {}}
+		for _, f := range p.finals {
+			size, k := f.End.Sub(f.Start), winKey{f.SongID, f.Start.UnixMilli()}
+			if _, dup := got[size][k]; dup {
+				t.Fatalf("batches of %d: %s window %s of song %d emitted twice", run.batch, size, f.Start, f.SongID)
+			}
+			got[size][k] = f
+		}
+		for size, m := range want {
+			if len(got[size]) != len(m) {
+				t.Errorf("batches of %d: %d final %s windows, want %d", run.batch, len(got[size]), size, len(m))
+			}
+			for k, e := range m {
+				f := got[size][k]
+				if int(f.Plays) != e.plays {
+					t.Errorf("batches of %d: %s window %d of song %d: %d plays, want %d", run.batch, size, k.start, k.song, f.Plays, e.plays)
+				}
+				checkListeners(t, fmt.Sprintf("%s window %d of song %d", size, k.start, k.song), f.Listeners, len(e.users))
+			}
+		}
+		slices.SortFunc(p.finals, func(a, b final) int {
+			return cmp.Or(a.Start.Compare(b.Start), a.End.Compare(b.End), cmp.Compare(a.SongID, b.SongID))
+		})
+		runs = append(runs, p.finals)
+	}
+	for i := 1; i < len(runs); i++ {
+		if !slices.Equal(runs[0], runs[i]) {
+			t.Errorf("run %d emitted other finals than run 0", i)
 		}
 	}
 }

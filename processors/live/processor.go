@@ -16,7 +16,9 @@ import (
 var Spec = processors.Spec{
 	Name:    "live",
 	Formats: []byte{Format},
-	Tables:  []byte{tableRow, tableMeta},
+	Tables:  []byte{tableRow, tableStream, tableMeta},
+	// NB: the stage-1 parts keep their partition's stream time.
+	Stage1State: true,
 	Options: func() processors.Options {
 		return &Options{
 			Windows:   Windows{DefaultWindow},
@@ -132,8 +134,8 @@ type processor struct {
 	metrics *Metrics
 }
 
-func (p *processor) NewStage1(part int32, _ *state.Store) (processors.Stage1, error) {
-	return NewStage1(p.cfg, part, p.env.Repartition, p.env.Partitions), nil
+func (p *processor) NewStage1(part int32, s *state.Store) (processors.Stage1, error) {
+	return NewStage1(p.cfg, part, s, p.env.Repartition, p.env.Partitions, p.metrics)
 }
 
 func (p *processor) NewStage2(_ int32, s *state.Store) (processors.Stage2, error) {

@@ -26,16 +26,16 @@ type Metrics struct {
 	closed metric.Int64Counter
 }
 
-// NewMetrics makes the counters kappa.live.late (listens that came after
-// their window closed) and kappa.live.windows.closed; a nil provider
-// makes no-op ones.
+// NewMetrics makes the counters kappa.live.late (listens judged late
+// for a window, once per window size) and kappa.live.windows.closed; a
+// nil provider makes no-op ones.
 func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter("github.com/kappa-stream/kappa/processors/live")
 	late, err := m.Int64Counter("kappa.live.late",
-		metric.WithDescription("Listens that came after their live window closed: counted in the day rollups, not in the window"))
+		metric.WithDescription("Listens late for a live window (their partition's stream time had reached the window's end plus the grace), once per window size: counted in the day rollups, not in the window"))
 	if err != nil {
 		return nil, err
 	}
@@ -48,9 +48,12 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 }
 
 // Stage2 is stage 2 of the live counts, for one partition of the
-// repartition topic. It keeps its windows.Trackers in memory between
-// Prepares and in its store after each; the runtime makes a new one from
-// the store after an aborted transaction.
+// repartition topic. Every cell it gets was judged on time by its stage-1
+// partition; it closes a window once every stage-1 partition's stream
+// time has reached the window's end plus the grace (its windows.Trackers
+// hold them). It keeps its Trackers in memory between Prepares and in its
+// store after each; the runtime makes a new one from the store after an
+// aborted transaction.
 type Stage2 struct {
 	store      *state.Store
 	finalTopic string
@@ -59,9 +62,9 @@ type Stage2 struct {
 	trackers   []*windows.Tracker[int64]
 	pending    cells
 	delta      delta
-	maxTS      int64 // the largest event time any source has reached
+	maxTS      int64 // the largest stream time any source has reached
 	touched    bool  // a tracker changed since the last Prepare
-	late       int64
+	late       int64 // plays of closed windows since the last Prepare
 	// open caches the rows of open windows as last written (in this
 	// Prepare or committed before), decoded, so that a window updated
 	// every interval is neither read back from Pebble nor decoded again,
@@ -78,10 +81,10 @@ type openRow struct {
 	sketch hyperloglog.Sketch
 }
 
-// NewStage2 returns the stage-2 part of a partition over its store. sources is the
-// number of stage-1 partitions (of listens), which all hold the watermark
-// back until they send their event times or go idle; finalTopic receives
-// the closed windows (none when empty).
+// NewStage2 returns the stage-2 part of a partition over its store.
+// sources is the number of stage-1 partitions (of listens), which all
+// hold the watermark back until they send their stream times; finalTopic
+// receives the closed windows (none when empty).
 func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *Metrics) (*Stage2, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -96,10 +99,9 @@ func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *
 	t := &Stage2{store: s, finalTopic: finalTopic, metrics: m, maxTS: windows.NoWatermark, open: map[cellKey]*openRow{}}
 	for _, w := range cfg.Windows {
 		tr, err := windows.New[int64](windows.Config{
-			Window:      windows.Tumbling(w),
-			Grace:       cfg.Grace,
-			Retention:   cfg.Retention,
-			IdleTimeout: cfg.IdleTimeout,
+			Window:    windows.Tumbling(w),
+			Grace:     cfg.Grace,
+			Retention: cfg.Retention,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("live: %w", err)
@@ -129,8 +131,7 @@ func NewStage2(cfg Config, s *state.Store, sources int32, finalTopic string, m *
 	return t, nil
 }
 
-// Process adds one live delta record. A cell of a closed window is late:
-// it only counts in the late metric.
+// Process adds one live delta record.
 func (t *Stage2) Process(rec *kgo.Record) error {
 	d := &t.delta
 	if err := d.parse(rec.Value); err != nil {
@@ -147,7 +148,15 @@ func (t *Stage2) Process(rec *kgo.Record) error {
 			return fmt.Errorf("live: a delta for %s windows, which this instance does not keep (--live-windows must be the same on every instance of a version)",
 				time.Duration(c.k.size)*time.Millisecond)
 		}
-		if dec := t.trackers[j].Observe(d.source, 0, c.k.start); len(dec.Accepted) == 0 {
+	}
+	for i := range d.cells {
+		c := &d.cells[i]
+		// NB: the cell's source judged it on time, so its stream time,
+		// and the watermark, are below the window's end + grace: the
+		// window is open. Only a source whose stream time was lost (a
+		// version whose stage 1 kept none, before this rule) can send a
+		// cell of a closed window; it is late, as it was then.
+		if dec := t.trackers[slices.Index(t.sizes, c.k.size)].Observe(d.source, 0, c.k.start); len(dec.Accepted) == 0 {
 			t.late += int64(c.plays)
 			continue
 		}
@@ -169,10 +178,7 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 	if err := t.writeRows(out); err != nil {
 		return err
 	}
-	now := time.Now().UnixMilli()
 	for i, tr := range t.trackers {
-		before := tr.Watermark()
-		tr.Tick(now)
 		step := tr.Drain()
 		// NB: the panes of a step are consecutive windows with data, and
 		// every earlier one closed (or expired) before: the rows of the
@@ -190,7 +196,7 @@ func (t *Stage2) Prepare(out *topology.Output) error {
 				return err
 			}
 		}
-		if !t.touched && tr.Watermark() == before && len(step.Closed)+len(step.Expired) == 0 {
+		if !t.touched && len(step.Closed)+len(step.Expired) == 0 {
 			continue
 		}
 		snap, err := tr.MarshalBinary()

@@ -90,7 +90,7 @@ func TestProcessorsJSON(t *testing.T) {
 // simDefaults ends the JSON of a configuration with the default
 // --fan-delay, without --similar and with the default hashing and limits,
 // without --top-k.
-const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":96,"minhash_rows":3,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":2,"similar_delay":"5s","dp":false,"dp_max_items":8,"dp_max_plays":5,"dp_grace":"10m0s","dp_keep":"48h0m0s","dp_h3_resolutions":[5,6,7,8,9],"top_k":false,"top_k_artist_songs":false}`
+const simDefaults = `,"fan_delay":"5s","similar":false,"minhash_bands":80,"minhash_rows":2,"hyperplane_tables":48,"hyperplane_bits":14,"feature_dim":32,"similar_bucket_cap":256,"similar_candidates":4096,"similar_rerank":1024,"minhash_min_bands":3,"similar_delay":"5s","dp":false,"dp_max_items":8,"dp_max_plays":5,"dp_grace":"10m0s","dp_keep":"48h0m0s","dp_h3_resolutions":[5,6,7,8,9],"top_k":false,"top_k_artist_songs":false}`
 
 // TestProcessorsJSONBefore: a version declared before the similarity
 // indexes, the fan delay and top-K existed reads as one without them,

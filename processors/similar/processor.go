@@ -17,7 +17,7 @@ var Spec = processors.Spec{
 	Stage1State: true,
 	Options: func() processors.Options {
 		return &Options{
-			MinHashBands: lsh.DefaultBands, MinHashRows: lsh.DefaultRows,
+			MinHashBands: DefaultBands, MinHashRows: DefaultRows,
 			HyperplaneTables: lsh.DefaultTables, HyperplaneBits: lsh.DefaultBits, FeatureDim: lsh.DefaultDim,
 			BucketCap: lsh.DefaultPerBucket, Candidates: lsh.DefaultCandidates, Rerank: lsh.DefaultRerank,
 			MinBands: DefaultMinBands, Delay: processors.Duration(DefaultDelay),
@@ -45,7 +45,7 @@ type Options struct {
 	FeatureDim       int                 `json:"feature_dim" flag:"feature-dim" help:"dimension of the song feature vectors"`
 	BucketCap        int                 `json:"similar_bucket_cap" flag:"similar-bucket-cap" help:"most members a similarity query reads from one bucket (oversized buckets)"`
 	Candidates       int                 `json:"similar_candidates" flag:"similar-candidates" help:"most candidates a similarity query collects from its buckets"`
-	Rerank           int                 `json:"similar_rerank" flag:"similar-rerank" help:"most candidates a similarity query scores by their signature or vector: those sharing the most buckets"`
+	Rerank           int                 `json:"similar_rerank" flag:"similar-rerank" help:"most candidates a similarity query scores by their artist set or vector: those sharing the most buckets"`
 	MinBands         int                 `json:"minhash_min_bands" flag:"minhash-min-bands" help:"fewest bands a candidate user shares with the query user to be scored, while k candidates share that many (1: every candidate)"`
 	Delay            processors.Duration `json:"similar_delay" flag:"similar-delay" help:"how long a user's changed signature waits before similar-users answers see it (its changes of that time move the user's buckets once)"`
 }

@@ -145,23 +145,11 @@ func (ix *Index) ScoreStores(stores []*state.Store, k Kind, query []byte, ids []
 	}
 	var out []lsh.Scored
 	if k == Users {
-		if _, perr := ix.mh.ParseSignature(query); perr != nil {
-			return nil, corrupt("query signature: %v", perr)
+		var serr error
+		out, serr = ix.scoreUsers(query, read, n)
+		if err == nil {
+			err = serr
 		}
-		// NB: compared encoded: decoding each candidate cost more than
-		// scoring it.
-		sigs := func(yield func(int64, []byte) bool) {
-			for id, b := range read {
-				if len(b) != len(query) {
-					err = corrupt("item %d: %v", id, lsh.ErrSignature)
-					return
-				}
-				if !yield(id, b) {
-					return
-				}
-			}
-		}
-		out = lsh.RankJaccardEncoded(query, sigs, n)
 	} else {
 		q, perr := ix.vector(query)
 		if perr != nil {

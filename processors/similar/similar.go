@@ -9,7 +9,7 @@
 //   - similar songs: the features stage ([FeatureTask], on a partition of
 //     song-features) keeps each song's latest vector, table 0x43 | song →
 //     vector;
-//   - when an item (a user's signature, a song's vector) changes, its
+//   - when an item (a user's signature and artist set, a song's vector) changes, its
 //     stage sends the new item to the stage-2 partition of its item key
 //     and, for every bucket it left or joined (lsh.Diff of the buckets of
 //     the item stage 2 had and of the new one), a leave or join entry to
@@ -30,9 +30,11 @@
 //
 // A query ([Index.Similar]) reads its item, then the members of its
 // buckets (capped by lsh.Limits: oversized buckets), then scores the
-// candidates that share the most buckets with it against the query's item: estimated Jaccard of the
-// signatures for users, exact cosine of the vectors for songs. The reads
-// go through a [Source], which finds the partitions wherever they are.
+// candidates that share the most buckets with it against the query's
+// item: exact Jaccard of the artist sets for users (sets.go: a user's
+// item is its signature and its set), exact cosine of the vectors for
+// songs. The reads go through a [Source], which finds the partitions
+// wherever they are.
 package similar
 
 import (
@@ -110,12 +112,21 @@ type Config struct {
 // DefaultDelay is the default of Config.Delay (the flag's).
 const DefaultDelay = 5 * time.Second
 
+// Defaults of the users' MinHash (the flags --minhash-bands and
+// --minhash-rows), chosen for candidate recall now that candidates are
+// ranked by their exact Jaccard: a user at Jaccard 0.3 shares three
+// bands or more of 80×2 with probability 0.979, at 0.35 0.998
+// (docs/similarity.md). Package lsh's own defaults (96×3) suit ranking
+// by the estimate.
+const (
+	DefaultBands = 80
+	DefaultRows  = 2
+)
+
 // DefaultMinBands is the default of Config.MinBands: a user who shares
-// one band of 96 with the query is seldom a neighbour (one at Jaccard 0.4
-// shares two or more with probability 0.987, at 0.5 0.99996), and the
-// candidates that share only one were three quarters of those a query
-// scored (docs/similarity.md).
-const DefaultMinBands = 2
+// fewer than three of the 80 bands with the query is seldom a neighbour
+// (see DefaultBands), and scoring a candidate reads its item.
+const DefaultMinBands = 3
 
 // Validate reports the first bad value of c.
 func (c Config) Validate() error {
@@ -178,7 +189,11 @@ func BucketKey(dst []byte, k Kind, b lsh.Bucket) []byte {
 // buckets appends the buckets of a stored item.
 func (ix *Index) buckets(k Kind, item []byte, dst []lsh.Bucket) ([]lsh.Bucket, error) {
 	if k == Users {
-		sig, err := ix.mh.ParseSignature(item)
+		enc, _, err := ix.splitUser(item)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := ix.mh.ParseSignature(enc)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package similar
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -414,21 +415,32 @@ func TestUsers(t *testing.T) {
 	}
 	want := map[int64][]byte{}
 	for u, artists := range played {
-		want[u], _ = ix.mh.Signature(slices.Collect(maps.Keys(artists))).AppendBinary(nil)
+		set := slices.Sorted(maps.Keys(artists))
+		want[u], _ = ix.mh.Signature(set).AppendBinary(nil)
+		want[u] = binary.AppendUvarint(want[u], uint64(len(set)))
+		prev := int64(0)
+		for _, a := range set {
+			want[u] = binary.AppendUvarint(want[u], uint64(a-prev))
+			prev = a
+		}
 	}
 	s2.checkIndex(t, Users, want)
 
 	// A user who plays exactly another's artists is the other's best
-	// match, with an estimated Jaccard of 1.
-	var a, b events.Listen
-	a.UserID, b.UserID = 1001, 1002
-	for _, artist := range []int64{101, 102, 103, 104} {
-		a.ArtistID, b.ArtistID = artist, artist
-		if err := cs[a.UserID%sources].Add(&a); err != nil {
-			t.Fatal(err)
-		}
-		if err := cs[b.UserID%sources].Add(&b); err != nil {
-			t.Fatal(err)
+	// match, with a Jaccard of 1; one who shares 4 of 6 follows, scored
+	// exactly 4/6 (however the signatures agree), then one sharing 3 of 5.
+	plays := map[int64][]int64{
+		1001: {101, 102, 103, 104},
+		1002: {101, 102, 103, 104},
+		1003: {101, 102, 103, 104, 105, 106},
+		1004: {101, 102, 103, 107},
+	}
+	for _, u := range slices.Sorted(maps.Keys(plays)) {
+		for _, artist := range plays[u] {
+			l := events.Listen{UserID: u, ArtistID: artist}
+			if err := cs[u%sources].Add(&l); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for range 4 {
@@ -442,8 +454,8 @@ func TestUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ans) != 1 || ans[0] != (lsh.Scored{ID: 1002, Score: 1}) {
-		t.Errorf("similar to user 1001: %+v, want only user 1002 with score 1", ans)
+	if want := []lsh.Scored{{ID: 1002, Score: 1}, {ID: 1003, Score: 4.0 / 6}, {ID: 1004, Score: 3.0 / 5}}; !slices.Equal(ans, want) {
+		t.Errorf("similar to user 1001: %+v, want %+v", ans, want)
 	}
 }
 

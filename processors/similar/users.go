@@ -158,12 +158,14 @@ func (c *Stage1) publish(out *topology.Output, id int64) error {
 		return err
 	}
 	out.Put(userKey(c.key[:0], tablePublished, id), appendSet(c.val[:0], set))
+	// NB: the item goes whenever the set grew, for its exact scores;
+	// the buckets move only when the signature changed.
 	before, after := c.ix.mh.Signature(published), c.ix.mh.Signature(set)
+	c.val = appendUserItem(c.val[:0], after, set)
+	c.e.item(Users, id, c.val)
 	if slices.Equal(before, after) {
 		return nil
 	}
-	c.val, _ = after.AppendBinary(c.val[:0])
-	c.e.item(Users, id, c.val)
 	c.old = c.ix.mh.Buckets(before, c.old[:0])
 	c.new = c.ix.mh.Buckets(after, c.new[:0])
 	left, joined := lsh.Diff(c.old, c.new)
