@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -237,21 +236,11 @@ func (w *worker) process(p kgo.FetchTopicPartition) {
 
 // reject adds a dead letter for rec to the transaction.
 func (w *worker) reject(rec *kgo.Record, reason error) {
-	source := rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
 	if w.r.cfg.DLQTopic == "" {
-		w.r.fail(fmt.Errorf("topology: record %s rejected and no dead-letter topic: %w", source, reason))
+		w.r.fail(fmt.Errorf("topology: record %s/%d/%d rejected and no dead-letter topic: %w", rec.Topic, rec.Partition, rec.Offset, reason))
 		return
 	}
-	w.out.records = append(w.out.records, &kgo.Record{
-		Topic:     w.r.cfg.DLQTopic,
-		Key:       rec.Key,
-		Value:     rec.Value,
-		Timestamp: rec.Timestamp,
-		Headers: []kgo.RecordHeader{
-			{Key: HeaderError, Value: []byte(reason.Error())},
-			{Key: HeaderSource, Value: []byte(source)},
-		},
-	})
+	w.out.records = append(w.out.records, deadLetter(w.r.cfg.DLQTopic, rec, reason))
 }
 
 // prepare asks the task for its outputs and turns its store changes into
