@@ -46,6 +46,7 @@ type instanceConfig struct {
 	recentMiB          int
 	similarCacheMiB    int
 	controlTopic       string
+	maxFuture          time.Duration
 	// procs is the configuration of the version the instance declares
 	// when the cluster has none yet; procsSet is true when a processor
 	// flag was given.
@@ -140,6 +141,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			state.WithLogger(logger), state.WithMeterProvider(tel.provider)},
 		RecentMiB: c.recentMiB, SimilarCacheMiB: c.similarCacheMiB,
 		Admin: adm, Client: admCl, Directory: dir, Advertise: advertise, Logger: logger,
+		MaxFuture: c.maxFuture,
 	})
 
 	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider}
