@@ -145,11 +145,29 @@ func (w *worker) start() error {
 		if err != nil {
 			return err
 		}
+		if w.r.restored != nil {
+			w.r.restored(w.partition)
+		}
+		// NB: the offsets the task resumes from may belong to a
+		// transaction that was open during the restore (a previous
+		// owner's); they are stable only once it ended, and its
+		// changelog records must then be in the store too.
+		next, ok, err := w.stableGroupOffset()
+		if err == nil {
+			err = w.catchUp(s)
+		}
+		if err != nil {
+			s.Close()
+			return err
+		}
 		w.storeMu.Lock()
 		w.store = s
 		w.storeMu.Unlock()
-	}
-	if next, ok := w.groupOffset(); ok {
+		if ok {
+			w.committed.Store(next)
+			w.next = next
+		}
+	} else if next, ok := w.groupOffset(); ok {
 		w.committed.Store(next)
 		w.next = next
 	}
