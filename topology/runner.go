@@ -315,7 +315,9 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 		produceMu  sync.Mutex
 		produceErr error
 	)
+	produced := false
 	for _, w := range dirty {
+		produced = produced || len(w.out.records) > 0
 		for _, rec := range w.out.records {
 			// NB: after a failed flush a promise can run once commit
 			// has returned; it touches only its own worker.
@@ -350,6 +352,16 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 	if abort {
 		try = kgo.TryAbort
 	}
+	var fenceErr error
+	if try == kgo.TryCommit && produced && len(sess.Client().UncommittedOffsets()) == 0 {
+		if fenceErr = fence(ctx, sess.Client(), r.cfg.Group, r.cfg.InstanceID, r.cfg.Topic, dirty); fenceErr != nil {
+			r.cfg.Logger.Warn("aborting a transaction without input: its offsets could not be fenced", attrGroup, r.cfg.Group, "err", fenceErr)
+			try = kgo.TryAbort
+		}
+	}
+	// NB: a fenced transaction only aborts: the member learns from its
+	// heartbeat that it must rejoin (or a rebalance in progress ends),
+	// and a later transaction publishes what this one would have.
 	committed, err := sess.End(ctx, try)
 	outcome := commitMsg{committed: committed && err == nil}
 	for _, w := range dirty {
