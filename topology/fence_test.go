@@ -61,7 +61,9 @@ func TestTimerOnlyTransactionsAreFenced(t *testing.T) {
 			Brokers: c.ListenAddrs(), Group: "pub", InstanceID: id, Topic: "in", ManualTopics: []string{"out"},
 			Changelog: "in.changelog", StoreDir: filepath.Join(dir, id),
 			CommitInterval: 20 * time.Millisecond, SessionTimeout: time.Second,
-			NewTask: func(p int32, _ *state.Store) (Task, error) { return &publishTask{r: r, partition: p, next: time.Now()}, nil },
+			NewTask: func(p int32, _ *state.Store) (Task, error) {
+				return &publishTask{r: r, partition: p, next: time.Now()}, nil
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
