@@ -183,7 +183,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 		mux.Handle("/", api)
 		handler = mux
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := serve.NewHTTPServer(handler, serve.Limits{}, logger)
 	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", advertise, "instance", c.instanceID)
 
 	g, gctx := errgroup.WithContext(ctx)
