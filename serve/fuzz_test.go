@@ -40,7 +40,7 @@ func allOnServer(t testing.TB) *Server {
 	env := processors.Env{Version: "v1", Repartition: "r", Partitions: 4,
 		Topic: func(s string) string { return "kappa.v1." + s }, Logger: slog.New(slog.DiscardHandler),
 		MeterProvider: noop.NewMeterProvider()}
-	b := &Backend{Rollups: &fakePlacement{store: newStore(t.(*testing.T))}, Processors: map[string]processors.Processor{}}
+	b := &Backend{Rollups: &fakePlacement{store: newStore(t)}, Processors: map[string]processors.Processor{}}
 	for i, s := range cfg.Specs() {
 		o := cfg.Options(i)
 		if !o.Enabled() {
@@ -94,7 +94,7 @@ func FuzzRoutes(f *testing.F) {
 	} {
 		f.Add(seed.m, seed.path, seed.query, seed.body)
 	}
-	srv := allOnServer(&testing.T{})
+	srv := allOnServer(f)
 	f.Fuzz(func(t *testing.T, m byte, path, query string, body []byte) {
 		method := fuzzMethods[int(m)%len(fuzzMethods)]
 		if !strings.HasPrefix(path, "/") {
