@@ -61,12 +61,18 @@ web: test-deps
 screenshots: test-deps
 	KAPPA_SCREENSHOTS=1 $(GO) test -count=1 -run '^TestDashboards$$' ./e2e/
 
-## fuzz: run each decoder fuzzer for a minute
+## fuzz: run each decoder fuzzer, and the HTTP routes' fuzzer, for a minute
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeListen$$' -fuzztime 60s ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime 60s ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime 60s ./windows/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime 60s ./processors/fans/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFeature$$' -fuzztime 60s ./events/
+	$(GO) test -run '^$$' -fuzz '^FuzzStage2Records$$' -fuzztime 60s ./processors/registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s ./catalog/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime 60s ./control/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 60s ./cluster/
+	$(GO) test -run '^$$' -fuzz '^FuzzRoutes$$' -fuzztime 60s ./serve/
 
 clean:
 	rm -rf bin kappa-data

@@ -28,6 +28,9 @@ type Names struct {
 	// that of the features stage; LiveFinal the closed live windows
 	// (Topic names the others of a processor's).
 	Deltas, Changelog, UsersChangelog, FeaturesChangelog, LiveFinal string
+	// DeltasDLQ receives the repartition records stage 2 cannot decode,
+	// with their reason and source.
+	DeltasDLQ string
 	// UsersDir, AggregatesDir and FeaturesDir hold the stores of the
 	// stages.
 	UsersDir, AggregatesDir, FeaturesDir string
@@ -47,6 +50,7 @@ func NamesOf(data string, v control.Version) Names {
 		AggregatesGroup:   p + "aggregates",
 		FeaturesGroup:     p + "features",
 		Deltas:            p + repartition,
+		DeltasDLQ:         p + repartition + ".dlq",
 		Changelog:         p + "rollups-changelog",
 		UsersChangelog:    p + "users-changelog",
 		FeaturesChangelog: p + "features-changelog",
@@ -64,7 +68,7 @@ func (n Names) Groups() []string { return []string{n.UsersGroup, n.AggregatesGro
 
 // Topics are the version's internal topics.
 func (n Names) Topics() []string {
-	return []string{n.Deltas, n.Changelog, n.UsersChangelog, n.FeaturesChangelog, n.LiveFinal}
+	return []string{n.Deltas, n.DeltasDLQ, n.Changelog, n.UsersChangelog, n.FeaturesChangelog, n.LiveFinal}
 }
 
 // Topic is the name of a per-version topic with the given suffix.

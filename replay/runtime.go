@@ -68,6 +68,9 @@ type RuntimeConfig struct {
 	// RetryAfter is how long after a failure a version is started again
 	// (default 30 s; doubled per failure in a row, at most 5 min).
 	RetryAfter time.Duration
+	// MaxFuture is how far after its record's timestamp a listen's ts may
+	// lie; a later one goes to DLQ (default events.DefaultMaxFuture).
+	MaxFuture time.Duration
 }
 
 // deltasPurgeInterval is how often stage 2 deletes the repartition

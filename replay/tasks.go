@@ -33,10 +33,16 @@ type stage1Task struct {
 	// came in the interval before it.
 	listened, busy bool
 	now            func() time.Time
+	// maxFuture: a listen whose ts lies further after its record's
+	// timestamp is rejected (events.CheckFuture).
+	maxFuture time.Duration
 }
 
 func (t *stage1Task) Process(rec *kgo.Record) error {
 	if err := t.dec.Decode(rec.Value, &t.l); err != nil {
+		return err
+	}
+	if err := events.CheckFuture(&t.l, rec.Timestamp, t.maxFuture); err != nil {
 		return err
 	}
 	t.listened = true

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/kappa-stream/kappa/cluster"
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors"
 	"github.com/kappa-stream/kappa/serve"
 	"github.com/kappa-stream/kappa/state"
@@ -82,7 +84,7 @@ func (rt *Runtime) newVersion(ctx context.Context, v control.Version) (*version,
 		users.Changelog, users.StoreDir, users.StoreOpts = n.UsersChangelog, n.UsersDir, rt.c.StoreOpts
 	}
 	users.NewTask = func(p int32, s *state.Store) (topology.Task, error) {
-		t := &stage1Task{now: time.Now}
+		t := &stage1Task{now: time.Now, maxFuture: cmp.Or(rt.c.MaxFuture, events.DefaultMaxFuture)}
 		for _, pr := range vr.procs {
 			var part processors.Stage1
 			err := guard(pr.spec.Name, func() (err error) {
@@ -106,6 +108,9 @@ func (rt *Runtime) newVersion(ctx context.Context, v control.Version) (*version,
 	aggregates := rt.c.Stage
 	aggregates.Group, aggregates.Topic, aggregates.Changelog = n.AggregatesGroup, n.Deltas, n.Changelog
 	aggregates.StoreDir = n.AggregatesDir
+	// NB: a record stage 2 cannot decode (garbage written to the topic)
+	// goes to the dead letters instead of stopping every instance.
+	aggregates.DLQTopic = n.DeltasDLQ
 	aggregates.PurgeInterval = deltasPurgeInterval
 	aggregates.StoreOpts = slices.Clone(rt.c.StoreOpts)
 	for _, pr := range vr.procs {
@@ -216,6 +221,7 @@ func (rt *Runtime) provision(ctx context.Context, vr *version, stage1State bool)
 	specs := []topology.TopicSpec{
 		{Name: n.Deltas, Partitions: p, Configs: map[string]string{"retention.ms": "-1"}},
 		{Name: n.Changelog, Partitions: p, Configs: compact},
+		{Name: n.DeltasDLQ, Partitions: p, Configs: map[string]string{"retention.ms": "-1"}},
 	}
 	if stage1State {
 		specs = append(specs, topology.TopicSpec{Name: n.UsersChangelog, Partitions: p, Configs: compact})

@@ -78,7 +78,7 @@ var testListens = []string{
 
 // newStore returns an in-memory store with the rollups of testListens,
 // run through both stages as the topology would.
-func newStore(t *testing.T) *state.Store {
+func newStore(t testing.TB) *state.Store {
 	t.Helper()
 	s, err := state.Open("db", state.WithFS(vfs.NewMem()))
 	if err != nil {

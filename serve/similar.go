@@ -205,7 +205,7 @@ func (src source) Members(ctx context.Context, k similar.Kind, buckets []lsh.Buc
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for owner, idx := range remote {
-		g.Go(func() error {
+		goSafe(g, func() error {
 			req := membersRequest{Kind: string(rune(k)), Limit: limit}
 			for _, i := range idx {
 				req.Buckets = append(req.Buckets, bucketString(buckets[i]))
@@ -255,7 +255,7 @@ func (src source) Score(ctx context.Context, k similar.Kind, query []byte, ids [
 	results := make(chan []lsh.Scored, len(remote))
 	g, gctx := errgroup.WithContext(ctx)
 	for owner, idx := range remote {
-		g.Go(func() error {
+		goSafe(g, func() error {
 			req := scoreRequest{Kind: string(rune(k)), Query: query, N: n}
 			for _, i := range idx {
 				req.IDs = append(req.IDs, ids[i])
@@ -348,6 +348,29 @@ func (s *Server) local(v version, keys [][]byte) ([]Location, error) {
 	return locs, err
 }
 
+// Caps of the internal requests: far above what an instance sends (a
+// query reads at most a few hundred buckets, PerBucket+1 members of each,
+// and scores some 25,000 candidates for at most 100 answers), so that a
+// bad request cannot make an instance read or score without bound.
+const (
+	maxInternalKeys  = 100_000
+	maxInternalLimit = 65_536
+	maxInternalN     = 10_000
+)
+
+// goSafe runs f in g, turning a panic into an error: a bug in one
+// scatter-gather call fails its query, never the process.
+func goSafe(g *errgroup.Group, f func() error) {
+	g.Go(func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("serve: scatter-gather call panicked: %v", v)
+			}
+		}()
+		return f()
+	})
+}
+
 // internalMembers serves POST /internal/v1/similar/members.
 func (s *Server) internalMembers(w http.ResponseWriter, r *http.Request, v version) {
 	var req membersRequest
@@ -363,8 +386,11 @@ func (s *Server) internalMembers(w http.ResponseWriter, r *http.Request, v versi
 			keys[i] = similar.BucketKey(nil, kind, buckets[i])
 		}
 	}
-	if err == nil && req.Limit < 1 {
-		err = badRequest("limit must be positive")
+	if err == nil && (req.Limit < 1 || req.Limit > maxInternalLimit) {
+		err = badRequest("limit must be 1…" + strconv.Itoa(maxInternalLimit))
+	}
+	if err == nil && len(req.Buckets) > maxInternalKeys {
+		err = badRequest("at most " + strconv.Itoa(maxInternalKeys) + " buckets")
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -393,8 +419,14 @@ func (s *Server) internalScore(w http.ResponseWriter, r *http.Request, v version
 		return
 	}
 	kind, err := parseKind(req.Kind)
-	if err != nil || req.N < 1 {
-		writeError(w, http.StatusBadRequest, "kind must be u or s, n positive")
+	if err != nil || req.N < 1 || req.N > maxInternalN || len(req.IDs) > maxInternalKeys {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("kind must be u or s, n 1…%d, at most %d ids", maxInternalN, maxInternalKeys))
+		return
+	}
+	// NB: scoring no ids checks the query alone: a malformed one is the
+	// caller's error, not a failed query.
+	if _, err := v.similar().ScoreStores(nil, kind, req.Query, nil, 1); err != nil {
+		writeError(w, http.StatusBadRequest, "bad query: "+err.Error())
 		return
 	}
 	keys := make([][]byte, len(req.IDs))

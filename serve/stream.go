@@ -25,6 +25,8 @@ const (
 	streamHeartbeat = 15 * time.Second
 	// streamRetry is the reconnection delay the stream asks clients for.
 	streamRetry = 2 * time.Second
+	// streamWriteTimeout bounds one write of a frame to a stream.
+	streamWriteTimeout = 30 * time.Second
 	// streamReadTimeout bounds one read of the windows.
 	streamReadTimeout = 5 * time.Second
 	// maxFeeds bounds the sets of windows streamed at once (each is read
@@ -269,6 +271,10 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 	}
 	defer s.hub.leave(f, ch)
 	rc := http.NewResponseController(w)
+	// NB: a stream outlives the server's WriteTimeout; each write gets a
+	// deadline of its own instead, so a client that stopped reading is
+	// dropped.
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -295,6 +301,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request, v version) {
 		case <-beat.C:
 			frame = heartbeat
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if _, err := w.Write(frame); err != nil {
 			return
 		}

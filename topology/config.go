@@ -15,7 +15,9 @@
 //
 // Invalid records go to a dead-letter topic, in the same transaction, with
 // their original bytes and the headers kappa-error (the reason) and
-// kappa-source (topic/partition/offset); the partition keeps going.
+// kappa-source (topic/partition/offset); the partition keeps going. A
+// dead letter always fits its transaction: a value over
+// DeadLetterMaxValue is cut, with its size and hash in headers.
 package topology
 
 import (

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kappa-stream/kappa/state"
 )
 
 // failNth makes the cluster answer the nth request of kind key (counting
@@ -212,5 +216,40 @@ func TestRestoreWaitsForASlowFetch(t *testing.T) {
 	p.stop(t)
 	if delayed.Load() == 0 {
 		t.Fatal("no changelog fetch was delayed: the fault was not injected")
+	}
+}
+
+// TestOffsetOutOfRangeIsFatal commits an offset past the end of a
+// partition, as after the broker lost the records past it: the runner
+// must stop with ErrOffsetOutOfRange instead of counting the partition
+// again from its start.
+func TestOffsetOutOfRangeIsFatal(t *testing.T) {
+	c, prod := newCluster(t, 1, "in", "in.dlq", "mid")
+	produce(t, prod, "in", 0, 10, nil)
+	adm := kadm.NewClient(prod)
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: "in", Partition: 0, At: 500, LeaderEpoch: -1})
+	resp, err := adm.CommitOffsets(context.Background(), "first", offsets)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{
+		Brokers: c.ListenAddrs(), Group: "first", InstanceID: "i1", Topic: "in", DLQTopic: "in.dlq",
+		CommitInterval: 20 * time.Millisecond,
+		NewTask:        func(int32, *state.Store) (Task, error) { return &forwardTask{}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.Run(ctx); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("Run returned %v, want ErrOffsetOutOfRange", err)
+	}
+	if got := readAll(t, c.ListenAddrs(), "mid"); len(got) != 0 {
+		t.Fatalf("%d records forwarded: the partition was counted again from its start", len(got))
 	}
 }

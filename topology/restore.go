@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kappa-stream/kappa/state"
 )
@@ -29,6 +31,12 @@ const restoreIdleRounds = 5
 // from the offset the store reflects up to the changelog's last stable
 // offset. A store whose offset lies outside the changelog (the topic was
 // recreated or truncated) is wiped and rebuilt from the start.
+//
+// The store may lie past the last stable offset without being ahead of
+// the changelog: an open transaction (a zombie's, which will abort)
+// holds the last stable offset below records this partition's owners
+// committed after it. So "ahead" is judged against the high watermark;
+// such a store has nothing to replay.
 func (w *worker) restore() (*state.Store, error) {
 	ctx := w.ctx
 	topic, p := w.r.cfg.Changelog, w.partition
@@ -42,14 +50,14 @@ func (w *worker) restore() (*state.Store, error) {
 		s.Close()
 		return nil, err
 	}
-	start, end, err := w.changelogBounds(ctx)
+	start, stable, high, err := w.changelogBounds(ctx)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	if ok && (from < start || from > end) {
+	if ok && (from < start || from > high) {
 		w.r.cfg.Logger.Warn("store does not match its changelog; rebuilding it", attrTopic, topic, attrPartition, p,
-			"store_offset", from, "changelog_start", start, "changelog_end", end)
+			"store_offset", from, "changelog_start", start, "changelog_end", high)
 		if err := s.Close(); err != nil {
 			return nil, err
 		}
@@ -64,23 +72,96 @@ func (w *worker) restore() (*state.Store, error) {
 	if !ok {
 		from = start
 	}
-	w.restoreTotal.Store(max(end-from, 0))
+	w.restoreTotal.Store(max(stable-from, 0))
+	if err := w.replayTo(ctx, s, from, stable); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// catchUp replays into s what its changelog partition committed since
+// the restore: called once the group's offsets of the partition are
+// stable, it brings in the changes of a transaction that was still open
+// during the restore and committed with the input offsets the task
+// resumes from (a zombie's that committed late).
+func (w *worker) catchUp(s *state.Store) error {
+	from, ok, err := s.Offset(w.r.cfg.Changelog, w.partition)
+	if err != nil {
+		return err
+	}
+	_, stable, _, err := w.changelogBounds(w.ctx)
+	if err != nil {
+		return err
+	}
+	if !ok || from >= stable {
+		return nil
+	}
+	w.restoreTotal.Add(stable - from)
+	return w.replayTo(w.ctx, s, from, stable)
+}
+
+// replayTo replays the changelog into s from from to end and logs it.
+func (w *worker) replayTo(ctx context.Context, s *state.Store, from, end int64) error {
 	if from >= end {
-		return s, nil
+		return nil
 	}
 	began := time.Now()
 	n, err := w.replay(ctx, s, from, end)
 	if err != nil {
-		s.Close()
-		return nil, err
+		return err
 	}
 	w.r.m.restored.Add(ctx, n, w.attrs)
-	w.r.cfg.Logger.Info("store restored from changelog", attrTopic, topic, attrPartition, p,
+	w.r.cfg.Logger.Info("store restored from changelog", attrTopic, w.r.cfg.Changelog, attrPartition, w.partition,
 		"from", from, "to", end, "records", n, "took", time.Since(began).Round(time.Millisecond))
-	return s, nil
+	return nil
 }
 
-func (w *worker) changelogBounds(ctx context.Context) (start, end int64, err error) {
+// stableGroupOffset is the group's committed offset of the partition
+// once no transaction holds an offset commit of it open (OffsetFetch
+// with require_stable, retried while the broker answers
+// UNSTABLE_OFFSET_COMMIT); ok is false when the group has none.
+func (w *worker) stableGroupOffset() (int64, bool, error) {
+	for {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = w.r.cfg.Group
+		req.RequireStable = true
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic = w.r.cfg.Topic
+		rt.Partitions = []int32{w.partition}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(w.ctx, w.cl)
+		if err != nil {
+			return 0, false, errSession{fmt.Errorf("topology: fetch offsets of %s: %w", w.r.cfg.Group, err)}
+		}
+		code := resp.ErrorCode
+		var at int64 = -1
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if t.Topic == w.r.cfg.Topic && p.Partition == w.partition {
+					code = max(code, p.ErrorCode)
+					at = p.Offset
+				}
+			}
+		}
+		switch err := kerr.ErrorForCode(code); {
+		case err == nil:
+			return at, at >= 0, nil
+		case errors.Is(err, kerr.UnstableOffsetCommit) || kerr.IsRetriable(err):
+			select {
+			case <-w.ctx.Done():
+				return 0, false, w.ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		default:
+			return 0, false, errSession{fmt.Errorf("topology: fetch offsets of %s: %w", w.r.cfg.Group, err)}
+		}
+	}
+}
+
+// changelogBounds are the changelog partition's start, last stable
+// offset and high watermark.
+func (w *worker) changelogBounds(ctx context.Context) (start, stable, high int64, err error) {
 	adm := kadm.NewClient(w.cl)
 	topic, p := w.r.cfg.Changelog, w.partition
 	starts, err := adm.ListStartOffsets(ctx, topic)
@@ -88,14 +169,25 @@ func (w *worker) changelogBounds(ctx context.Context) (start, end int64, err err
 		err = starts.Error()
 	}
 	if err != nil {
-		return 0, 0, errSession{fmt.Errorf("topology: changelog %s start offsets: %w", topic, err)}
+		return 0, 0, 0, errSession{fmt.Errorf("topology: changelog %s start offsets: %w", topic, err)}
 	}
 	so, ok := starts.Lookup(topic, p)
 	if !ok {
-		return 0, 0, fmt.Errorf("topology: changelog %s has no partition %d: it must be partitioned like %s", topic, p, w.r.cfg.Topic)
+		return 0, 0, 0, fmt.Errorf("topology: changelog %s has no partition %d: it must be partitioned like %s", topic, p, w.r.cfg.Topic)
 	}
-	end, err = w.stableEnd(ctx, adm)
-	return so.Offset, end, err
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, 0, 0, errSession{fmt.Errorf("topology: changelog %s end offsets: %w", topic, err)}
+	}
+	he, ok := ends.Lookup(topic, p)
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("topology: changelog %s has no partition %d", topic, p)
+	}
+	stable, err = w.stableEnd(ctx, adm)
+	return so.Offset, stable, he.Offset, err
 }
 
 // stableEnd is the changelog partition's last stable offset: everything

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -39,6 +40,10 @@ type Runner struct {
 
 	fatalOnce sync.Once
 	fatal     chan error
+
+	// restored, when set (by tests), is called when a partition's store
+	// has replayed its changelog, before the task knows its offsets.
+	restored func(partition int32)
 }
 
 // New validates cfg and creates a Runner. It does not contact the brokers.
@@ -84,7 +89,13 @@ func (r *Runner) newSession() (*kgo.GroupTransactSession, error) {
 		// past a transaction's commit marker, so the committed offset
 		// reaches the log end instead of stopping one short of it.
 		kgo.KeepControlRecords(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// NB: a partition without a committed offset starts at the log's
+		// start; a committed offset outside the log (the broker lost
+		// data past it, or retention deleted records not yet consumed)
+		// is a fatal error (outOfRange), never a silent reset that would
+		// count the partition again from its start.
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset().AtStart()),
 		kgo.FetchMaxBytes(16 << 20),
 		kgo.FetchMaxPartitionBytes(2 << 20),
 		kgo.RecordPartitioner(partitioner{
@@ -199,6 +210,10 @@ func (r *Runner) loop(ctx context.Context, sess *kgo.GroupTransactSession) error
 				return errSession{errors.New("topology: client closed")}
 			}
 			fetches.EachError(func(topic string, partition int32, err error) {
+				if errors.Is(err, kerr.OffsetOutOfRange) {
+					r.fail(outOfRange(r.cfg.Group, topic, partition, err))
+					return
+				}
 				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 					r.cfg.Logger.Warn("fetch error", attrTopic, topic, attrPartition, partition, "err", err)
 				}
@@ -300,7 +315,9 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 		produceMu  sync.Mutex
 		produceErr error
 	)
+	produced := false
 	for _, w := range dirty {
+		produced = produced || len(w.out.records) > 0
 		for _, rec := range w.out.records {
 			// NB: after a failed flush a promise can run once commit
 			// has returned; it touches only its own worker.
@@ -335,6 +352,16 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 	if abort {
 		try = kgo.TryAbort
 	}
+	var fenceErr error
+	if try == kgo.TryCommit && produced && len(sess.Client().UncommittedOffsets()) == 0 {
+		if fenceErr = fence(ctx, sess.Client(), r.cfg.Group, r.cfg.InstanceID, r.cfg.Topic, dirty); fenceErr != nil {
+			r.cfg.Logger.Warn("aborting a transaction without input: its offsets could not be fenced", attrGroup, r.cfg.Group, "err", fenceErr)
+			try = kgo.TryAbort
+		}
+	}
+	// NB: a fenced transaction only aborts: the member learns from its
+	// heartbeat that it must rejoin (or a rebalance in progress ends),
+	// and a later transaction publishes what this one would have.
 	committed, err := sess.End(ctx, try)
 	outcome := commitMsg{committed: committed && err == nil}
 	for _, w := range dirty {
@@ -349,6 +376,20 @@ func (r *Runner) commit(ctx context.Context, sess *kgo.GroupTransactSession, dir
 		return errSession{fmt.Errorf("topology: end transaction: %w", err)}
 	}
 	return nil
+}
+
+// ErrOffsetOutOfRange is the error Run returns when the group's
+// committed offset of a partition lies outside the partition's log.
+var ErrOffsetOutOfRange = errors.New("committed offset outside the log")
+
+// outOfRange is the fatal error of a partition whose committed offset
+// lies outside its log, with the way out.
+func outOfRange(group, topic string, partition int32, err error) error {
+	return fmt.Errorf("topology: %w: group %s, %s/%d: the broker lost records past the offset this group committed, "+
+		"or deleted records it had not consumed; kappa does not count the partition again from its start on its own. "+
+		"Rebuild the stores from what the log holds with `kappa replay --from earliest --cutover`, "+
+		"or reset the group's offsets of the partition with a Kafka admin tool while the instances are stopped "+
+		"(README, \"Lost data in the log\"): %w", ErrOffsetOutOfRange, group, topic, partition, err)
 }
 
 // fail records the first fatal task error and stops Run.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -146,11 +145,29 @@ func (w *worker) start() error {
 		if err != nil {
 			return err
 		}
+		if w.r.restored != nil {
+			w.r.restored(w.partition)
+		}
+		// NB: the offsets the task resumes from may belong to a
+		// transaction that was open during the restore (a previous
+		// owner's); they are stable only once it ended, and its
+		// changelog records must then be in the store too.
+		next, ok, err := w.stableGroupOffset()
+		if err == nil {
+			err = w.catchUp(s)
+		}
+		if err != nil {
+			s.Close()
+			return err
+		}
 		w.storeMu.Lock()
 		w.store = s
 		w.storeMu.Unlock()
-	}
-	if next, ok := w.groupOffset(); ok {
+		if ok {
+			w.committed.Store(next)
+			w.next = next
+		}
+	} else if next, ok := w.groupOffset(); ok {
 		w.committed.Store(next)
 		w.next = next
 	}
@@ -237,21 +254,11 @@ func (w *worker) process(p kgo.FetchTopicPartition) {
 
 // reject adds a dead letter for rec to the transaction.
 func (w *worker) reject(rec *kgo.Record, reason error) {
-	source := rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
 	if w.r.cfg.DLQTopic == "" {
-		w.r.fail(fmt.Errorf("topology: record %s rejected and no dead-letter topic: %w", source, reason))
+		w.r.fail(fmt.Errorf("topology: record %s/%d/%d rejected and no dead-letter topic: %w", rec.Topic, rec.Partition, rec.Offset, reason))
 		return
 	}
-	w.out.records = append(w.out.records, &kgo.Record{
-		Topic:     w.r.cfg.DLQTopic,
-		Key:       rec.Key,
-		Value:     rec.Value,
-		Timestamp: rec.Timestamp,
-		Headers: []kgo.RecordHeader{
-			{Key: HeaderError, Value: []byte(reason.Error())},
-			{Key: HeaderSource, Value: []byte(source)},
-		},
-	})
+	w.out.records = append(w.out.records, deadLetter(w.r.cfg.DLQTopic, rec, reason))
 }
 
 // prepare asks the task for its outputs and turns its store changes into

@@ -49,6 +49,7 @@ type instanceConfig struct {
 	recentMiB          int
 	similarCacheMiB    int
 	controlTopic       string
+	maxFuture          time.Duration
 	// procs is the configuration of the version the instance declares
 	// when the cluster has none yet; procsSet is true when a processor
 	// flag was given.
@@ -163,6 +164,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 			state.WithLogger(logger), state.WithMeterProvider(tel.provider)},
 		RecentMiB: c.recentMiB, SimilarCacheMiB: c.similarCacheMiB,
 		Admin: adm, Client: admCl, Directory: dir, Advertise: advertise, Logger: logger,
+		MaxFuture: c.maxFuture,
 	})
 
 	catalogCfg := catalog.Config{Brokers: c.brokers, Dir: filepath.Join(c.data, "catalog"), Logger: logger, MeterProvider: tel.provider,
@@ -231,7 +233,7 @@ func runInstance(ctx context.Context, c instanceConfig, tel *telemetry, logger *
 	if handler, err = gd.wrap(handler, logger); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := serve.NewHTTPServer(handler, serve.Limits{}, logger)
 	srv.RegisterOnShutdown(api.CloseStreams)
 	logger.Info("http api listening", "addr", ln.Addr().String(), "advertised", advertise, "instance", c.instanceID)
 

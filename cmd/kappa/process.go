@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kappa-stream/kappa/control"
+	"github.com/kappa-stream/kappa/events"
 	"github.com/kappa-stream/kappa/processors/registry"
 	"github.com/kappa-stream/kappa/serve"
 )
@@ -30,6 +31,7 @@ func instanceFlags(fs *flag.FlagSet, c *instanceConfig, defaultID string) {
 	fs.IntVar(&c.cacheMiB, "cache-mib", defaultCacheMiB, "MiB of block cache the state stores share, on top of their memtables: queries that read many keys (similar users and songs) are fast only when their tables fit")
 	fs.IntVar(&c.recentMiB, "recent-mib", defaultRecentMiB, "MiB of the day rows stage 2 wrote lately, kept in memory so that updating a hot one does not read the store (0: none)")
 	fs.IntVar(&c.similarCacheMiB, "similar-cache-mib", defaultSimilarCacheMiB, "with --similar, MiB of the users' signatures and songs' vectors kept in memory once a query read them (0: none)")
+	fs.DurationVar(&c.maxFuture, "max-future", events.DefaultMaxFuture, "listens whose ts lies more than this after their record's timestamp go to listens.dlq (the same on every instance)")
 	fs.StringVar(&c.controlTopic, "control-topic", topicControl, "compacted topic that holds the versions and the serving one; every instance of a deployment follows the same")
 	c.procs = registry.NewConfig()
 	c.procs.Flags(fs)
@@ -59,6 +61,8 @@ func checkInstance(fs *flag.FlagSet, c *instanceConfig) error {
 		return usageErrorf(fs, "--partner-epsilon must be positive and --partner-day-epsilon 0 or more")
 	case c.commitInterval <= 0:
 		return usageErrorf(fs, "--commit-interval must be positive")
+	case c.maxFuture <= 0:
+		return usageErrorf(fs, "--max-future must be positive")
 	case c.sessionTimeout <= 0 || c.transactionTimeout <= 0:
 		return usageErrorf(fs, "--session-timeout and --transaction-timeout must be positive")
 	}
