@@ -207,14 +207,20 @@ func (w *worker) updateDue() {
 	}
 }
 
-// committedOffset is the partition's committed offset: its own last
-// commit or, before its first, the group's. A partition whose group offset
-// the client did not know when it started (the offsets arrive after the
-// assignment) still has one: a version with no input would otherwise
-// never show it. −1 when neither is known.
+// committedOffset is the partition's committed offset, as its store
+// reflects it: its own last commit or, before it processed any record,
+// the group's. A partition whose group offset the client did not know
+// when it started (the offsets arrive after the assignment) still has
+// one: a version with no input would otherwise never show it. Once the
+// worker has processed records, the group's offset can be ahead of the
+// store (a commit whose changes the store does not have yet), so only
+// its own commits count. −1 when none is known.
 func (w *worker) committedOffset() int64 {
 	if c := w.committed.Load(); c >= 0 {
 		return c
+	}
+	if w.consumed.Load() >= 0 {
+		return -1
 	}
 	if next, ok := w.groupOffset(); ok {
 		return next
