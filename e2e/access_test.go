@@ -68,9 +68,10 @@ func call(t testing.TB, method, url, body, key string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// secretOf is the random part of a key, which must appear nowhere but
-// in the output of kappa keys create.
-func secretOf(key string) string { return key[strings.LastIndexByte(key, '_')+1:] }
+// secretOf is the random part of a key (kappa_<id>_<secret>, the secret
+// in base64url, which has '_' too), which must appear nowhere but in the
+// output of kappa keys create.
+func secretOf(key string) string { return strings.SplitN(key, "_", 3)[2] }
 
 // checkNotLogged fails when a log holds any of the keys.
 func checkNotLogged(t testing.TB, logs []string, keys ...string) {
