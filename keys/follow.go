@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kappa-stream/kappa/topology"
@@ -76,68 +75,19 @@ func (f *Follower) List() []Key {
 // Run reads the topic until ctx ends and returns nil then; it fails only
 // when the client cannot be made. Broker errors are logged and retried.
 func (f *Follower) Run(ctx context.Context) error {
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(f.brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{f.topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchMaxWait(fetchMaxWait),
-	}, f.opts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("keys: client: %w", err)
-	}
-	defer cl.Close()
-	end := f.endOffset(ctx, kadm.NewClient(cl))
-	if end == 0 {
-		f.syncedOnce.Do(func() { close(f.synced) })
-	}
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		fetches.EachError(func(_ string, _ int32, err error) {
-			f.logger.Warn("reading the keys topic failed; retrying", "topic", f.topic, "err", err)
-		})
-		fetches.EachRecord(func(r *kgo.Record) {
+	err := topology.FollowTopic(ctx, f.topic, "keys topic", append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, f.opts...),
+		fetchMaxWait, f.logger, func(r *kgo.Record) {
 			f.mu.Lock()
 			err := apply(f.byID, r.Key, r.Value)
 			f.mu.Unlock()
 			if err != nil {
 				f.logger.Warn("ignoring an unreadable keys record", "topic", r.Topic, "offset", r.Offset, "err", err)
 			}
-			if r.Offset+1 >= end {
-				f.syncedOnce.Do(func() { close(f.synced) })
-			}
-		})
+		}, func() { f.syncedOnce.Do(func() { close(f.synced) }) })
+	if err != nil {
+		return fmt.Errorf("keys: client: %w", err)
 	}
-}
-
-// endOffset is the topic's end offset when Run starts, retried until it
-// is known or ctx ends.
-func (f *Follower) endOffset(ctx context.Context, adm *kadm.Client) int64 {
-	backoff := 100 * time.Millisecond
-	for {
-		ends, err := adm.ListEndOffsets(ctx, f.topic)
-		if err == nil {
-			if o, ok := ends.Lookup(f.topic, 0); ok && o.Err == nil {
-				return o.Offset
-			} else if ok {
-				err = o.Err
-			} else {
-				err = errors.New("partition 0 missing from the answer")
-			}
-		}
-		if ctx.Err() != nil {
-			return 0
-		}
-		f.logger.Warn("listing the keys topic's end offset failed; retrying", "topic", f.topic, "err", err)
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	return nil
 }
 
 // Load reads the whole keys topic once and returns its keys, oldest
